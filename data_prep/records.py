@@ -1,0 +1,155 @@
+"""The LMDB record schema: one structure = one plain dict of numpy arrays (+ two strings).
+
+Serialised with safetensors (a flat header of dtypes/shapes + raw buffers), so reading someone else's
+dataset can never execute code. Fields (atoms 0-based, lattice vectors as rows, Å, eV):
+
+    positions (N,3) f8 · cell (3,3) f8 · pbc (3,) bool · atomic_numbers (N,) i8 · orbital_counts (N,) i8
+    edge_index (2,E) i8 · cell_shift (E,3) i8 · edge_rev (E,) i8 · fermi_level (1,) f8 (NaN: unknown)
+    h_node, s_node: on-site blocks H_ii(0), S_ii(0), row-major, concatenated over atoms (Σ n_i²)
+    h_edge, s_edge: hopping blocks H_ij(R), S_ij(R) for every edge, concatenated (Σ_e n_i n_j)
+    structure_id, source: strings (kept in the safetensors metadata)
+
+Blocks stay in the source's dtype and OpenMX orbital order, so a DeepH folder -> LMDB -> blocks round trip
+is exact. Bump ``SCHEMA_VERSION`` on any change to this layout.
+"""
+
+from __future__ import annotations
+
+import json
+import struct
+
+import numpy as np
+import safetensors.numpy as stn
+
+from .deeph_format import Blocks, DeepHFormatError, DeepHStructure, format_block_key
+from .graph import neighbor_graph
+
+SCHEMA_VERSION = 1
+STRING_FIELDS = ("structure_id", "source")
+BLOCK_FIELDS = ("h_node", "s_node", "h_edge", "s_edge")
+
+
+class RecordError(ValueError):
+    pass
+
+
+def _flatten(blocks: Blocks, keys: list[tuple], where: str, what: str, missing: str) -> np.ndarray:
+    parts = []
+    for key in keys:
+        blk = blocks.get(key)
+        if blk is None:
+            if missing == "error":
+                raise DeepHFormatError(
+                    f"{where}: {what} has no block {format_block_key(key)}, which lies within the cutoff "
+                    "(lower the cutoff, or pack with missing_blocks='zero' if absent blocks are exact zeros)"
+                )
+            raise KeyError(key)  # handled by caller for 'zero'
+        parts.append(blk.ravel())
+    return np.concatenate(parts) if parts else np.zeros(0)
+
+
+def _gather(blocks: Blocks | None, keys, shapes, where, what, missing) -> np.ndarray:
+    if blocks is None:
+        return np.zeros(0)
+    if missing == "zero":
+        dtype = next(iter(blocks.values())).dtype if blocks else np.float64
+        return np.concatenate(
+            [blocks.get(k, np.zeros(s, dtype=dtype)).ravel() for k, s in zip(keys, shapes)]
+        ) if keys else np.zeros(0, dtype=dtype)
+    return _flatten(blocks, keys, where, what, missing)
+
+
+def structure_to_record(
+    st: DeepHStructure, cutoff: float, structure_id: str, *, missing_blocks: str = "error"
+) -> dict:
+    """Build the record of a structure: its neighbour graph within ``cutoff`` and the blocks on it."""
+    if missing_blocks not in ("error", "zero"):
+        raise ValueError("missing_blocks must be 'error' or 'zero'")
+    edge_index, cell_shift, edge_rev = neighbor_graph(st.cell, st.positions, st.pbc, cutoff)
+    n_orb = st.n_orbitals()
+    node_keys = [(0, 0, 0, a, a) for a in range(st.n_atoms)]
+    edge_keys = [(int(r[0]), int(r[1]), int(r[2]), int(i), int(j)) for (i, j), r in zip(edge_index.T, cell_shift)]
+    node_shapes = [(n_orb[a], n_orb[a]) for a in range(st.n_atoms)]
+    edge_shapes = [(n_orb[i], n_orb[j]) for i, j in edge_index.T]
+    where = st.source or structure_id
+    rec = {
+        "positions": np.asarray(st.positions, dtype=np.float64),
+        "cell": np.asarray(st.cell, dtype=np.float64),
+        "pbc": np.asarray(st.pbc, dtype=bool),
+        "atomic_numbers": np.asarray(st.numbers, dtype=np.int64),
+        "orbital_counts": n_orb,
+        "edge_index": edge_index,
+        "cell_shift": cell_shift,
+        "edge_rev": edge_rev,
+        "fermi_level": np.array([np.nan if st.fermi_level is None else st.fermi_level], dtype=np.float64),
+        "h_node": _gather(st.hamiltonians, node_keys, node_shapes, where, "hamiltonians.h5", missing_blocks),
+        "h_edge": _gather(st.hamiltonians, edge_keys, edge_shapes, where, "hamiltonians.h5", missing_blocks),
+        "s_node": _gather(st.overlaps, node_keys, node_shapes, where, "overlaps.h5", missing_blocks),
+        "s_edge": _gather(st.overlaps, edge_keys, edge_shapes, where, "overlaps.h5", missing_blocks),
+        "structure_id": str(structure_id),
+        "source": str(st.source),
+    }
+    return rec
+
+
+def block_offsets(orbital_counts: np.ndarray, edge_index: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Start offsets (length count+1) of node and edge blocks in the flat arrays."""
+    node_sizes = orbital_counts**2
+    edge_sizes = orbital_counts[edge_index[0]] * orbital_counts[edge_index[1]]
+    return np.concatenate([[0], np.cumsum(node_sizes)]), np.concatenate([[0], np.cumsum(edge_sizes)])
+
+
+def record_blocks(rec: dict, which: str = "h") -> Blocks:
+    """Blocks of a record keyed by (Rx, Ry, Rz, i, j): on-site blocks first, then edges."""
+    n = rec["orbital_counts"]
+    ei, shift = rec["edge_index"], rec["cell_shift"]
+    node_off, edge_off = block_offsets(n, ei)
+    node, edge = rec[f"{which}_node"], rec[f"{which}_edge"]
+    out: Blocks = {}
+    if len(node) == 0:
+        return out
+    for a in range(len(n)):
+        out[(0, 0, 0, a, a)] = node[node_off[a] : node_off[a + 1]].reshape(n[a], n[a])
+    for e, ((i, j), r) in enumerate(zip(ei.T, shift)):
+        out[(int(r[0]), int(r[1]), int(r[2]), int(i), int(j))] = edge[edge_off[e] : edge_off[e + 1]].reshape(n[i], n[j])
+    return out
+
+
+def validate_record(rec: dict, where: str) -> None:
+    """Structural checks of a decoded record (shapes, counts, finiteness)."""
+    try:
+        n = len(rec["atomic_numbers"])
+        e = rec["edge_index"].shape[1]
+        assert rec["positions"].shape == (n, 3), "positions shape"
+        assert rec["cell"].shape == (3, 3), "cell shape"
+        assert rec["edge_index"].shape == (2, e) and rec["cell_shift"].shape == (e, 3), "edge shapes"
+        assert rec["edge_rev"].shape == (e,), "edge_rev shape"
+        node_off, edge_off = block_offsets(rec["orbital_counts"], rec["edge_index"])
+        for f, size in (("h_node", node_off[-1]), ("h_edge", edge_off[-1]), ("s_node", node_off[-1]), ("s_edge", edge_off[-1])):
+            assert rec[f].size in (0, size), f"{f} has {rec[f].size} values, expected {size}"
+            assert np.all(np.isfinite(rec[f])), f"{f} contains NaN or inf"
+    except (KeyError, AssertionError, AttributeError, IndexError) as err:
+        raise RecordError(f"{where}: malformed record ({err})") from None
+
+
+def encode_record(rec: dict) -> bytes:
+    arrays = {k: np.ascontiguousarray(v) for k, v in rec.items() if k not in STRING_FIELDS}
+    meta = {k: str(rec.get(k, "")) for k in STRING_FIELDS}
+    meta["schema_version"] = str(SCHEMA_VERSION)
+    return stn.save(arrays, metadata=meta)
+
+
+def decode_record(buf: bytes, where: str = "record") -> dict:
+    try:
+        (header_len,) = struct.unpack("<Q", bytes(buf[:8]))
+        header = json.loads(bytes(buf[8 : 8 + header_len]))
+        meta = header.get("__metadata__", {})
+        rec = dict(stn.load(bytes(buf)))
+    except Exception as err:  # corrupt bytes raise many different errors
+        raise RecordError(f"{where}: cannot decode record ({type(err).__name__}: {err})") from None
+    version = int(meta.get("schema_version", -1))
+    if version != SCHEMA_VERSION:
+        raise RecordError(f"{where}: record schema version {version}, this code reads version {SCHEMA_VERSION}")
+    for k in STRING_FIELDS:
+        rec[k] = meta.get(k, "")
+    return rec
