@@ -1,0 +1,365 @@
+"""Sharded LMDB datasets: write them (``pack_folders``) and read them lazily (``LmdbDataset``).
+
+Layout of a dataset folder::
+
+    metadata.json        schema version, units, cutoff, basis table, elements, per-record counts, splits
+    data.0000.lmdb       shard written by worker 0: keys "00000000", ... -> encoded records (see records.py),
+    data.0001.lmdb       plus "__length__" and "__metadata__" (the shard's own ids/counts, JSON)
+    ...
+
+Global record index = shard 0's records, then shard 1's, ... (``metadata.json`` has the shard lengths).
+Readers open each shard once per process (``readonly=True, lock=False``) on first access, so a dataset
+object pickles cleanly into DataLoader workers.
+"""
+
+from __future__ import annotations
+
+import json
+import multiprocessing as mp
+import os
+import shutil
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Sequence
+
+import lmdb
+import numpy as np
+
+from .basis import BasisTable, element_symbol
+from .deeph_format import DeepHFormatError, check_hermitian, read_deeph
+from .records import SCHEMA_VERSION, RecordError, decode_record, encode_record, structure_to_record, validate_record
+
+METADATA_FILE = "metadata.json"
+SHARD_PATTERN = "data.{:04d}.lmdb"
+LENGTH_KEY = b"__length__"
+SHARD_META_KEY = b"__metadata__"
+MAP_SIZE = 1 << 40  # virtual; the file only grows as records are written
+DEFAULT_CUTOFF = 7.5  # Å
+
+
+class DatasetError(ValueError):
+    pass
+
+
+def _key(i: int) -> bytes:
+    return f"{i:08d}".encode()
+
+
+# ---------------------------------------------------------------------------------------------------
+# writing
+
+
+def find_structure_folders(sources: Sequence[str | os.PathLike]) -> list[Path]:
+    """DeepH folders given directly, or found (recursively) under the given directories; sorted, unique."""
+    found: set[Path] = set()
+    for src in sources:
+        src = Path(src)
+        if not src.exists():
+            raise FileNotFoundError(f"{src}: no such file or directory")
+        if (src / "element.dat").is_file():
+            found.add(src.resolve())
+            continue
+        hits = {p.parent.resolve() for p in src.rglob("element.dat")}
+        if not hits:
+            raise DeepHFormatError(f"{src}: contains no DeepH-format folder (no element.dat found)")
+        found |= hits
+    return sorted(found)
+
+
+def structure_ids(folders: Sequence[Path]) -> list[str]:
+    """Stable ids: the folder name, or the path relative to the common parent where names clash."""
+    names = [f.name for f in folders]
+    if len(set(names)) == len(names):
+        return names
+    common = Path(os.path.commonpath([str(f) for f in folders]))
+    return [str(f.relative_to(common)) for f in folders]
+
+
+@dataclass
+class _ShardJob:
+    shard_path: str
+    folders: list[str]
+    ids: list[str]
+    cutoff: float
+    missing_blocks: str
+    hermiticity_tol: float
+
+
+_progress = None
+
+
+def _init_worker(counter):
+    global _progress
+    _progress = counter
+
+
+def _write_shard(job: _ShardJob) -> dict:
+    env = lmdb.open(job.shard_path, map_size=MAP_SIZE, subdir=False, meminit=False, map_async=True)
+    counts = {"n_atoms": [], "n_edges": [], "n_matrix_elements": [], "elements": []}
+    basis = None
+    try:
+        for idx, (folder, sid) in enumerate(zip(job.folders, job.ids)):
+            st = read_deeph(folder)
+            check_hermitian(st.hamiltonians, f"{folder}/hamiltonians.h5", job.hermiticity_tol)
+            if st.overlaps is not None:
+                check_hermitian(st.overlaps, f"{folder}/overlaps.h5", job.hermiticity_tol)
+            table = st.basis_table()
+            basis = table if basis is None else basis.merge(table)
+            rec = structure_to_record(st, job.cutoff, sid, missing_blocks=job.missing_blocks)
+            with env.begin(write=True) as txn:
+                txn.put(_key(idx), encode_record(rec))
+            counts["n_atoms"].append(int(st.n_atoms))
+            counts["n_edges"].append(int(rec["edge_index"].shape[1]))
+            counts["n_matrix_elements"].append(int(rec["h_node"].size + rec["h_edge"].size))
+            counts["elements"].append(sorted({int(z) for z in st.numbers}))
+            if _progress is not None:
+                with _progress.get_lock():
+                    _progress.value += 1
+        meta = {"ids": job.ids, **counts}
+        with env.begin(write=True) as txn:
+            txn.put(LENGTH_KEY, str(len(job.folders)).encode())
+            txn.put(SHARD_META_KEY, json.dumps(meta).encode())
+        env.sync(True)
+    finally:
+        env.close()
+    return {"ids": job.ids, "basis": None if basis is None else basis.to_dict(), **counts}
+
+
+def make_splits(n: int, seed: int, fractions: Sequence[float]) -> dict[str, list[int]]:
+    """Seeded split of record indices into train/val/test (by structure: one record = one structure)."""
+    if len(fractions) != 3 or min(fractions) < 0 or abs(sum(fractions) - 1) > 1e-6:
+        raise ValueError(f"split fractions must be three non-negative numbers summing to 1, got {list(fractions)}")
+    perm = np.random.default_rng(seed).permutation(n)
+    n_val = int(round(fractions[1] * n))
+    n_test = int(round(fractions[2] * n))
+    if n >= 3:  # keep every split non-empty when its fraction is positive
+        n_val = max(n_val, 1 if fractions[1] > 0 else 0)
+        n_test = max(n_test, 1 if fractions[2] > 0 else 0)
+    n_train = n - n_val - n_test
+    return {
+        "train": sorted(perm[:n_train].tolist()),
+        "val": sorted(perm[n_train : n_train + n_val].tolist()),
+        "test": sorted(perm[n_train + n_val :].tolist()),
+    }
+
+
+def pack_folders(
+    sources: Sequence[str | os.PathLike],
+    out: str | os.PathLike,
+    *,
+    cutoff: float = DEFAULT_CUTOFF,
+    workers: int = 1,
+    shards: int | None = None,
+    split_seed: int = 0,
+    split_fractions: Sequence[float] = (0.8, 0.1, 0.1),
+    missing_blocks: str = "error",
+    hermiticity_tol: float = 1e-4,
+    overwrite: bool = False,
+    progress: bool = True,
+) -> Path:
+    """Pack DeepH-format folders into a sharded LMDB dataset at ``out``. All-or-nothing.
+
+    Everything is written under a temporary folder beside ``out`` and renamed at the end, so a failure
+    (bad input, killed process) never leaves a half-written dataset at ``out``.
+    """
+    out = Path(out)
+    if out.exists() and not overwrite:
+        raise FileExistsError(f"{out} already exists (use overwrite=True / --overwrite to replace it)")
+    folders = find_structure_folders(sources)
+    ids = structure_ids(folders)
+    n_shards = max(1, min(shards or workers, len(folders)))
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.tmp-", dir=out.parent))
+    try:
+        jobs = [
+            _ShardJob(
+                str(tmp / SHARD_PATTERN.format(k)),
+                [str(f) for f in folders[k::n_shards]],
+                ids[k::n_shards],
+                cutoff,
+                missing_blocks,
+                hermiticity_tol,
+            )
+            for k in range(n_shards)
+        ]
+        results = _run_jobs(jobs, workers, len(folders), progress)
+        basis = None
+        for r in results:
+            if r["basis"] is not None:
+                table = BasisTable.from_dict(r["basis"])
+                basis = table if basis is None else basis.merge(table)
+        flat = {key: [v for r in results for v in r[key]] for key in ("ids", "n_atoms", "n_edges", "n_matrix_elements")}
+        elements = sorted({z for r in results for zs in r["elements"] for z in zs})
+        meta = {
+            "schema_version": SCHEMA_VERSION,
+            "format": "deeph-lightning sharded LMDB",
+            "units": {"length": "angstrom", "energy": "eV"},
+            "orbital_order": "openmx",
+            "cutoff": float(cutoff),
+            "missing_blocks": missing_blocks,
+            "basis": basis.to_dict(),
+            "elements": elements,
+            "element_symbols": [element_symbol(z) for z in elements],
+            "shards": [Path(j.shard_path).name for j in jobs],
+            "shard_lengths": [len(j.folders) for j in jobs],
+            "length": len(folders),
+            **flat,
+            "sources": [str(Path(s).resolve()) for s in sources],
+            "split_seed": int(split_seed),
+            "split_fractions": list(map(float, split_fractions)),
+            "splits": make_splits(len(folders), split_seed, split_fractions),
+            "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+        }
+        (tmp / METADATA_FILE).write_text(json.dumps(meta, indent=1) + "\n")
+        if out.exists():
+            shutil.rmtree(out)
+        os.replace(tmp, out)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return out
+
+
+def _run_jobs(jobs: list[_ShardJob], workers: int, total: int, progress: bool) -> list[dict]:
+    from tqdm import tqdm
+
+    bar = tqdm(total=total, desc="pack", unit="structure", disable=not progress)
+    try:
+        if workers <= 1 or len(jobs) == 1:
+            results = []
+            for job in jobs:
+                results.append(_write_shard(job))
+                bar.update(len(job.folders))
+            return results
+        ctx = mp.get_context("fork")
+        counter = ctx.Value("i", 0)
+        with ctx.Pool(min(workers, len(jobs)), initializer=_init_worker, initargs=(counter,)) as pool:
+            pending = pool.map_async(_write_shard, jobs)
+            while not pending.ready():
+                pending.wait(0.2)
+                bar.update(counter.value - bar.n)
+            results = pending.get()  # re-raises the first worker error
+        bar.update(total - bar.n)
+        return results
+    finally:
+        bar.close()
+
+
+# ---------------------------------------------------------------------------------------------------
+# reading
+
+
+class LmdbDataset:
+    """Read-only, lazily opened view of a packed dataset. ``ds[i]`` is the decoded record dict."""
+
+    def __init__(self, path: str | os.PathLike, validate: bool = False):
+        self.path = Path(path)
+        meta_path = self.path / METADATA_FILE
+        if not meta_path.is_file():
+            raise DatasetError(f"{self.path}: not a packed dataset (no {METADATA_FILE}); create one with deeph-prep pack")
+        try:
+            self.metadata = json.loads(meta_path.read_text())
+        except json.JSONDecodeError as e:
+            raise DatasetError(f"{meta_path}: invalid JSON ({e})") from None
+        version = self.metadata.get("schema_version")
+        if version != SCHEMA_VERSION:
+            raise DatasetError(f"{self.path}: dataset schema version {version}, this code reads version {SCHEMA_VERSION}")
+        self.basis = BasisTable.from_dict(self.metadata["basis"])
+        self.cutoff = float(self.metadata["cutoff"])
+        lengths = self.metadata["shard_lengths"]
+        self._bounds = np.concatenate([[0], np.cumsum(lengths)]).astype(np.int64)
+        self.validate = validate
+        self._envs: dict[int, lmdb.Environment] = {}
+        self._pid = None
+
+    def __len__(self) -> int:
+        return int(self._bounds[-1])
+
+    def __getstate__(self):
+        state = self.__dict__.copy()
+        state["_envs"] = {}
+        state["_pid"] = None
+        return state
+
+    def _env(self, shard: int) -> lmdb.Environment:
+        if self._pid != os.getpid():  # opened in another process (forked worker): reopen here
+            self._envs, self._pid = {}, os.getpid()
+        env = self._envs.get(shard)
+        if env is None:
+            path = self.path / self.metadata["shards"][shard]
+            if not path.is_file():
+                raise DatasetError(f"{path}: shard listed in {METADATA_FILE} is missing")
+            try:
+                env = lmdb.open(str(path), subdir=False, readonly=True, lock=False, readahead=False, meminit=False)
+            except lmdb.Error as e:
+                raise DatasetError(f"{path}: cannot open LMDB shard ({e})") from None
+            self._envs[shard] = env
+        return env
+
+    def locate(self, idx: int) -> tuple[int, int]:
+        if idx < 0:
+            idx += len(self)
+        if not 0 <= idx < len(self):
+            raise IndexError(f"record {idx} out of range for dataset of {len(self)} records")
+        shard = int(np.searchsorted(self._bounds, idx, side="right") - 1)
+        return shard, idx - int(self._bounds[shard])
+
+    def __getitem__(self, idx: int) -> dict:
+        shard, local = self.locate(int(idx))
+        where = f"{self.path / self.metadata['shards'][shard]} record {local}"
+        try:
+            with self._env(shard).begin() as txn:
+                buf = txn.get(_key(local))
+        except lmdb.Error as e:
+            raise DatasetError(f"{where}: LMDB read failed ({e}); the shard is corrupt or truncated") from None
+        if buf is None:
+            raise DatasetError(f"{where}: record missing from shard (corrupt or truncated dataset)")
+        rec = decode_record(buf, where)
+        if self.validate:
+            validate_record(rec, where)
+        return rec
+
+    def shard_length(self, shard: int) -> int:
+        with self._env(shard).begin() as txn:
+            raw = txn.get(LENGTH_KEY)
+        if raw is None:
+            raise DatasetError(f"{self.path / self.metadata['shards'][shard]}: no {LENGTH_KEY.decode()} key (incomplete shard)")
+        return int(raw)
+
+    def split(self, name: str) -> list[int]:
+        try:
+            return list(self.metadata["splits"][name])
+        except KeyError:
+            raise DatasetError(f"{self.path}: no split named {name!r} (have {sorted(self.metadata['splits'])})") from None
+
+    def close(self) -> None:
+        for env in self._envs.values():
+            env.close()
+        self._envs = {}
+
+
+class LmdbGraphDataset:
+    """torch-style dataset of ``BlockData`` graphs (blocks padded to the dataset's union basis)."""
+
+    def __init__(self, path: str | os.PathLike, indices: Sequence[int] | None = None, dtype=None, basis: BasisTable | None = None):
+        import torch
+
+        self.records = LmdbDataset(path)
+        self.basis = basis or self.records.basis
+        self.indices = list(range(len(self.records))) if indices is None else list(indices)
+        self.dtype = dtype or torch.get_default_dtype()
+
+    def __len__(self) -> int:
+        return len(self.indices)
+
+    def __getitem__(self, i: int):
+        from .torch_data import record_to_data
+
+        return record_to_data(self.records[self.indices[i]], self.basis, self.dtype)
+
+    def matrix_elements(self) -> np.ndarray:
+        """Per-item count of stored matrix elements (for size-balanced batching)."""
+        counts = np.asarray(self.records.metadata["n_matrix_elements"])
+        return counts[self.indices]
