@@ -34,12 +34,16 @@ def _non_periodic_box(positions: np.ndarray, pbc: np.ndarray, cell: np.ndarray) 
     return box
 
 
+MIN_DISTANCE = 0.1  # Å; closer atoms (or periodic images) are an input error
+
+
 def neighbor_graph(
     cell: np.ndarray, positions: np.ndarray, pbc: np.ndarray, cutoff: float
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Return ``edge_index`` (2, E) int64, ``cell_shift`` (E, 3) int64, ``edge_rev`` (E,) int64.
 
     Edges are sorted by (i, j, Rx, Ry, Rz), so the result does not depend on the search's order.
+    Raises ``GraphError`` for overlapping atoms (closer than ``MIN_DISTANCE``).
     """
     positions = np.ascontiguousarray(positions, dtype=np.float64)
     cell = np.ascontiguousarray(cell, dtype=np.float64)
@@ -58,7 +62,13 @@ def neighbor_graph(
     j = j.astype(np.int64)
     shift = shift.astype(np.int64)
     keep = ~((i == j) & np.all(shift == 0, axis=1)) & (dist < cutoff)
-    i, j, shift = i[keep], j[keep], shift[keep]
+    i, j, shift, dist = i[keep], j[keep], shift[keep], dist[keep]
+    if len(dist) and dist.min() < MIN_DISTANCE:
+        k = int(np.argmin(dist))
+        raise GraphError(
+            f"atoms {i[k] + 1} and {j[k] + 1} (1-based, image R={shift[k].tolist()}) are {dist[k]:.3g} Å apart: "
+            f"overlapping atoms (minimum {MIN_DISTANCE} Å); check the positions and their units (Å)"
+        )
     order = np.lexsort((shift[:, 2], shift[:, 1], shift[:, 0], j, i))
     i, j, shift = i[order], j[order], shift[order]
     edge_rev = reverse_edges(np.stack([i, j]), shift)
