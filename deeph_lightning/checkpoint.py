@@ -1,0 +1,81 @@
+"""Loading our self-describing checkpoints (the public API used by evaluation and inference).
+
+A checkpoint written by ``HamiltonianModule`` holds, under ``checkpoint["deeph"]``: the network's
+config (``_target_`` + hyper-parameters), the basis table, the cutoff, the record schema version,
+the orbital order and units, whether EMA weights are present, the resolved run config and the W&B
+run id. ``load_model`` rebuilds the network from that alone (no config files needed).
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+
+from data_prep.basis import BasisTable
+from data_prep.records import SCHEMA_VERSION
+
+from .module import CHECKPOINT_FORMAT, build_net
+
+
+class CheckpointError(ValueError):
+    """The file is missing, unreadable, or not a deeph-lightning checkpoint."""
+
+
+@dataclass
+class LoadedModel:
+    model: torch.nn.Module  # eval mode; forward(Batch of BlockData) -> dict(h_node, h_edge), OpenMX order, eV
+    basis: BasisTable
+    cutoff: float  # Å; build graphs with this cutoff (data_prep.torch_data.structure_to_data)
+    meta: dict  # everything under checkpoint["deeph"] (config, dtype, schema_version, ...)
+
+
+def read_checkpoint(ckpt_path: str | os.PathLike, map_location="cpu") -> dict:
+    path = Path(ckpt_path)
+    if not path.is_file():
+        raise CheckpointError(f"{path}: no such checkpoint file")
+    try:
+        ckpt = torch.load(path, map_location=map_location, weights_only=True)
+    except Exception as err:  # torch raises many types for foreign/corrupt files
+        raise CheckpointError(
+            f"{path}: not a deeph-lightning checkpoint (torch.load failed: {type(err).__name__}: {str(err)[:200]})"
+        ) from None
+    meta = ckpt.get("deeph") if isinstance(ckpt, dict) else None
+    if not isinstance(meta, dict) or meta.get("format") != CHECKPOINT_FORMAT:
+        raise CheckpointError(
+            f"{path}: not a deeph-lightning checkpoint (no 'deeph' metadata; was it written by train.py?)"
+        )
+    if int(meta.get("schema_version", -1)) != SCHEMA_VERSION:
+        raise CheckpointError(
+            f"{path}: trained on record schema version {meta.get('schema_version')}, this code uses {SCHEMA_VERSION}"
+        )
+    return ckpt
+
+
+def checkpoint_meta(ckpt_path: str | os.PathLike) -> dict:
+    return read_checkpoint(ckpt_path)["deeph"]
+
+
+def load_model(ckpt_path: str | os.PathLike, map_location="cpu") -> LoadedModel:
+    """Rebuild the trained network from a checkpoint; EMA weights when the checkpoint has them."""
+    ckpt = read_checkpoint(ckpt_path, map_location)
+    meta = ckpt["deeph"]
+    basis = BasisTable.from_dict(meta["basis"])
+    cutoff = float(meta["cutoff"])
+    model = build_net(meta["net"], basis, cutoff)
+    state = ckpt["state_dict"]
+    prefix = "ema.module." if meta.get("has_ema") else "net."
+    weights = {k[len(prefix) :]: v for k, v in state.items() if k.startswith(prefix)}
+    if not weights:
+        raise CheckpointError(f"{ckpt_path}: checkpoint has no weights under {prefix!r}")
+    dtype = getattr(torch, meta.get("dtype", "float32"))
+    model.to(dtype)
+    try:
+        model.load_state_dict(weights, strict=True)
+    except RuntimeError as err:
+        raise CheckpointError(f"{ckpt_path}: weights do not fit the network described in the checkpoint ({err})") from None
+    model.to(map_location if isinstance(map_location, (str, torch.device)) else "cpu")
+    model.eval()
+    return LoadedModel(model=model, basis=basis, cutoff=cutoff, meta=meta)

@@ -1,0 +1,236 @@
+"""LightningDataModule over a packed LMDB dataset (``data_prep.lmdb_dataset``).
+
+* The dataset's ``metadata.json`` is the single source of the basis table, the cutoff and the
+  train/val/test splits (written by the pack step); nothing here re-derives them.
+* Records are read lazily: each DataLoader worker opens the LMDB shards on first access.
+* Batches are packed to a budget of matrix elements (``BudgetBatchSampler``): ``global_budget`` is
+  the whole optimizer step's budget, each of the ``world_size`` ranks gets about 1/world_size of it.
+* ``pack_from``: when ``path`` does not exist yet, pack these DeepH folders there first (once, on the
+  first local rank). ``"embedded:quickstart"`` names the dataset shipped with the package.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+import pytorch_lightning as pl
+import torch
+from torch.utils.data import DataLoader
+from torch_geometric.data import Batch
+
+from data_prep.basis import BasisTable
+from data_prep.lmdb_dataset import METADATA_FILE, LmdbDataset, LmdbGraphDataset, pack_folders
+
+from .sampling import BudgetBatchSampler
+
+EMBEDDED_PREFIX = "embedded:"
+
+
+class DataConfigError(ValueError):
+    """The data configuration points at something missing or inconsistent."""
+
+
+def resolve_sources(pack_from) -> list[str]:
+    if pack_from is None:
+        return []
+    items = [pack_from] if isinstance(pack_from, (str, os.PathLike)) else list(pack_from)
+    out = []
+    for item in items:
+        item = str(item)
+        if item.startswith(EMBEDDED_PREFIX):
+            name = item[len(EMBEDDED_PREFIX) :]
+            from data_prep import embedded
+
+            getter = getattr(embedded, f"{name}_path", None)
+            if getter is None:
+                raise DataConfigError(f"no embedded dataset named {name!r} in data_prep.embedded")
+            out.append(str(getter()))
+        else:
+            out.append(item)
+    return out
+
+
+def collate(items: list) -> Batch:
+    return Batch.from_data_list(items)
+
+
+class ResumableDataLoader(DataLoader):
+    """DataLoader whose position inside an epoch is saved in checkpoints (Lightning's stateful protocol).
+
+    ``progress`` returns how many batches of the current epoch the training loop has processed; it is
+    asked at save time, so batches prefetched by workers but not yet trained on are not counted.
+    """
+
+    def __init__(self, *args, progress=None, **kwargs):
+        super().__init__(*args, **kwargs)
+        self._progress = progress
+
+    def state_dict(self) -> dict:
+        sampler: BudgetBatchSampler = self.batch_sampler
+        state = sampler.state_dict()
+        if self._progress is not None:
+            state["consumed"] = int(self._progress())
+        return state
+
+    def load_state_dict(self, state: dict) -> None:
+        self.batch_sampler.load_state_dict(state)
+
+
+class DeepHDataModule(pl.LightningDataModule):
+    def __init__(
+        self,
+        path: str,
+        pack_from: str | Sequence[str] | None = None,
+        cutoff: float | None = None,
+        split_seed: int = 0,
+        split_fractions: Sequence[float] = (0.8, 0.1, 0.1),
+        global_budget: int = 200_000,
+        val_budget: int | None = None,
+        max_structures: int | None = None,
+        num_workers: int = 0,
+        pin_memory: bool = False,
+        seed: int = 0,
+        dtype: str = "float32",
+    ):
+        super().__init__()
+        self.path = Path(path).expanduser()
+        self.pack_from = pack_from
+        self.expected_cutoff = cutoff
+        self.split_seed = split_seed
+        self.split_fractions = tuple(split_fractions)
+        self.global_budget = int(global_budget)
+        self.val_budget = int(val_budget or global_budget)
+        self.max_structures = max_structures
+        self.num_workers = int(num_workers)
+        self.pin_memory = pin_memory
+        self.seed = int(seed)
+        self.dtype = dtype
+        self._records: LmdbDataset | None = None
+        self.datasets: dict[str, LmdbGraphDataset] = {}
+
+    # --- dataset discovery ------------------------------------------------------------------------
+    def check_available(self) -> None:
+        """Fail fast, with what is missing and how to get it, before any heavy work starts."""
+        if (self.path / METADATA_FILE).is_file():
+            return
+        if self.path.exists() and any(self.path.iterdir()):
+            raise DataConfigError(f"{self.path} exists but is not a packed dataset (no {METADATA_FILE})")
+        if not self.pack_from:
+            raise DataConfigError(
+                f"dataset not found: {self.path} does not exist. Pack DeepH folders into it with "
+                f"`deeph-prep pack <folders> -o {self.path}`, or point data.path at a packed dataset "
+                "(e.g. `python train.py ... data.path=/path/to/dataset.lmdb`)."
+            )
+        for src in resolve_sources(self.pack_from):
+            if not Path(src).exists():
+                raise DataConfigError(f"cannot pack {self.path}: source {src} does not exist")
+
+    def prepare_data(self) -> None:
+        self.check_available()
+        if (self.path / METADATA_FILE).is_file():
+            return
+        sources = resolve_sources(self.pack_from)
+        print(f"packing {len(sources)} source(s) into {self.path} (once; later runs reuse it)", flush=True)
+        pack_folders(
+            sources,
+            self.path,
+            cutoff=self.expected_cutoff or 7.5,
+            split_seed=self.split_seed,
+            split_fractions=self.split_fractions,
+            progress=False,
+        )
+
+    @property
+    def records(self) -> LmdbDataset:
+        if self._records is None:
+            self.check_available()
+            if not (self.path / METADATA_FILE).is_file():
+                raise DataConfigError(f"{self.path}: dataset is not packed yet (call prepare_data first)")
+            self._records = LmdbDataset(self.path)
+            cut = self._records.cutoff
+            if self.expected_cutoff is not None and abs(cut - float(self.expected_cutoff)) > 1e-9:
+                raise DataConfigError(
+                    f"{self.path}: packed with cutoff {cut} Å but the config asks for {self.expected_cutoff} Å; "
+                    "repack the dataset or set data.cutoff=null to use the dataset's cutoff"
+                )
+        return self._records
+
+    @property
+    def basis(self) -> BasisTable:
+        return self.records.basis
+
+    @property
+    def cutoff(self) -> float:
+        return self.records.cutoff
+
+    @property
+    def metadata(self) -> dict:
+        return self.records.metadata
+
+    @property
+    def torch_dtype(self) -> torch.dtype:
+        trainer = getattr(self, "trainer", None)
+        if trainer is not None and str(trainer.precision).startswith("64"):
+            return torch.float64
+        return getattr(torch, self.dtype)
+
+    # --- splits / loaders -------------------------------------------------------------------------
+    def setup(self, stage: str | None = None) -> None:
+        for name in ("train", "val", "test"):
+            if name not in self.datasets:
+                idx = self.records.split(name)
+                self.datasets[name] = LmdbGraphDataset(self.path, idx, dtype=self.torch_dtype, basis=self.basis)
+
+    def padded_sizes(self, split: str) -> np.ndarray:
+        """Matrix elements each structure occupies in the model ((atoms + edges) · M²)."""
+        meta = self.metadata
+        idx = np.asarray(self.records.split(split), dtype=np.int64)
+        blocks = np.asarray(meta["n_atoms"])[idx] + np.asarray(meta["n_edges"])[idx]
+        return blocks * self.basis.n_union**2
+
+    def _world(self) -> tuple[int, int]:
+        trainer = getattr(self, "trainer", None)
+        if trainer is None:
+            return 0, 1
+        return trainer.global_rank, trainer.world_size
+
+    def _progress(self) -> int:
+        trainer = getattr(self, "trainer", None)
+        if trainer is None:
+            return 0
+        return trainer.fit_loop.epoch_loop.batch_progress.current.processed
+
+    def _loader(self, split: str, budget: int, shuffle: bool) -> DataLoader:
+        if split not in self.datasets:
+            self.setup()
+        ds = self.datasets[split]
+        if len(ds) == 0:
+            raise DataConfigError(f"{self.path}: the {split} split is empty")
+        rank, world = self._world()
+        sampler = BudgetBatchSampler(
+            self.padded_sizes(split), budget, shuffle=shuffle, seed=self.seed, rank=rank, world_size=world,
+            max_structures=self.max_structures,
+        )
+        cls = ResumableDataLoader if split == "train" else DataLoader
+        extra = {"progress": self._progress} if split == "train" else {}
+        return cls(
+            ds,
+            batch_sampler=sampler,
+            collate_fn=collate,
+            num_workers=self.num_workers,
+            pin_memory=self.pin_memory,
+            persistent_workers=self.num_workers > 0,
+            **extra,
+        )
+
+    def train_dataloader(self) -> DataLoader:
+        return self._loader("train", self.global_budget, shuffle=True)
+
+    def val_dataloader(self) -> DataLoader:
+        return self._loader("val", self.val_budget, shuffle=False)
+
+    def test_dataloader(self) -> DataLoader:
+        return self._loader("test", self.val_budget, shuffle=False)

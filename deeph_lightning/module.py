@@ -1,0 +1,229 @@
+"""The LightningModule that trains a Hamiltonian network on H blocks.
+
+* Loss on the real orbitals of each block only (``block_mask``): ``mse``, ``mae`` or ``gauge``
+  (gauge-invariant, from ``deeph_lightning.models``). The masked sums are normalised by the number of
+  masked entries of the *global* batch (summed over DDP ranks), so DDP(n) computes exactly the
+  gradient of one process on the union of the ranks' batches.
+* Metrics in meV (``metrics.BlockErrorAccumulator``); validation/test use the EMA weights.
+* AdamW; warm-up + cosine (per step) or reduce-on-plateau (per validation); gradient clipping and
+  precision come from the Trainer.
+* Checkpoints carry everything ``load_model`` needs under ``checkpoint["deeph"]``.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import pytorch_lightning as pl
+import torch
+from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
+
+from data_prep.basis import BasisTable
+from data_prep.records import SCHEMA_VERSION
+from data_prep.torch_data import block_mask
+
+from .metrics import BlockErrorAccumulator
+
+CHECKPOINT_FORMAT = "deeph-lightning"
+CHECKPOINT_FORMAT_VERSION = 1
+
+
+def _plain(x):
+    """DictConfig/ListConfig -> plain containers (checkpoints must load with ``weights_only=True``)."""
+    try:
+        from omegaconf import DictConfig, ListConfig, OmegaConf
+
+        if isinstance(x, (DictConfig, ListConfig)):
+            return OmegaConf.to_container(x, resolve=True)
+    except ImportError:  # pragma: no cover
+        pass
+    return x
+
+
+def build_net(net: dict, basis: BasisTable, cutoff: float) -> torch.nn.Module:
+    """Instantiate the network from its config dict (``_target_`` + hyper-parameters)."""
+    from hydra.utils import instantiate
+
+    return instantiate(dict(net), basis=basis, cutoff=cutoff, _convert_="all")
+
+
+def warmup_cosine(warmup_steps: int, total_steps: int, min_ratio: float):
+    def factor(step: int) -> float:
+        if step < warmup_steps:
+            return (step + 1) / max(1, warmup_steps)
+        progress = min(1.0, (step - warmup_steps) / max(1, total_steps - warmup_steps))
+        return min_ratio + (1 - min_ratio) * 0.5 * (1 + math.cos(math.pi * progress))
+
+    return factor
+
+
+class HamiltonianModule(pl.LightningModule):
+    def __init__(
+        self,
+        net: dict,
+        basis: dict | BasisTable,
+        cutoff: float,
+        loss: str = "mse",
+        optimizer: dict | None = None,
+        scheduler: dict | None = None,
+        ema_decay: float | None = 0.999,
+        per_pair_metrics: bool = True,
+    ):
+        super().__init__()
+        net = _plain(net)
+        basis = basis if isinstance(basis, BasisTable) else BasisTable.from_dict(_plain(basis))
+        optimizer = dict(_plain(optimizer) or {})
+        scheduler = dict(_plain(scheduler) or {"name": "none"})
+        if loss not in ("mse", "mae", "gauge"):
+            raise ValueError(f"model.loss must be 'mse', 'mae' or 'gauge', got {loss!r}")
+        self.save_hyperparameters(
+            {"net": net, "basis": basis.to_dict(), "cutoff": float(cutoff), "loss": loss, "optimizer": optimizer,
+             "scheduler": scheduler, "ema_decay": ema_decay, "per_pair_metrics": per_pair_metrics}
+        )
+        self.basis = basis
+        self.cutoff = float(cutoff)
+        self.net = build_net(net, basis, self.cutoff)
+        self.ema = None
+        if ema_decay:
+            self.ema = AveragedModel(self.net, multi_avg_fn=get_ema_multi_avg_fn(ema_decay), use_buffers=True)
+            self.ema.requires_grad_(False)
+        self.run_config: dict | None = None  # resolved Hydra config, set by train.py, saved in checkpoints
+        self._acc: dict[str, BlockErrorAccumulator] = {}
+
+    # --- forward / loss ---------------------------------------------------------------------------
+    def forward(self, batch) -> dict:
+        return self.net(batch)
+
+    def eval_net(self) -> torch.nn.Module:
+        return self.ema.module if self.ema is not None else self.net
+
+    def on_after_batch_transfer(self, batch, dataloader_idx: int):
+        dtype = next(self.net.parameters()).dtype
+        for key in ("pos", "cell", "cell_shift", "h_node", "h_edge", "s_node", "s_edge", "fermi_level"):
+            if key in batch and batch[key].is_floating_point() and batch[key].dtype != dtype:
+                batch[key] = batch[key].to(dtype)
+        return batch
+
+    def _error_sum(self, batch, out: dict) -> tuple[torch.Tensor, torch.Tensor]:
+        """Sum of the per-entry loss over masked entries of this rank's batch, and the entry count."""
+        z, ei = batch.atomic_numbers, batch.edge_index
+        total, count = 0.0, 0.0
+        for pred, target, mask in (
+            (out["h_node"], batch.h_node, block_mask(self.basis, z)),
+            (out["h_edge"], batch.h_edge, block_mask(self.basis, z, ei)),
+        ):
+            diff = (pred.float() - target.float()) * mask
+            total = total + (diff.square().sum() if self.hparams.loss == "mse" else diff.abs().sum())
+            count = count + mask.sum()
+        return total, torch.as_tensor(count, dtype=torch.float32, device=self.device)
+
+    def _gauge_loss(self, batch, out: dict) -> torch.Tensor:
+        from .models import losses
+
+        return losses.gauge_invariant_loss(out, batch, self.basis)
+
+    def training_step(self, batch, batch_idx: int):
+        out = self.net(batch)
+        n_struct = torch.tensor(float(batch.num_graphs), device=self.device)
+        if self.hparams.loss == "gauge":
+            loss = self._gauge_loss(batch, out)
+            stats = self.trainer.strategy.reduce(torch.stack([loss.detach() * n_struct, n_struct]), reduce_op="sum")
+            logged = stats[0] / stats[1]
+        else:
+            err, count = self._error_sum(batch, out)
+            stats = self.trainer.strategy.reduce(torch.stack([err.detach(), count]), reduce_op="sum")
+            # DDP averages gradients over ranks: scale so the average is d(global sum / global count).
+            loss = err * self.trainer.world_size / stats[1]
+            logged = stats[0] / stats[1]
+        self.log("train/loss", logged, prog_bar=True, batch_size=batch.num_graphs)
+        if self.hparams.loss == "mse":
+            self.log("train/rmse_meV", logged.sqrt() * 1000.0, prog_bar=True, batch_size=batch.num_graphs)
+        return loss
+
+    def on_before_optimizer_step(self, optimizer) -> None:
+        norms = [p.grad.detach().norm() for p in self.net.parameters() if p.grad is not None]
+        if norms:
+            self.log("train/grad_norm", torch.stack(norms).norm(), batch_size=1)
+
+    def on_train_batch_end(self, outputs, batch, batch_idx: int) -> None:
+        if self.ema is not None:
+            self.ema.update_parameters(self.net)
+
+    # --- validation / test ------------------------------------------------------------------------
+    def _eval_step(self, stage: str, batch) -> None:
+        out = self.eval_net()(batch)
+        acc = self._acc.get(stage)
+        if acc is None:
+            acc = self._acc[stage] = BlockErrorAccumulator(self.basis, device=self.device)
+        acc.update(batch, out)
+
+    def _eval_epoch_end(self, stage: str) -> None:
+        acc = self._acc.pop(stage, None)
+        if acc is None:
+            return
+        acc.load_tensors(self.trainer.strategy.reduce(acc.tensors(), reduce_op="sum"))
+        summary = acc.summary(per_pair=self.hparams.per_pair_metrics)
+        for name, value in summary.items():
+            self.log(f"{stage}/{name}", value, prog_bar=name == "mae_meV", sync_dist=False, rank_zero_only=False)
+        self.last_metrics = {f"{stage}/{k}": v for k, v in summary.items()}
+
+    def validation_step(self, batch, batch_idx: int) -> None:
+        self._eval_step("val", batch)
+
+    def on_validation_epoch_end(self) -> None:
+        self._eval_epoch_end("val")
+
+    def test_step(self, batch, batch_idx: int) -> None:
+        self._eval_step("test", batch)
+
+    def on_test_epoch_end(self) -> None:
+        self._eval_epoch_end("test")
+
+    # --- optimisation -----------------------------------------------------------------------------
+    def configure_optimizers(self) -> Any:
+        opt_cfg = dict(self.hparams.optimizer)
+        lr = float(opt_cfg.pop("lr", 1e-3))
+        optimizer = torch.optim.AdamW(self.net.parameters(), lr=lr, **opt_cfg)
+        sched = dict(self.hparams.scheduler)
+        name = sched.pop("name", "none")
+        if name == "none":
+            return optimizer
+        if name == "warmup_cosine":
+            total = sched.get("total_steps") or self.trainer.estimated_stepping_batches
+            if not math.isfinite(total):
+                raise ValueError("warmup_cosine needs trainer.max_steps or max_epochs (or scheduler.total_steps)")
+            fn = warmup_cosine(int(sched.get("warmup_steps", 0)), int(total), float(sched.get("min_lr_ratio", 0.01)))
+            scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, fn)
+            return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "step"}}
+        if name == "plateau":
+            scheduler = torch.optim.lr_scheduler.ReduceLROnPlateau(
+                optimizer, mode="min", factor=float(sched.get("factor", 0.5)), patience=int(sched.get("patience", 5)),
+                min_lr=float(sched.get("min_lr", 0.0)),
+            )
+            return {"optimizer": optimizer,
+                    "lr_scheduler": {"scheduler": scheduler, "monitor": sched.get("monitor", "val/mae_meV"),
+                                     "interval": "epoch"}}
+        raise ValueError(f"unknown scheduler {name!r} (use none, warmup_cosine or plateau)")
+
+    # --- checkpoints ------------------------------------------------------------------------------
+    def on_save_checkpoint(self, checkpoint: dict) -> None:
+        wandb_id = None
+        for logger in self.loggers:
+            if type(logger).__name__ == "WandbLogger":
+                wandb_id = logger.version
+        checkpoint["deeph"] = {
+            "format": CHECKPOINT_FORMAT,
+            "format_version": CHECKPOINT_FORMAT_VERSION,
+            "net": self.hparams.net,
+            "basis": self.basis.to_dict(),
+            "cutoff": self.cutoff,
+            "schema_version": SCHEMA_VERSION,
+            "orbital_order": "openmx",
+            "units": {"length": "angstrom", "energy": "eV"},
+            "has_ema": self.ema is not None,
+            "dtype": str(next(self.net.parameters()).dtype).replace("torch.", ""),
+            "config": self.run_config,
+            "wandb_run_id": wandb_id,
+            "global_step": int(self.global_step),
+        }
