@@ -53,7 +53,7 @@ def _padded(flat: np.ndarray, slots_i, slots_j, counts_i, counts_j, n_union) -> 
 def record_to_data(rec: dict, basis: BasisTable, dtype: torch.dtype = torch.float32) -> BlockData:
     z = rec["atomic_numbers"]
     check_elements(basis, z, rec.get("structure_id", "record"))
-    slot_table = basis.slot_table(int(z.max()))
+    slot_table = basis.slot_table(max(int(z.max()), max(basis.elements)))
     ei = rec["edge_index"]
     n_orb = rec["orbital_counts"]
     data = BlockData(
