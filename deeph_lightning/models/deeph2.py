@@ -1,0 +1,141 @@
+"""DeepH-2: equivariant transformer with SO(2) convolutions in local bond frames.
+
+Per edge the features of both atoms are rotated into the frame whose polar axis (e3nn's y) is the bond,
+mixed by radial-weighted SO(2) linear maps (``so2.SO2Linear``), and rotated back; messages are weighted by
+multi-head attention computed from the invariant channels. Blocks: layer norm -> SO(2) attention ->
+residual -> layer norm -> gated feed-forward -> residual. Heads: node features -> on-site blocks, one more
+SO(2) convolution per edge -> hopping blocks (``common.BlockHeads``).
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+from torch_geometric.utils import scatter, softmax
+
+from data_prep.basis import BasisTable
+
+from .common import MAX_Z, BlockHeads, EdgeEmbedding, GraphInputs, check_elements_known
+from .layers import EquivariantLayerNorm, EquivariantLinear, Gate
+from .so2 import SO2Linear
+from .so3 import EdgeFrame, degree_of_component, m_major_order, num_coeffs
+
+
+def pair_channels(a: torch.Tensor, b: torch.Tensor, nat: int) -> torch.Tensor:
+    """Concatenate two feature tensors channel-wise keeping natural channels first."""
+    return torch.cat([a[..., :nat], b[..., :nat], a[..., nat:], b[..., nat:]], dim=-1)
+
+
+class SO2Attention(nn.Module):
+    def __init__(self, lmax, mmax, channels, nat, heads, hidden_radial):
+        super().__init__()
+        if nat % heads or (channels - nat) % heads:
+            raise ValueError(f"channels ({nat} natural, {channels - nat} pseudo) must divide into {heads} heads")
+        self.nat, self.heads = nat, heads
+        self.conv1 = SO2Linear(lmax, mmax, 2 * channels, channels, 2 * nat, nat)
+        self.radial = nn.Linear(hidden_radial, self.conv1.n_radial_scales * 2 * channels)
+        frame_degrees = [degree_of_component(lmax)[k] for k in m_major_order(lmax, mmax)]
+        self.gate = Gate(frame_degrees, channels, nat)
+        self.attn = nn.Sequential(nn.SiLU(), nn.Linear(nat, heads))
+        self.conv2 = SO2Linear(lmax, mmax, channels, channels, nat, nat)
+        self.proj = EquivariantLinear(lmax, channels, channels, nat, nat)
+        head = torch.cat([torch.arange(nat) * heads // nat, torch.arange(channels - nat) * heads // max(channels - nat, 1)])
+        self.register_buffer("head_of_channel", head, persistent=False)
+
+    def forward(self, x, g: GraphInputs, rot, edge_scalars):
+        i, j = g.edge_index
+        xe = EdgeFrame.to_frame(rot, pair_channels(x[i], x[j], self.nat))
+        rad = self.radial(edge_scalars).view(len(i), self.conv1.n_radial_scales, -1)
+        y = self.conv1(xe, rad)
+        logits = self.attn(y[:, 0, : self.nat])
+        alpha = softmax(logits, i, num_nodes=x.shape[0]) * g.env[:, None]
+        v = self.conv2(self.gate(y)) * alpha[:, self.head_of_channel][:, None, :]
+        msg = EdgeFrame.from_frame(rot, v)
+        return self.proj(scatter(msg, i, dim=0, dim_size=x.shape[0], reduce="sum"))
+
+
+class FeedForward(nn.Module):
+    def __init__(self, lmax, channels, nat, hidden):
+        super().__init__()
+        nat_h = hidden * nat // channels
+        self.lin1 = EquivariantLinear(lmax, channels, hidden, nat, nat_h)
+        self.gate = Gate(degree_of_component(lmax), hidden, nat_h)
+        self.lin2 = EquivariantLinear(lmax, hidden, channels, nat_h, nat)
+
+    def forward(self, x):
+        return self.lin2(self.gate(self.lin1(x)))
+
+
+class TransformerBlock(nn.Module):
+    def __init__(self, lmax, mmax, channels, nat, heads, hidden_radial, ffn_channels):
+        super().__init__()
+        self.norm1 = EquivariantLayerNorm(lmax, channels, nat)
+        self.attention = SO2Attention(lmax, mmax, channels, nat, heads, hidden_radial)
+        self.norm2 = EquivariantLayerNorm(lmax, channels, nat)
+        self.ffn = FeedForward(lmax, channels, nat, ffn_channels)
+
+    def forward(self, x, g, rot, edge_scalars):
+        x = x + self.attention(self.norm1(x), g, rot, edge_scalars)
+        return x + self.ffn(self.norm2(x))
+
+
+class DeepH2(nn.Module):
+    """DeepH-2 Hamiltonian model. All constructor arguments are plain JSON values.
+
+    basis: BasisTable.to_dict() form; cutoff: neighbour cutoff (Å) used to build the graphs;
+    lmax: feature degree (≥ 2·max orbital l); mmax: SO(2) truncation (≤ lmax);
+    channels / pseudo_channels: natural / pseudo-parity channels per degree; layers; heads;
+    num_radial: Bessel functions; hidden_radial: edge-scalar width; ffn_channels: feed-forward width.
+    """
+
+    def __init__(self, basis: dict, cutoff: float, lmax: int = 4, mmax: int = 2, channels: int = 64,
+                 pseudo_channels: int = 32, layers: int = 4, heads: int = 4, num_radial: int = 16,
+                 hidden_radial: int = 64, ffn_channels: int | None = None):
+        super().__init__()
+        self.basis = BasisTable.from_dict(basis)
+        self.cutoff, self.lmax, self.mmax = float(cutoff), lmax, mmax
+        self.nat, C = channels, channels + pseudo_channels
+        self.frame = EdgeFrame(lmax, lmax)  # full m range; the m-major layout makes truncation a prefix
+        self.n_frame = len(m_major_order(lmax, mmax))
+        self.node_embedding = nn.Embedding(MAX_Z + 1, channels)
+        self.edge_embedding = EdgeEmbedding(cutoff, num_radial, hidden_radial)
+        self.degree_embedding = nn.Linear(hidden_radial, (lmax + 1) * channels)
+        ffn = ffn_channels or 2 * C
+        self.blocks = nn.ModuleList(
+            TransformerBlock(lmax, mmax, C, channels, heads, hidden_radial, ffn) for _ in range(layers)
+        )
+        self.norm = EquivariantLayerNorm(lmax, C, channels)
+        self.heads = BlockHeads(self.basis, lmax)
+        R, nat_r = self.heads.channels, self.heads.nat
+        self.node_out = EquivariantLinear(lmax, C, R, channels, nat_r)
+        self.edge_conv = SO2Linear(lmax, lmax, 2 * C, C, 2 * channels, channels)
+        self.edge_radial = nn.Linear(hidden_radial, self.edge_conv.n_radial_scales * 2 * C)
+        self.edge_gate = Gate([degree_of_component(lmax)[k] for k in m_major_order(lmax, lmax)], C, channels)
+        self.edge_out = SO2Linear(lmax, lmax, C, R, channels, nat_r)
+
+    def forward(self, data) -> dict:
+        check_elements_known(self.basis, data.atomic_numbers)
+        g = GraphInputs.from_batch(data, self.cutoff)
+        N, E, K = g.z.shape[0], g.vec.shape[0], num_coeffs(self.lmax)
+        rot_full = self.frame(g.vec)
+        rot = rot_full[:, : self.n_frame]
+        edge_scalars = self.edge_embedding(g)
+
+        x = g.vec.new_zeros(N, K, self.blocks[0].norm1.scale.shape[1])
+        x[:, 0, : self.nat] = self.node_embedding(g.z)
+        # initial l>0 features: radial/element-dependent m=0 components of each bond, rotated back
+        m0 = self.degree_embedding(edge_scalars).view(E, self.lmax + 1, self.nat) * g.env[:, None, None]
+        deg = scatter(torch.ones_like(g.dist), g.edge_index[0], dim=0, dim_size=N, reduce="sum").clamp(min=1)
+        x0 = torch.bmm(rot_full[:, : self.lmax + 1].transpose(1, 2), m0)
+        x[:, :, : self.nat] = x[:, :, : self.nat] + scatter(x0, g.edge_index[0], 0, dim_size=N, reduce="sum") / deg.sqrt()[:, None, None]
+
+        for block in self.blocks:
+            x = block(x, g, rot, edge_scalars)
+        x = self.norm(x)
+
+        i, j = g.edge_index
+        xe = EdgeFrame.to_frame(rot_full, pair_channels(x[i], x[j], self.nat))
+        rad = self.edge_radial(edge_scalars).view(E, self.edge_conv.n_radial_scales, -1)
+        ye = self.edge_out(self.edge_gate(self.edge_conv(xe, rad)))
+        edge_feat = EdgeFrame.from_frame(rot_full, ye)
+        return self.heads(self.node_out(x), edge_feat, g)

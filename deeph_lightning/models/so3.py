@@ -1,0 +1,106 @@
+"""Feature layout and per-edge rotations into the bond frame, in e3nn's real basis.
+
+Node/edge features are dense tensors ``(n, K, C)`` with K = (lmax+1)² components in e3nn order
+(l-major, m = -l..l inside a degree) and C channels. The first ``nat`` channels have *natural* parity
+((-1)^l: 0e, 1o, 2e, ...), the rest *pseudo* parity (0o, 1e, 2o, ...): Hamiltonian blocks need both
+(e.g. the antisymmetric part of a p-p block is a 1e pseudovector).
+
+In e3nn the polar axis is y: a rotation about y mixes only the pair (index l-m, index l+m) of each
+degree, as a 2-D rotation by mφ with the same orientation for every l; the mirror x -> -x (which keeps y)
+leaves index l+m ("cos") even and flips index l-m ("sin") for natural parity. ``EdgeFrame`` rotates
+features so that the bond points along +y and reorders them *m-major*:
+
+    [m=0: l=0..L] [m=1 cos: l=1..L] [m=1 sin: l=1..L] [m=2 cos ...] ... up to mmax,
+
+so an SO(2) convolution is a plain matmul on contiguous slices.
+"""
+
+from __future__ import annotations
+
+import functools
+import math
+
+import torch
+from e3nn import o3
+
+
+def num_coeffs(lmax: int) -> int:
+    return (lmax + 1) ** 2
+
+
+@functools.lru_cache(maxsize=None)
+def degree_of_component(lmax: int) -> tuple[int, ...]:
+    return tuple(l for l in range(lmax + 1) for _ in range(2 * l + 1))
+
+
+@functools.lru_cache(maxsize=None)
+def m_major_order(lmax: int, mmax: int) -> tuple[int, ...]:
+    """Component indices (e3nn layout) in the m-major order described in the module docstring."""
+    order = [l * l + l for l in range(lmax + 1)]
+    for m in range(1, mmax + 1):
+        order += [l * l + l + m for l in range(m, lmax + 1)]  # cos (+m)
+        order += [l * l + l - m for l in range(m, lmax + 1)]  # sin (-m)
+    return tuple(order)
+
+
+def m_slices(lmax: int, mmax: int) -> list[tuple[int, int, int]]:
+    """(m, start, n_l) of each m block in the m-major layout; m>0 blocks hold cos then sin (2·n_l rows)."""
+    out, start = [], 0
+    for m in range(mmax + 1):
+        n = lmax - m + 1
+        out.append((m, start, n))
+        start += n if m == 0 else 2 * n
+    return out
+
+
+def _y_rotation(l: int, angle: torch.Tensor) -> torch.Tensor:
+    """D^l of a rotation by ``angle`` about y, (..., 2l+1, 2l+1), built from cos/sin (no matrix_exp)."""
+    d = torch.zeros(*angle.shape, 2 * l + 1, 2 * l + 1, dtype=angle.dtype, device=angle.device)
+    d[..., l, l] = 1.0
+    for m in range(1, l + 1):
+        c, s = torch.cos(m * angle), torch.sin(m * angle)
+        # e3nn generator X_y has X[l-m, l+m] = m, X[l+m, l-m] = -m  ->  exp(angle X) on (l-m, l+m).
+        d[..., l - m, l - m] = c
+        d[..., l + m, l + m] = c
+        d[..., l - m, l + m] = s
+        d[..., l + m, l - m] = -s
+    return d
+
+
+class EdgeFrame(torch.nn.Module):
+    """Per-edge Wigner-D matrices for the rotation R(α, β, 0) that maps ŷ onto the bond direction.
+
+    ``to_frame(x_edge)`` gives D(R)ᵀ x in m-major order (truncated at mmax); ``from_frame`` is its
+    transpose. D^l(α, β, 0) = Dy(α) · Dq · Dy(β) · Dqᵀ with Dq the constant D of a rotation taking ŷ to x̂,
+    so the per-edge cost is a few small matmuls (no matrix exponentials).
+    """
+
+    def __init__(self, lmax: int, mmax: int):
+        super().__init__()
+        if not 0 <= mmax <= lmax:
+            raise ValueError(f"need 0 <= mmax <= lmax, got mmax={mmax}, lmax={lmax}")
+        self.lmax, self.mmax = lmax, mmax
+        q = torch.tensor([[0.0, 1.0, 0.0], [-1.0, 0.0, 0.0], [0.0, 0.0, 1.0]], dtype=torch.float64)
+        angles = o3.matrix_to_angles(q)
+        for l in range(lmax + 1):
+            self.register_buffer(f"dq{l}", o3.wigner_D(l, *angles).to(torch.get_default_dtype()), persistent=False)
+        self.register_buffer("order", torch.tensor(m_major_order(lmax, mmax)), persistent=False)
+
+    def forward(self, vec: torch.Tensor) -> torch.Tensor:
+        """(E, 3) bond vectors -> (E, K', K) matrices taking e3nn-layout features into the bond frame."""
+        alpha, beta = o3.xyz_to_angles(vec)
+        K = num_coeffs(self.lmax)
+        full = torch.zeros(len(vec), K, K, dtype=vec.dtype, device=vec.device)
+        for l in range(self.lmax + 1):
+            dq = getattr(self, f"dq{l}").to(vec.dtype)
+            d = _y_rotation(l, alpha) @ dq @ _y_rotation(l, beta) @ dq.T
+            full[:, l * l : (l + 1) ** 2, l * l : (l + 1) ** 2] = d.transpose(1, 2)
+        return full[:, self.order]
+
+    @staticmethod
+    def to_frame(rot: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+        return torch.bmm(rot, x)
+
+    @staticmethod
+    def from_frame(rot: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        return torch.bmm(rot.transpose(1, 2), y)
