@@ -1,0 +1,126 @@
+"""Band structure and filling of one Hamiltonian (H(R), S(R) of a DeepH structure), dense or sparse.
+
+``solver="dense"``: every band at every k (``scipy.linalg.eigh``), Fermi level from a uniform mesh.
+``solver="sparse"``: only ``n_bands`` levels nearest a centre energy (the stored/given Fermi level) at each
+k, for structures too large for dense matrices; band indices come from the inertia of H − σS (see
+``deeph_eval.eigen``), so the VBM/CBM are still identified from the electron count.
+Energies are returned as an (n_k, n_cols) array where column c is band ``band_offset + c`` (NaN where
+the sparse solver did not reach that band at that k).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from data_prep.deeph_format import DeepHFormatError, DeepHStructure, check_hermitian
+
+from .blocklist import BlockList
+from .eigen import EigenError, dense_eigvals, sparse_levels_near
+from .electrons import DEFAULT_SMEARING, GAP_TOL, Filling, filling
+from .kpath import DEFAULT_VACUUM, KPath, band_path, mesh_size, periodic_directions, uniform_mesh
+from .sparse_bloch import SparseBloch
+
+DENSE_MAX_ORBITALS = 3000
+
+
+@dataclass
+class BandResult:
+    kpath: KPath
+    energies: np.ndarray  # (n_k, n_cols) eV, absolute
+    band_offset: int
+    filling: Filling
+    solver: str
+
+    def to_json(self) -> dict:
+        return {
+            **self.kpath.to_json(),
+            "energies_eV": np.where(np.isfinite(self.energies), self.energies, None).tolist(),
+            "band_offset": self.band_offset,
+            "fermi_level_eV": self.filling.fermi_level,
+            "filling": self.filling.to_json(),
+            "solver": self.solver,
+        }
+
+
+def checked_pair(st: DeepHStructure):
+    """(H blocks, S blocks or None) after Hermiticity checks with errors naming the file."""
+    where = st.source or "structure"
+    if not st.hamiltonians:
+        raise DeepHFormatError(f"{where}: no Hamiltonian blocks (hamiltonians.h5 missing or empty)")
+    check_hermitian(st.hamiltonians, f"{where}/hamiltonians.h5")
+    if st.overlaps is None:
+        if not st.isorthogonal:
+            raise DeepHFormatError(f"{where}: no overlap blocks (overlaps.h5) and info.json does not say isorthogonal")
+        return st.hamiltonians, None
+    check_hermitian(st.overlaps, f"{where}/overlaps.h5", tol=1e-6)
+    on_site = [k for k in st.overlaps if k[:3] == (0, 0, 0) and k[3] == k[4]]
+    if len(on_site) != st.n_atoms:
+        raise DeepHFormatError(f"{where}/overlaps.h5: on-site blocks S_ii(0) present for {len(on_site)} of {st.n_atoms} atoms")
+    return st.hamiltonians, st.overlaps
+
+
+def compute_bands(
+    st: DeepHStructure, n_electrons: float, *, kpath: KPath | None = None, npoints: int = 120,
+    path: str | None = None, kspacing: float = 0.2, smearing: float = DEFAULT_SMEARING, solver: str = "auto",
+    n_bands: int = 16, centre: float | None = None, vacuum: float = DEFAULT_VACUUM,
+) -> BandResult:
+    where = st.source or "structure"
+    h, s = checked_pair(st)
+    n_orb = st.n_orbitals()
+    if kpath is None:
+        kpath = band_path(st.cell, st.positions, st.pbc, npoints=npoints, path=path, vacuum=vacuum)
+    if solver == "auto":
+        solver = "dense" if n_orb.sum() <= DENSE_MAX_ORBITALS else "sparse"
+    if solver == "dense":
+        bands = dense_eigvals(h, s, n_orb, kpath.kpts, where=where)
+        periodic = periodic_directions(st.cell, st.positions, st.pbc, vacuum)
+        mesh, weights = uniform_mesh(mesh_size(st.cell, periodic, kspacing))
+        mesh_eigs = dense_eigvals(h, s, n_orb, mesh, where=where)
+        fill = filling(mesh_eigs, mesh, weights, n_electrons, smearing=smearing, extra_eigs=bands,
+                       extra_kpts=kpath.kpts, where=where)
+        return BandResult(kpath, bands, 0, fill, "dense")
+    if solver != "sparse":
+        raise ValueError(f"solver must be 'auto', 'dense' or 'sparse', got {solver!r}")
+    if centre is None:
+        centre = st.fermi_level
+    if centre is None:
+        raise ValueError(f"{where}: the sparse solver needs a centre energy: info.json has no fermi_level; pass --fermi-level")
+    sh = SparseBloch(BlockList.from_blocks(h, n_orb))
+    ss = None if s is None else SparseBloch(BlockList.from_blocks(s, n_orb))
+    levels = [sparse_levels_near(sh, ss, k, centre, n_bands, where=where) for k in kpath.kpts]
+    return _sparse_result(kpath, levels, n_electrons, centre, where)
+
+
+def _sparse_result(kpath, levels, n_electrons, centre, where) -> BandResult:
+    if any(lv.first_index is None for lv in levels):
+        raise EigenError(f"{where}: the sparse factorization gave no inertia; band indices unknown")
+    lo = min(lv.first_index for lv in levels)
+    hi = max(lv.first_index + len(lv.energies) for lv in levels)
+    energies = np.full((len(levels), hi - lo), np.nan)
+    for n, lv in enumerate(levels):
+        energies[n, lv.first_index - lo : lv.first_index - lo + len(lv.energies)] = lv.energies
+    n_occ = n_electrons / 2.0
+    fill = Filling(fermi_level=float(centre), is_metal=True, n_electrons=n_electrons)
+    if abs(n_occ - round(n_occ)) < 1e-8 and lo < round(n_occ) < hi:
+        v = energies[:, int(round(n_occ)) - 1 - lo]
+        c = energies[:, int(round(n_occ)) - lo]
+        if np.all(np.isfinite(v)) and np.all(np.isfinite(c)) and c.min() - v.max() > GAP_TOL:
+            iv, ic = int(np.argmax(v)), int(np.argmin(c))
+            fill = Filling(
+                fermi_level=float(v[iv]), is_metal=False, n_electrons=n_electrons, vbm=float(v[iv]),
+                cbm=float(c[ic]), gap=float(c[ic] - v[iv]), direct_gap=float((c - v).min()),
+                is_direct=bool(iv == ic or (c - v).min() - (c[ic] - v[iv]) < GAP_TOL),
+                vbm_kpt=kpath.kpts[iv].tolist(), cbm_kpt=kpath.kpts[ic].tolist(),
+            )
+    return BandResult(kpath, energies, lo, fill, "sparse")
+
+
+def common_bands(a: BandResult, b: BandResult) -> tuple[np.ndarray, np.ndarray]:
+    """The two energy arrays restricted to the band indices both computed."""
+    lo = max(a.band_offset, b.band_offset)
+    hi = min(a.band_offset + a.energies.shape[1], b.band_offset + b.energies.shape[1])
+    if hi <= lo:
+        raise ValueError("the two band structures share no band index")
+    return (a.energies[:, lo - a.band_offset : hi - a.band_offset], b.energies[:, lo - b.band_offset : hi - b.band_offset])

@@ -1,0 +1,43 @@
+"""Sanity checks on inputs that would otherwise give silent nonsense (wrong units, mixed-up files)."""
+
+from __future__ import annotations
+
+import numpy as np
+from ase.data import covalent_radii
+
+from data_prep.basis import element_symbol
+from data_prep.graph import neighbor_graph
+
+TOO_CLOSE = 0.5  # × (r_cov,i + r_cov,j): atoms on top of each other
+TOO_FAR = 1.85  # × (r_cov,i + r_cov,j): even the closest pair is not bonded (Si in Bohr gives 2.0)
+
+
+class GeometryError(ValueError):
+    pass
+
+
+def check_geometry(cell, positions, numbers, pbc, where: str) -> None:
+    """Raise ``GeometryError`` if interatomic distances are absurd for Å (typical of Bohr or fractional input)."""
+    numbers = np.asarray(numbers, dtype=int)
+    positions = np.asarray(positions, dtype=float)
+    pbc = np.broadcast_to(np.asarray(pbc, dtype=bool), (3,))
+    if len(numbers) == 1 and not pbc.any():
+        return
+    radii = covalent_radii[numbers]
+    cutoff = 2.0 * TOO_FAR * radii.max() + 0.1
+    edge_index, shift, _ = neighbor_graph(np.asarray(cell, dtype=float), positions, pbc, cutoff)
+    if edge_index.shape[1] == 0:
+        raise GeometryError(
+            f"{where}: no two atoms are within {cutoff:.2f} Å of each other; the structure looks like it is in "
+            "Bohr (or another unit), not Å"
+        )
+    i, j = edge_index
+    d = np.linalg.norm(positions[j] - positions[i] + shift @ np.asarray(cell, dtype=float), axis=1)
+    ratio = d / (radii[i] + radii[j])
+    k = int(np.argmin(ratio))
+    pair = (f"atoms {i[k] + 1} ({element_symbol(numbers[i[k]])}) and {j[k] + 1} ({element_symbol(numbers[j[k]])}) "
+            f"are {d[k]:.3f} Å apart, a bond would be about {radii[i[k]] + radii[j[k]]:.2f} Å")
+    if ratio[k] < TOO_CLOSE:
+        raise GeometryError(f"{where}: {pair}; are the positions fractional, or is the lattice in the wrong unit?")
+    if ratio[k] > TOO_FAR:
+        raise GeometryError(f"{where}: closest {pair}; is the structure in Bohr instead of Å?")

@@ -1,0 +1,106 @@
+"""Generalized eigenproblem H(k) c = ε S(k) c: all bands (dense) or the bands nearest an energy (sparse).
+
+Dense: ``scipy.linalg.eigh`` per k-point on ``data_prep.kspace.bloch_sum`` matrices, k-points in chunks so
+memory stays (chunk, n, n). Sparse: shift-invert Lanczos/Arnoldi (``scipy.sparse.linalg.eigsh``) around an
+energy σ with one sparse LU of H(k) − σS(k). The LU is done with a symmetric permutation and diagonal
+pivots, so when it succeeds it is an LDLᴴ factorization and, by Sylvester's law of inertia, the number of
+negative pivots is the number of eigenvalues below σ: this gives the band *index* of every computed level
+(needed to place the VBM/CBM from the electron count) without computing the lower spectrum.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import scipy.linalg
+import scipy.sparse as sp
+import scipy.sparse.linalg as spla
+
+from data_prep.deeph_format import Blocks
+from data_prep.kspace import bloch_sum
+
+from .sparse_bloch import SparseBloch
+
+
+class EigenError(ValueError):
+    """The Hamiltonian/overlap pair has no physical spectrum (S not positive definite, ...)."""
+
+
+def _fmt_k(k) -> str:
+    return "(" + ", ".join(f"{x:.4f}" for x in k) + ")"
+
+
+def dense_eigvals(
+    hamiltonians: Blocks, overlaps: Blocks | None, n_orb, kpts_frac, *, chunk: int = 32, where: str = ""
+) -> np.ndarray:
+    """All eigenvalues (n_k, n_orb_total), eV, ascending at each k."""
+    kpts = np.atleast_2d(np.asarray(kpts_frac, dtype=float))
+    n_tot = int(np.sum(n_orb))
+    out = np.empty((len(kpts), n_tot))
+    for start in range(0, len(kpts), chunk):
+        ks = kpts[start : start + chunk]
+        hk = bloch_sum(hamiltonians, n_orb, ks)
+        sk = None if overlaps is None else bloch_sum(overlaps, n_orb, ks)
+        for n, k in enumerate(ks):
+            h = 0.5 * (hk[n] + hk[n].conj().T)
+            if sk is None:
+                out[start + n] = np.linalg.eigvalsh(h)
+                continue
+            s = 0.5 * (sk[n] + sk[n].conj().T)
+            try:
+                out[start + n] = scipy.linalg.eigh(h, s, eigvals_only=True)
+            except np.linalg.LinAlgError:
+                smin = float(np.linalg.eigvalsh(s)[0])
+                raise EigenError(
+                    f"{where or 'overlap'}: S(k) at k={_fmt_k(k)} is not positive definite (smallest eigenvalue "
+                    f"{smin:.3g}); the overlap blocks are incomplete or do not belong to this structure"
+                ) from None
+    return out
+
+
+@dataclass
+class NearbyLevels:
+    energies: np.ndarray  # ascending, eV
+    first_index: int | None  # 0-based band index of energies[0] (None if the inertia is unknown)
+    sigma: float
+
+
+def _factorize_symmetric(a: sp.spmatrix):
+    """LU of a Hermitian matrix with a symmetric fill-reducing permutation and diagonal pivots."""
+    lu = spla.splu(
+        a.tocsc(), permc_spec="MMD_AT_PLUS_A", diag_pivot_thresh=0.0, options={"SymmetricMode": True}
+    )
+    symmetric = np.array_equal(lu.perm_r, lu.perm_c)
+    n_below = int(np.count_nonzero(lu.U.diagonal().real < 0)) if symmetric else None
+    return lu, n_below
+
+
+def sparse_levels_near(
+    h: SparseBloch, s: SparseBloch | None, kpt_frac, sigma: float, n_levels: int, *, tol: float = 1e-10, where: str = ""
+) -> NearbyLevels:
+    """The ``n_levels`` eigenvalues of H(k) c = ε S(k) c nearest ``sigma`` (eV), with their band index."""
+    hk = h.matrix(kpt_frac)
+    sk = s.matrix(kpt_frac) if s is not None else sp.identity(h.dim, dtype=hk.dtype, format="csr")
+    if sk.dtype != hk.dtype:
+        hk, sk = hk.astype(np.complex128), sk.astype(np.complex128)
+    n_levels = min(n_levels, h.dim - 2)
+    if n_levels < 1:
+        raise EigenError(f"{where}: too few orbitals ({h.dim}) for the sparse solver; use the dense one")
+    shift = 0.0
+    for attempt in range(4):
+        try:
+            lu, n_below = _factorize_symmetric((hk - (sigma + shift) * sk))
+            break
+        except RuntimeError:  # exactly singular: σ sits on an eigenvalue
+            shift = 1e-4 * (attempt + 1) * (-1) ** attempt
+    else:
+        raise EigenError(f"{where}: H(k) - σS(k) is singular for σ near {sigma} eV at k={_fmt_k(kpt_frac)}")
+    op = spla.LinearOperator(hk.shape, matvec=lu.solve, dtype=hk.dtype)
+    vals = spla.eigsh(hk, k=n_levels, M=sk, sigma=sigma + shift, OPinv=op, which="LM", tol=tol,
+                      return_eigenvectors=False)
+    vals = np.sort(np.real(vals))
+    first = None
+    if n_below is not None:
+        first = n_below - int(np.count_nonzero(vals < sigma + shift))
+    return NearbyLevels(vals, first, sigma + shift)

@@ -1,0 +1,131 @@
+"""k-point sets: high-symmetry band paths for the structure's *own* cell, and Γ-centred uniform meshes.
+
+All k-points are fractional coordinates in the reciprocal basis of the input cell (what
+``data_prep.kspace.bloch_sum`` takes). The band path comes from ASE's ``Cell.bandpath`` (Setyawan–Curtarolo
+special points), which identifies the Bravais lattice of the cell as given and returns the path expressed
+in that same cell, so no standardisation/rotation is applied behind the user's back (seekpath's paths
+are for its standardised primitive cell, which may be rotated or re-chosen). The path depends on the
+lattice only, not on the atoms inside it.
+
+Periodicity: a direction counts as periodic only if it is flagged periodic *and* the atoms do not leave
+a vacuum gap wider than ``vacuum`` Å along it (slab/molecule in a periodic box). Then
+  3 periodic -> 3D path; 2 -> in-plane 2D path; 1 -> Γ–X along the chain; 0 (molecule) -> Γ only.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+DEFAULT_VACUUM = 5.0  # Å: a gap this wide between periodic images means "not bonded along this axis"
+
+
+def plane_spacing(cell) -> np.ndarray:
+    """Distance between successive lattice planes normal to each reciprocal vector (Å)."""
+    return 1.0 / np.linalg.norm(np.linalg.inv(np.asarray(cell, dtype=float)).T, axis=1)
+
+
+def periodic_directions(cell, positions, pbc, vacuum: float = DEFAULT_VACUUM) -> np.ndarray:
+    cell = np.asarray(cell, dtype=float)
+    pbc = np.broadcast_to(np.asarray(pbc, dtype=bool), (3,)).copy()
+    if abs(np.linalg.det(cell)) < 1e-8:
+        return pbc & (np.linalg.norm(cell, axis=1) > 1e-8)
+    frac = np.asarray(positions, dtype=float) @ np.linalg.inv(cell)
+    spacing = plane_spacing(cell)
+    for d in np.flatnonzero(pbc):
+        f = np.sort(np.mod(frac[:, d], 1.0))
+        gaps = np.diff(np.concatenate([f, [f[0] + 1.0]]))
+        if gaps.max() * spacing[d] > vacuum:
+            pbc[d] = False
+    return pbc
+
+
+@dataclass
+class KPath:
+    kpts: np.ndarray  # (n, 3) fractional
+    x: np.ndarray  # (n,) cumulative path length, 1/Å (2π included)
+    special_x: np.ndarray  # positions of the labelled points
+    labels: list[str]
+    dimensionality: int
+    path: str = ""
+    segments: list = field(default_factory=list)
+
+    def to_json(self) -> dict:
+        return {
+            "kpts_frac": self.kpts.tolist(), "x": self.x.tolist(), "special_x": self.special_x.tolist(),
+            "labels": self.labels, "dimensionality": self.dimensionality, "path": self.path,
+        }
+
+
+def _pretty(label: str) -> str:
+    return "Γ" if label == "G" else label
+
+
+def _cumulative_x(cell, kpts) -> np.ndarray:
+    recip = 2 * np.pi * np.linalg.inv(np.asarray(cell, dtype=float)).T  # rows b_i
+    cart = kpts @ recip
+    step = np.linalg.norm(np.diff(cart, axis=0), axis=1)
+    return np.concatenate([[0.0], np.cumsum(step)])
+
+
+def _from_ase_bandpath(bp, dim, perm=None) -> KPath:
+    kpts = np.asarray(bp.kpts, dtype=float)
+    if perm is not None:
+        out = np.zeros_like(kpts)
+        out[:, perm] = kpts
+        kpts = out
+    # ASE's axis: path length in 1/Å with zero-length jumps at breaks ("...K,U..." -> two labels, one x)
+    x, special_x, labels = bp.get_linear_kpoint_axis()
+    return KPath(kpts, np.asarray(x), np.asarray(special_x), [_pretty(l) for l in labels], dim, bp.path)
+
+
+def band_path(cell, positions, pbc, *, npoints: int = 120, path: str | None = None,
+              vacuum: float = DEFAULT_VACUUM) -> KPath:
+    """High-symmetry path for this cell (see module doc). ``path`` uses ASE's labels, e.g. "GXWKGLUWLK,UX"."""
+    from ase.cell import Cell
+
+    cell = np.asarray(cell, dtype=float)
+    periodic = periodic_directions(cell, positions, pbc, vacuum)
+    dim = int(periodic.sum())
+    if dim == 0:
+        return KPath(np.zeros((1, 3)), np.zeros(1), np.zeros(1), ["Γ"], 0, "G")
+    if dim == 1:
+        d = int(np.flatnonzero(periodic)[0])
+        kpts = np.zeros((npoints, 3))
+        kpts[:, d] = np.linspace(0.0, 0.5, npoints)
+        x = _cumulative_x(cell, kpts)
+        return KPath(kpts, x, np.array([0.0, x[-1]]), ["Γ", "X"], 1, "GX")
+    if dim == 2:
+        # ASE wants the non-periodic axis third and normal to the plane; in-plane fractional k-points do
+        # not depend on that third vector, and bands of a slab do not depend on k along it.
+        perm = [int(d) for d in np.flatnonzero(periodic)] + [int(np.flatnonzero(~periodic)[0])]
+        a1, a2 = cell[perm[0]], cell[perm[1]]
+        normal = np.cross(a1, a2)
+        normal *= np.linalg.norm(cell[perm[2]]) / np.linalg.norm(normal)
+        helper = Cell(np.array([a1, a2, normal]))
+        bp = helper.bandpath(path=path, npoints=npoints, pbc=[True, True, False])
+        return _from_ase_bandpath(bp, 2, perm)
+    bp = Cell(cell).bandpath(path=path, npoints=npoints)
+    return _from_ase_bandpath(bp, 3)
+
+
+def mesh_size(cell, periodic, kspacing: float) -> np.ndarray:
+    """Points per direction so that the spacing is at most ``kspacing`` (1/Å, 2π included); 1 if not periodic."""
+    recip_len = 2 * np.pi * np.linalg.norm(np.linalg.inv(np.asarray(cell, dtype=float)).T, axis=1)
+    n = np.maximum(1, np.ceil(recip_len / kspacing).astype(int))
+    return np.where(periodic, n, 1)
+
+
+def uniform_mesh(size) -> tuple[np.ndarray, np.ndarray]:
+    """Γ-centred mesh reduced by time reversal (ε(k) = ε(−k) for a real H(R)): (kpts_frac, weights summing to 1)."""
+    size = np.asarray(size, dtype=int)
+    grid = np.stack(np.meshgrid(*[np.arange(n) for n in size], indexing="ij"), axis=-1).reshape(-1, 3)
+    partner = np.mod(-grid, size)
+    code = lambda g: (g[:, 0] * size[1] + g[:, 1]) * size[2] + g[:, 2]  # noqa: E731
+    rep = np.minimum(code(grid), code(partner))
+    uniq, counts = np.unique(rep, return_counts=True)
+    g = np.stack([uniq // (size[1] * size[2]), (uniq // size[2]) % size[1], uniq % size[2]], axis=1)
+    frac = g / size
+    frac = np.where(frac > 0.5, frac - 1.0, frac)
+    return frac, counts / counts.sum()
