@@ -182,7 +182,9 @@ class DeepHDataModule(pl.LightningDataModule):
         for name in ("train", "val", "test"):
             if name not in self.datasets:
                 idx = self.records.split(name)
-                self.datasets[name] = LmdbGraphDataset(self.path, idx, dtype=self.torch_dtype, basis=self.basis)
+                ds = LmdbGraphDataset(self.path, idx, dtype=self.torch_dtype, basis=self.basis)
+                ds.records = self.records  # one reader per process: LMDB refuses to open a file twice
+                self.datasets[name] = ds
 
     def padded_sizes(self, split: str) -> np.ndarray:
         """Matrix elements each structure occupies in the model ((atoms + edges) · M²)."""

@@ -42,10 +42,13 @@ def _plain(x):
 
 
 def build_net(net: dict, basis: BasisTable, cutoff: float) -> torch.nn.Module:
-    """Instantiate the network from its config dict (``_target_`` + hyper-parameters)."""
+    """Instantiate the network from its config dict (``_target_`` + JSON hyper-parameters).
+
+    Networks take ``basis`` in ``BasisTable.to_dict()`` form and ``cutoff`` in Å (see deeph_lightning.models).
+    """
     from hydra.utils import instantiate
 
-    return instantiate(dict(net), basis=basis, cutoff=cutoff, _convert_="all")
+    return instantiate(dict(net), basis=basis.to_dict(), cutoff=float(cutoff), _convert_="all")
 
 
 def warmup_cosine(warmup_steps: int, total_steps: int, min_ratio: float):
@@ -98,7 +101,8 @@ class HamiltonianModule(pl.LightningModule):
     def eval_net(self) -> torch.nn.Module:
         return self.ema.module if self.ema is not None else self.net
 
-    def on_after_batch_transfer(self, batch, dataloader_idx: int):
+    def _cast(self, batch):
+        """Float fields of the batch to the parameters' dtype (float64 runs; data stored as float32)."""
         dtype = next(self.net.parameters()).dtype
         for key in ("pos", "cell", "cell_shift", "h_node", "h_edge", "s_node", "s_edge", "fermi_level"):
             if key in batch and batch[key].is_floating_point() and batch[key].dtype != dtype:
@@ -124,6 +128,7 @@ class HamiltonianModule(pl.LightningModule):
         return losses.gauge_invariant_loss(out, batch, self.basis)
 
     def training_step(self, batch, batch_idx: int):
+        batch = self._cast(batch)
         out = self.net(batch)
         n_struct = torch.tensor(float(batch.num_graphs), device=self.device)
         if self.hparams.loss == "gauge":
@@ -152,6 +157,7 @@ class HamiltonianModule(pl.LightningModule):
 
     # --- validation / test ------------------------------------------------------------------------
     def _eval_step(self, stage: str, batch) -> None:
+        batch = self._cast(batch)
         out = self.eval_net()(batch)
         acc = self._acc.get(stage)
         if acc is None:
