@@ -32,6 +32,11 @@ class GraphInputs:
         return cls(data.atomic_numbers, data.edge_index, data.edge_rev, vec, dist, envelope(dist, cutoff))
 
 
+def as_basis(basis) -> BasisTable:
+    """Accept BasisTable.to_dict() form (checkpoints, configs) or a BasisTable."""
+    return basis if isinstance(basis, BasisTable) else BasisTable.from_dict(dict(basis))
+
+
 class EdgeEmbedding(nn.Module):
     """Invariant edge scalars: radial basis of |r| with the two elements' embeddings -> (E, hidden)."""
 

@@ -15,7 +15,7 @@ from torch_geometric.utils import scatter, softmax
 
 from data_prep.basis import BasisTable
 
-from .common import MAX_Z, BlockHeads, EdgeEmbedding, GraphInputs, check_elements_known
+from .common import MAX_Z, as_basis, BlockHeads, EdgeEmbedding, GraphInputs, check_elements_known
 from .layers import EquivariantLayerNorm, EquivariantLinear, Gate
 from .so2 import SO2Linear
 from .so3 import EdgeFrame, degree_of_component, m_major_order, num_coeffs
@@ -88,11 +88,11 @@ class DeepH2(nn.Module):
     num_radial: Bessel functions; hidden_radial: edge-scalar width; ffn_channels: feed-forward width.
     """
 
-    def __init__(self, basis: dict, cutoff: float, lmax: int = 4, mmax: int = 2, channels: int = 64,
+    def __init__(self, basis: dict | BasisTable, cutoff: float, lmax: int = 4, mmax: int = 2, channels: int = 64,
                  pseudo_channels: int = 32, layers: int = 4, heads: int = 4, num_radial: int = 16,
                  hidden_radial: int = 64, ffn_channels: int | None = None):
         super().__init__()
-        self.basis = BasisTable.from_dict(basis)
+        self.basis = as_basis(basis)
         self.cutoff, self.lmax, self.mmax = float(cutoff), lmax, mmax
         self.nat, C = channels, channels + pseudo_channels
         self.frame = EdgeFrame(lmax, lmax)  # full m range; the m-major layout makes truncation a prefix

@@ -1,0 +1,67 @@
+"""Losses on masked Hamiltonian blocks (model output dict vs a batch of ``BlockData``).
+
+The energy zero of a DFT Hamiltonian is arbitrary: H and H + c·S (S the overlap) describe the same
+physics (bands shift rigidly by c). ``gauge_invariant_loss`` removes, per structure, the shift c that best
+aligns prediction and target (closed-form least squares), so the model is not penalised for it.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch_geometric.utils import scatter
+
+from data_prep.basis import BasisTable
+from data_prep.torch_data import block_mask
+
+KEYS = ("node", "edge")
+
+
+def _masked_pairs(out: dict, batch, basis: BasisTable, which: str = "h"):
+    z, ei = batch.atomic_numbers, batch.edge_index
+    graph = getattr(batch, "batch", None)
+    graph = torch.zeros_like(z) if graph is None else graph
+    for key, mask, owner in (("node", block_mask(basis, z), graph), ("edge", block_mask(basis, z, ei), graph[ei[0]])):
+        yield key, out[f"h_{key}"], batch[f"{which}_{key}"], mask.to(out[f"h_{key}"].dtype), owner
+
+
+def mse_loss(out: dict, batch, basis: BasisTable) -> torch.Tensor:
+    """Mean squared error over the real orbital entries of all on-site and hopping blocks of the batch."""
+    total, count = 0.0, 0.0
+    for _, pred, target, mask, _ in _masked_pairs(out, batch, basis):
+        total = total + ((pred - target) * mask).square().sum()
+        count = count + mask.sum()
+    return total / count
+
+
+def mae_loss(out: dict, batch, basis: BasisTable) -> torch.Tensor:
+    total, count = 0.0, 0.0
+    for _, pred, target, mask, _ in _masked_pairs(out, batch, basis):
+        total = total + ((pred - target) * mask).abs().sum()
+        count = count + mask.sum()
+    return total / count
+
+
+def optimal_gauge_shift(out: dict, batch, basis: BasisTable) -> torch.Tensor:
+    """Per structure (B,), the c minimising Σ |H_pred - (H_target + c·S)|² over masked entries:
+    c = <r, S> / <S, S> with r = H_pred - H_target (needs ``s_node``/``s_edge`` in the batch)."""
+    n_graphs = int(batch.num_graphs) if hasattr(batch, "num_graphs") else 1
+    rs, ss = 0.0, 0.0
+    for key, pred, target, mask, owner in _masked_pairs(out, batch, basis):
+        s = batch[f"s_{key}"].to(pred.dtype) * mask
+        r = (pred - target) * mask
+        rs = rs + scatter((r * s).sum(dim=(1, 2)), owner, 0, dim_size=n_graphs, reduce="sum")
+        ss = ss + scatter((s * s).sum(dim=(1, 2)), owner, 0, dim_size=n_graphs, reduce="sum")
+    return rs / ss.clamp(min=torch.finfo(pred.dtype).tiny)
+
+
+def gauge_invariant_loss(out: dict, batch, basis: BasisTable) -> torch.Tensor:
+    """MSE after removing the optimal per-structure shift H_target -> H_target + c·S (mean over the
+    batch's masked entries, like ``mse_loss``). Invariant to H_target -> H_target + c_b·S per structure b."""
+    c = optimal_gauge_shift(out, batch, basis)
+    total, count = 0.0, 0.0
+    for key, pred, target, mask, owner in _masked_pairs(out, batch, basis):
+        s = batch[f"s_{key}"].to(pred.dtype)
+        r = (pred - target - c[owner][:, None, None] * s) * mask
+        total = total + r.square().sum()
+        count = count + mask.sum()
+    return total / count
