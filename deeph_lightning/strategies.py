@@ -11,6 +11,8 @@ all-reduce op (also JIT-compiled, ~1 min with g++) is switched off unless ``shm_
 from __future__ import annotations
 
 import contextlib
+import os
+from pathlib import Path
 from typing import Any
 
 import torch
@@ -93,5 +95,39 @@ class CPUDeepSpeedStrategy(DeepSpeedStrategy):
             )
 
 
+def deepspeed_strategy(stage: int, accelerator: str = "gpu", **kwargs: Any) -> DeepSpeedStrategy:
+    """ZeRO ``stage`` strategy for ``accelerator``: Lightning's on GPUs, ``CPUDeepSpeedStrategy`` on ``"cpu"``.
+
+    Used by conf/trainer/deepspeed_*.yaml with ``accelerator: ${trainer.accelerator}``.
+    """
+    if str(accelerator) == "cpu":
+        return CPUDeepSpeedStrategy(stage=stage, **kwargs)
+    return DeepSpeedStrategy(stage=stage, **kwargs)
+
+
 if "deepspeed_cpu_stage_1" not in StrategyRegistry:
     CPUDeepSpeedStrategy.register_strategies(StrategyRegistry)
+
+
+def zero_to_plain_checkpoint(ckpt_dir: str | os.PathLike, output_file: str | os.PathLike) -> Path:
+    """Consolidate a DeepSpeed checkpoint folder (any ZeRO stage, any world size) into one plain Lightning
+    checkpoint file with full fp32 weights, loadable by ``deeph_lightning.load_model`` and by
+    ``Trainer.fit(ckpt_path=...)`` without DeepSpeed (optimizer states are dropped).
+
+    Runs on CPU in one process. The output is written to a temporary name and renamed when complete.
+    """
+    from pytorch_lightning.utilities.deepspeed import convert_zero_checkpoint_to_fp32_state_dict
+
+    src, out = Path(ckpt_dir), Path(output_file)
+    if not src.is_dir():
+        raise FileNotFoundError(f"{src}: not a DeepSpeed checkpoint folder (expected a directory)")
+    if not (src / "latest").is_file():
+        raise FileNotFoundError(f"{src}: no 'latest' tag file; not a DeepSpeed checkpoint folder written by Lightning")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = out.with_name(f".{out.name}.tmp{os.getpid()}")
+    try:
+        convert_zero_checkpoint_to_fp32_state_dict(src, tmp)
+        os.replace(tmp, out)
+    finally:
+        tmp.unlink(missing_ok=True)
+    return out
