@@ -1,0 +1,137 @@
+"""Block-error report of predicted vs reference Hamiltonians (meV), aggregated over a dataset.
+
+Counted entries are the real orbitals of each block (no union-basis padding), compared on the blocks
+present in the prediction (blocks missing from the reference are counted, not scored). Categories:
+* overall: every entry of every block;
+* per element: on-site blocks H_ii(0) of atoms of that element;
+* per element pair: every other block (hoppings, including an atom with its own periodic images),
+  keyed "A-B" with A the lighter element;
+* per structure: every entry of that structure, plus its band errors when computed.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import os
+from collections import defaultdict
+from pathlib import Path
+
+import numpy as np
+
+from data_prep.basis import element_symbol
+from data_prep.deeph_format import Blocks
+
+
+class _Acc:
+    __slots__ = ("abs_sum", "count", "max_abs")
+
+    def __init__(self):
+        self.abs_sum, self.count, self.max_abs = 0.0, 0, 0.0
+
+    def add(self, abs_err_meV: np.ndarray) -> None:
+        self.abs_sum += float(abs_err_meV.sum())
+        self.count += int(abs_err_meV.size)
+        self.max_abs = max(self.max_abs, float(abs_err_meV.max(initial=0.0)))
+
+    def to_json(self) -> dict:
+        return {"mae_meV": self.abs_sum / self.count if self.count else None, "n_values": self.count,
+                "max_abs_meV": self.max_abs}
+
+
+class BlockErrorReport:
+    def __init__(self):
+        self.overall = _Acc()
+        self.per_element: dict[str, _Acc] = defaultdict(_Acc)
+        self.per_pair: dict[str, _Acc] = defaultdict(_Acc)
+        self.structures: list[dict] = []
+
+    def add_structure(self, structure_id: str, numbers, predicted: Blocks, reference: Blocks,
+                      band_errors: dict | None = None, **extra) -> dict:
+        numbers = np.asarray(numbers, dtype=int)
+        acc, missing = _Acc(), 0
+        for key, pred in predicted.items():
+            ref = reference.get(key)
+            if ref is None:
+                missing += 1
+                continue
+            if ref.shape != pred.shape:
+                raise ValueError(f"{structure_id}: block {key} has shape {pred.shape} predicted, {ref.shape} reference")
+            err = np.abs(np.asarray(pred) - np.asarray(ref)).ravel() * 1000.0
+            rx, ry, rz, i, j = key
+            zi, zj = int(numbers[i]), int(numbers[j])
+            if (rx, ry, rz) == (0, 0, 0) and i == j:
+                self.per_element[element_symbol(zi)].add(err)
+            else:
+                a, b = sorted((zi, zj))
+                self.per_pair[f"{element_symbol(a)}-{element_symbol(b)}"].add(err)
+            acc.add(err)
+            self.overall.add(err)
+        if acc.count == 0:
+            raise ValueError(f"{structure_id}: no predicted block has a reference block to compare with")
+        entry = {"id": structure_id, "status": "ok", "n_atoms": int(len(numbers)), "mae_meV": acc.abs_sum / acc.count,
+                 "max_abs_meV": acc.max_abs, "n_values": acc.count, "n_blocks_without_reference": missing,
+                 **extra}
+        if band_errors is not None:
+            entry["band_errors"] = band_errors
+        self.structures.append(entry)
+        return entry
+
+    def skip(self, structure_id: str, reason: str) -> None:
+        self.structures.append({"id": structure_id, "status": "skipped", "reason": reason})
+
+    def to_json(self) -> dict:
+        ok = [s for s in self.structures if s["status"] == "ok"]
+        bands = [s["band_errors"]["mae_meV"] for s in ok if "band_errors" in s]
+        out = {
+            "mae_meV": self.overall.to_json()["mae_meV"],
+            "max_abs_meV": self.overall.max_abs,
+            "n_values": self.overall.count,
+            "n_structures": len(ok),
+            "n_skipped": len(self.structures) - len(ok),
+            "per_element": {k: v.to_json() for k, v in sorted(self.per_element.items())},
+            "per_element_pair": {k: v.to_json() for k, v in sorted(self.per_pair.items())},
+            "structures": self.structures,
+        }
+        if bands:
+            out["band_errors"] = {"n_structures": len(bands), "mean_of_mae_meV": float(np.mean(bands)),
+                                  "median_of_mae_meV": float(np.median(bands)), "worst_mae_meV": float(np.max(bands))}
+        return out
+
+    def structures_csv(self) -> str:
+        buf = io.StringIO()
+        w = csv.writer(buf)
+        w.writerow(["id", "status", "n_atoms", "mae_meV", "max_abs_meV", "band_mae_meV", "reason"])
+        for s in self.structures:
+            w.writerow([s["id"], s["status"], s.get("n_atoms", ""), _fmt(s.get("mae_meV")), _fmt(s.get("max_abs_meV")),
+                        _fmt(s.get("band_errors", {}).get("mae_meV")), s.get("reason", "")])
+        return buf.getvalue()
+
+    def table(self) -> str:
+        rows = [("overall", self.overall)] + [(f"on-site {k}", v) for k, v in sorted(self.per_element.items())] + [
+            (f"hopping {k}", v) for k, v in sorted(self.per_pair.items())]
+        width = max(len(r[0]) for r in rows)
+        lines = [f"{'blocks':<{width}}  {'MAE (meV)':>10}  {'max (meV)':>10}  {'values':>10}"]
+        for name, acc in rows:
+            lines.append(f"{name:<{width}}  {_fmt(acc.to_json()['mae_meV']):>10}  {acc.max_abs:>10.3f}  {acc.count:>10d}")
+        skipped = [s for s in self.structures if s["status"] == "skipped"]
+        lines.append(f"{len(self.structures) - len(skipped)} structures evaluated, {len(skipped)} skipped")
+        lines += [f"  skipped {s['id']}: {s['reason']}" for s in skipped]
+        return "\n".join(lines)
+
+    def write(self, report_path: str | os.PathLike) -> tuple[Path, Path]:
+        """report.json and, next to it, <stem>.csv (one row per structure); each written atomically."""
+        import json
+
+        report_path = Path(report_path)
+        report_path.parent.mkdir(parents=True, exist_ok=True)
+        csv_path = report_path.with_suffix(".csv")
+        for path, text in ((report_path, json.dumps(self.to_json(), indent=1) + "\n"), (csv_path, self.structures_csv())):
+            tmp = path.with_name(f".{path.name}.tmp")
+            tmp.write_text(text)
+            os.replace(tmp, path)
+        return report_path, csv_path
+
+
+def _fmt(x) -> str:
+    return "" if x is None else f"{x:.3f}"
