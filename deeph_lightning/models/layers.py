@@ -13,7 +13,7 @@ def sector_mask(nat_in: int, c_in: int, nat_out: int, c_out: int) -> torch.Tenso
     """(c_in, c_out) 1 where a weight keeps parity (natural->natural, pseudo->pseudo), else 0."""
     a = torch.arange(c_in)[:, None] < nat_in
     b = torch.arange(c_out)[None, :] < nat_out
-    return (a == b).to(torch.get_default_dtype())
+    return (a == b).to(torch.float64)  # float64 buffers: exact after .double(); cast at use
 
 
 class EquivariantLinear(nn.Module):
@@ -28,7 +28,7 @@ class EquivariantLinear(nn.Module):
         self.bias = nn.Parameter(torch.zeros(nat_out)) if bias and nat_out > 0 else None
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        w = self.weight * self.mask
+        w = self.weight * self.mask.to(self.weight.dtype)
         out = torch.cat([x[:, l * l : (l + 1) ** 2] @ w[l] for l in range(self.lmax + 1)], dim=1)
         if self.bias is not None:
             out[:, 0, : self.nat_out] = out[:, 0, : self.nat_out] + self.bias

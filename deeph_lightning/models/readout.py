@@ -18,7 +18,7 @@ from e3nn import o3
 
 from data_prep.basis import BasisTable, openmx_to_e3nn
 
-from .so3 import num_coeffs
+from .so3 import float64_constants, num_coeffs
 
 
 def union_change_of_basis(union_shells) -> np.ndarray:
@@ -84,16 +84,17 @@ class BlockReadout(nn.Module):
             la, lb = shells[a], shells[b]
             n_paths = la + lb - abs(la - lb) + 1
             scale = math.sqrt((2 * la + 1) * (2 * lb + 1) / n_paths)
-            w3j = o3.wigner_3j(la, lb, l, dtype=torch.float64).numpy() * scale  # (2la+1, 2lb+1, 2l+1)
+            with float64_constants():
+                w3j = o3.wigner_3j(la, lb, l, dtype=torch.float64).numpy() * scale  # (2la+1, 2lb+1, 2l+1)
             c = ch + (self.n_nat if sector else 0)
             t[l * l : (l + 1) ** 2, c, starts[a] : starts[a + 1], starts[b] : starts[b + 1]] = w3j.transpose(2, 0, 1)
         t = e3nn_to_openmx_blocks(torch.from_numpy(t), shells)
         self.M = M
-        self.register_buffer("table", t.reshape(K * C, M * M).to(torch.get_default_dtype()), persistent=False)
+        self.register_buffer("table", t.reshape(K * C, M * M), persistent=False)  # float64; cast at use
 
     @property
     def channels(self) -> int:
         return self.n_nat + self.n_pse
 
     def forward(self, f: torch.Tensor) -> torch.Tensor:
-        return (f.reshape(f.shape[0], -1) @ self.table).view(-1, self.M, self.M)
+        return (f.reshape(f.shape[0], -1) @ self.table.to(f.dtype)).view(-1, self.M, self.M)

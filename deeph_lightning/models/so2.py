@@ -61,7 +61,7 @@ class SO2Linear(nn.Module):
         out = []
         for (m, start, n), w in zip(self.slices, self.weights):
             if m == 0:
-                y = x[:, :n].reshape(E, n * self.c_in) @ (w * self.mask0)
+                y = x[:, :n].reshape(E, n * self.c_in) @ (w * self.mask0.to(w.dtype))
                 y = y.view(E, n, self.c_out)
                 y = torch.cat([y[..., : self.nat_out] + self.bias0, y[..., self.nat_out :]], -1)
                 out.append(y)

@@ -17,11 +17,23 @@ so an SO(2) convolution is a plain matmul on contiguous slices.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import math
 
 import torch
 from e3nn import o3
+
+
+@contextlib.contextmanager
+def float64_constants():
+    """e3nn builds its generators in the default dtype; build our constants in float64 regardless."""
+    old = torch.get_default_dtype()
+    torch.set_default_dtype(torch.float64)
+    try:
+        yield
+    finally:
+        torch.set_default_dtype(old)
 
 
 def num_coeffs(lmax: int) -> int:
@@ -81,9 +93,10 @@ class EdgeFrame(torch.nn.Module):
             raise ValueError(f"need 0 <= mmax <= lmax, got mmax={mmax}, lmax={lmax}")
         self.lmax, self.mmax = lmax, mmax
         q = torch.tensor([[0.0, 1.0, 0.0], [-1.0, 0.0, 0.0], [0.0, 0.0, 1.0]], dtype=torch.float64)
-        angles = o3.matrix_to_angles(q)
-        for l in range(lmax + 1):
-            self.register_buffer(f"dq{l}", o3.wigner_D(l, *angles).to(torch.get_default_dtype()), persistent=False)
+        with float64_constants():
+            angles = o3.matrix_to_angles(q)
+            for l in range(lmax + 1):
+                self.register_buffer(f"dq{l}", o3.wigner_D(l, *angles), persistent=False)
         self.register_buffer("order", torch.tensor(m_major_order(lmax, mmax)), persistent=False)
 
     def forward(self, vec: torch.Tensor) -> torch.Tensor:
