@@ -1,0 +1,98 @@
+"""Bloch matrices on a k-mesh -> real-space blocks H_ij(R), and exact real-space overlaps S_ij(R).
+
+With PySCF's Bloch sums φ_μk = Σ_T e^{ik·T} φ_μ(r−T), H(k) = Σ_R e^{ik·R} H(R) with H_μν(R) = <μ,0|H|ν,R>
+(our convention, see ``data_prep.kspace``). Inverting on an N1×N2×N3 Γ-centred mesh gives
+    (1/N_k) Σ_k e^{−ik·R} H(k) = Σ_L H(R + L),   L over the Born-von Kármán supercell lattice,
+i.e. H(R) plus its aliases. Every nonzero L is at least 2ρ long (ρ = half the smallest plane spacing of
+the supercell), so for a pair closer than ρ all aliases lie beyond ρ: blocks are stored only for pairs
+closer than min(radius, ρ), where the aliases are as small as the truncated tail itself.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ..deeph_format import Blocks
+from ..graph import neighbor_graph
+from .orbitals import ao_transform, cell_shells
+from .settings import plane_spacings
+
+
+def alias_free_radius(cell_rows: np.ndarray, kmesh) -> float:
+    """ρ: half the smallest plane spacing of the Born-von Kármán supercell of ``kmesh``."""
+    return float(0.5 * np.min(plane_spacings(cell_rows) * np.asarray(kmesh, dtype=float)))
+
+
+def block_pairs(cell_rows: np.ndarray, positions: np.ndarray, radius: float) -> np.ndarray:
+    """(P, 5) int rows (Rx, Ry, Rz, i, j): on-site blocks plus every pair with |r_j + R·cell − r_i| < radius."""
+    n = len(positions)
+    onsite = np.array([[0, 0, 0, a, a] for a in range(n)], dtype=np.int64)
+    edge_index, shift, _ = neighbor_graph(cell_rows, positions, np.ones(3, dtype=bool), radius)
+    edges = np.concatenate([shift, edge_index.T], axis=1).astype(np.int64)
+    return np.concatenate([onsite, edges], axis=0)
+
+
+def _blocks_from_full(mats: np.ndarray, rs: np.ndarray, pairs: np.ndarray, ao_slices) -> Blocks:
+    """Cut per-R full AO matrices (n_R, nao, nao) into the blocks named by ``pairs``."""
+    index = {tuple(r): n for n, r in enumerate(rs.tolist())}
+    out: Blocks = {}
+    for rx, ry, rz, i, j in pairs.tolist():
+        m = mats[index[(rx, ry, rz)]]
+        out[(rx, ry, rz, i, j)] = np.ascontiguousarray(m[ao_slices[i], ao_slices[j]])
+    return out
+
+
+def _ao_slices(cell) -> list[slice]:
+    return [slice(int(a[2]), int(a[3])) for a in cell.aoslice_by_atom()]
+
+
+def blocks_from_kmesh(cell, mats_k: np.ndarray, kpts_frac: np.ndarray, pairs: np.ndarray) -> tuple[Blocks, float]:
+    """Inverse Bloch transform of PySCF-order matrices (n_k, nao, nao) -> OpenMX-order blocks for ``pairs``.
+
+    Returns the blocks (real) and the largest imaginary part dropped (a consistency diagnostic).
+    """
+    rs = np.unique(pairs[:, :3], axis=0)
+    phase = np.exp(-2j * np.pi * rs @ np.asarray(kpts_frac).T) / len(kpts_frac)  # (n_R, n_k)
+    mats_r = np.einsum("rk,kab->rab", phase, mats_k)
+    max_imag = float(np.abs(mats_r.imag).max(initial=0.0))
+    t = ao_transform(cell_shells(cell))
+    mats_r = t @ mats_r.real @ t.T
+    return _blocks_from_full(mats_r, rs, pairs, _ao_slices(cell)), max_imag
+
+
+def exact_overlap_blocks(cell, pairs: np.ndarray, chunk: int = 32) -> Blocks:
+    """S_ij(R) = <φ_i,0|φ_j,R> from two-centre integrals (no lattice sum, no aliasing), OpenMX order."""
+    from pyscf import gto
+
+    rs = np.unique(pairs[:, :3], axis=0)
+    lattice = cell.lattice_vectors()  # Bohr, rows
+    coords = cell.atom_coords()  # Bohr
+    symbols = [cell.atom_symbol(a) for a in range(cell.natm)]
+    basis = {s: cell._basis[s] for s in set(symbols)}
+
+    def molecule(shifts):
+        atoms = [(s, tuple(c + r @ lattice)) for r in shifts for s, c in zip(symbols, coords)]
+        z = sum(gto.charge(s) for s, _ in atoms)
+        return gto.M(atom=atoms, basis=basis, unit="Bohr", spin=z % 2, verbose=0)
+
+    home = molecule(np.zeros((1, 3)))
+    nao = home.nao
+    mats = np.empty((len(rs), nao, nao))
+    for start in range(0, len(rs), chunk):
+        part = rs[start : start + chunk]
+        s = gto.intor_cross("int1e_ovlp", home, molecule(part))  # (nao, len(part)*nao)
+        mats[start : start + len(part)] = s.reshape(nao, len(part), nao).transpose(1, 0, 2)
+    t = ao_transform(cell_shells(cell))
+    mats = t @ mats @ t.T
+    return _blocks_from_full(mats, rs, pairs, _ao_slices(cell))
+
+
+def overlap_blocks(atoms, basis_name: str = "SZV-MOLOPT-SR-GTH", radius: float = 9.5) -> Blocks:
+    """Exact S_ij(R) (OpenMX order) for every pair closer than ``radius`` Å, for structures without DFT data."""
+    from .settings import DFTSettings
+    from .structure import build_cell
+
+    settings = DFTSettings(basis=basis_name, radius=radius)
+    cell = build_cell(atoms, settings)
+    pairs = block_pairs(np.asarray(atoms.cell[:], float), np.asarray(atoms.positions, float), radius)
+    return exact_overlap_blocks(cell, pairs)

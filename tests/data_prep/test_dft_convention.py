@@ -1,0 +1,83 @@
+"""The PySCF -> OpenMX orbital conversion, proved with the DFT code itself: blocks of a rotated structure
+equal D(l1)·B·D(l2)ᵀ of the original's blocks (in e3nn's basis, D from e3nn)."""
+
+import numpy as np
+import pytest
+import torch
+from ase import Atoms
+from e3nn import o3
+
+from data_prep.basis import openmx_to_e3nn
+from data_prep.dft import DFTSettings, overlap_blocks, pyscf_to_openmx, run_dft
+
+
+def _rotation(seed: int, proper: bool = True) -> np.ndarray:
+    q, _ = np.linalg.qr(np.random.default_rng(seed).normal(size=(3, 3)))
+    q *= np.sign(np.linalg.det(q))
+    return q if proper else -q
+
+
+def _rotated(atoms: Atoms, rot: np.ndarray) -> Atoms:
+    return Atoms(numbers=atoms.numbers, positions=atoms.positions @ rot.T, cell=atoms.cell[:] @ rot.T, pbc=True)
+
+
+def _atom_rotation(shells, rot: np.ndarray) -> np.ndarray:
+    """OpenMX-order orbital rotation of one atom: blockdiag(U_lᵀ D_l(rot) U_l)."""
+    mats = []
+    for l in shells:
+        d = o3.Irrep(l, (-1) ** l).D_from_matrix(torch.from_numpy(rot)).numpy()
+        u = openmx_to_e3nn(l)
+        mats.append(u.T @ d @ u)
+    n = sum(m.shape[0] for m in mats)
+    w, start = np.zeros((n, n)), 0
+    for m in mats:
+        w[start : start + len(m), start : start + len(m)] = m
+        start += len(m)
+    return w
+
+
+def _assert_covariant(blocks, blocks_rot, shells, rot, atol):
+    # atol: e3nn's D_from_matrix goes through Euler angles and is accurate to ~2e-7 in float64.
+    assert blocks.keys() == blocks_rot.keys()
+    ws = [_atom_rotation(s, rot) for s in shells]
+    worst = max(np.abs(ws[k[3]] @ b @ ws[k[4]].T - blocks_rot[k]).max() for k, b in blocks.items())
+    assert worst < atol, worst
+    # ... and the test can fail: without the rotation the blocks differ
+    assert max(np.abs(b - blocks_rot[k]).max() for k, b in blocks.items()) > 100 * atol
+
+
+def test_pyscf_order_maps_to_openmx_by_signed_permutation():
+    assert np.array_equal(pyscf_to_openmx(1), np.eye(3))  # PySCF p is (px, py, pz), as OpenMX
+    for l in (2, 3):
+        t = pyscf_to_openmx(l)
+        assert np.array_equal(np.abs(t).sum(axis=0), np.ones(2 * l + 1)) and not np.array_equal(t, np.eye(2 * l + 1))
+
+
+@pytest.mark.parametrize("proper", [True, False])
+def test_overlap_of_rotated_structure_is_rotated_overlap_d_and_f(proper):
+    # DZVP-MOLOPT-SR-GTH gives Ti s,p,d,f and O s,p,d shells.
+    atoms = Atoms("TiO", positions=[[0.1, 0.2, 0.0], [1.3, 0.9, 1.1]],
+                  cell=[[3.6, 0.2, 0.1], [0.3, 3.9, -0.2], [0.1, 0.4, 4.2]], pbc=True)
+    rot = _rotation(3, proper)
+    s = overlap_blocks(atoms, "DZVP-MOLOPT-SR-GTH", radius=5.0)
+    s_rot = overlap_blocks(_rotated(atoms, rot), "DZVP-MOLOPT-SR-GTH", radius=5.0)
+    from data_prep.dft import build_cell, cell_shells
+
+    shells = cell_shells(build_cell(atoms, DFTSettings(basis="DZVP-MOLOPT-SR-GTH")))
+    assert 3 in shells[0] and 2 in shells[1]
+    _assert_covariant(s, s_rot, shells, rot, atol=2e-6)
+
+
+@pytest.mark.slow
+def test_hamiltonian_of_rotated_structure_is_rotated_hamiltonian_p_d():
+    # Ti (s, s, p, d with SZV-MOLOPT-SR) and O (s, p): one DFT run per orientation, tiny mesh.
+    atoms = Atoms("TiO", positions=[[0.0, 0.0, 0.0], [1.9, 1.7, 2.0]],
+                  cell=[[3.9, 0.2, 0.0], [0.1, 3.8, 0.3], [0.2, 0.0, 4.1]], pbc=True)
+    settings = DFTSettings(kmesh=(2, 2, 2), dense_kmesh=(2, 2, 2), radius=4.0, ke_cutoff=50, conv_tol=1e-10)
+    rot = _rotation(7)
+    a = run_dft(atoms, settings).structure
+    b = run_dft(_rotated(atoms, rot), settings).structure
+    assert 2 in a.orbital_types[0] and 1 in a.orbital_types[1]
+    _assert_covariant(a.hamiltonians, b.hamiltonians, a.orbital_types, rot, atol=2e-5)
+    _assert_covariant(a.overlaps, b.overlaps, a.orbital_types, rot, atol=2e-6)
+    assert abs(a.fermi_level - b.fermi_level) < 1e-5
