@@ -41,7 +41,9 @@ def resolve_n_electrons(explicit: float | None, info: dict, numbers, where: str)
                     f"{where}: the number of valence electrons is unknown (info.json has none of "
                     f"{', '.join(INFO_KEYS)}); pass --n-electrons"
                 )
-            n = float(valence_electrons(numbers))
+            from ase import Atoms
+
+            n = float(valence_electrons(Atoms(numbers=np.asarray(numbers, dtype=int))))
     if not n > 0:
         raise ElectronCountError(f"{where}: number of electrons must be positive, got {n}")
     return n

@@ -87,14 +87,22 @@ def test_bad_inputs_give_one_clear_line(folders, tmp_path, capsys):
             (broken / f.name).write_bytes(f.read_bytes())
     assert main(["bands", "--hamiltonian", str(broken), "--out", str(tmp_path / "o"), "--n-electrons", "8"]) == 2
     assert "missing overlaps.h5" in capsys.readouterr().err
-    info = json.loads((broken / "info.json").read_text())
+    no_count = tmp_path / "no_count"
+    no_count.mkdir()
+    for f in ref.iterdir():
+        (no_count / f.name).write_bytes(f.read_bytes())
+    info = json.loads((no_count / "info.json").read_text())
     del info["n_electrons"]
-    (broken / "info.json").write_text(json.dumps(info))
+    (no_count / "info.json").write_text(json.dumps(info))
     try:
-        from data_prep.dft import valence_electrons  # noqa: F401  (the DFT runner's table fills the gap)
+        from data_prep.dft import valence_electrons  # the DFT runner's pseudopotential table fills the gap
     except ImportError:
-        assert main(["dos", "--hamiltonian", str(broken), "--out", str(tmp_path / "o")]) == 2
+        assert main(["dos", "--hamiltonian", str(no_count), "--out", str(tmp_path / "o")]) == 2
         assert "--n-electrons" in capsys.readouterr().err
+    else:
+        assert main(["dos", "--hamiltonian", str(no_count), "--out", str(tmp_path / "d"), "--kspacing", "0.5"]) == 0
+        n_e = json.loads((tmp_path / "d" / "dos.json").read_text())["filling"]["n_electrons"]
+        assert n_e == valence_electrons(bulk("Si", "diamond", a=5.43)) == 8
     assert main(["bands", "--hamiltonian", str(tmp_path / "nowhere"), "--out", str(tmp_path / "o")]) == 2
     assert "no such directory" in capsys.readouterr().err
     assert not (tmp_path / "o").exists()
