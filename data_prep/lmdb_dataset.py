@@ -96,7 +96,7 @@ def _init_worker(counter):
 
 
 def _write_shard(job: _ShardJob) -> dict:
-    env = lmdb.open(job.shard_path, map_size=MAP_SIZE, subdir=False, meminit=False, map_async=True)
+    env = lmdb.open(job.shard_path, map_size=MAP_SIZE, subdir=False, meminit=False, map_async=True, lock=False)  # one writer per shard
     counts = {"n_atoms": [], "n_edges": [], "n_matrix_elements": [], "elements": []}
     basis = None
     try:
