@@ -29,6 +29,18 @@ from .sampling import BudgetBatchSampler
 EMBEDDED_PREFIX = "embedded:"
 
 
+_READERS: dict[tuple, LmdbDataset] = {}
+
+
+def shared_reader(path: Path) -> LmdbDataset:
+    """One ``LmdbDataset`` per dataset per process: LMDB refuses to open the same file twice in a process."""
+    meta = path / METADATA_FILE
+    key = (str(path.resolve()), meta.stat().st_mtime_ns)
+    if key not in _READERS:
+        _READERS[key] = LmdbDataset(path)
+    return _READERS[key]
+
+
 class DataConfigError(ValueError):
     """The data configuration points at something missing or inconsistent."""
 
@@ -149,7 +161,7 @@ class DeepHDataModule(pl.LightningDataModule):
             self.check_available()
             if not (self.path / METADATA_FILE).is_file():
                 raise DataConfigError(f"{self.path}: dataset is not packed yet (call prepare_data first)")
-            self._records = LmdbDataset(self.path)
+            self._records = shared_reader(self.path)
             cut = self._records.cutoff
             if self.expected_cutoff is not None and abs(cut - float(self.expected_cutoff)) > 1e-9:
                 raise DataConfigError(
@@ -183,7 +195,7 @@ class DeepHDataModule(pl.LightningDataModule):
             if name not in self.datasets:
                 idx = self.records.split(name)
                 ds = LmdbGraphDataset(self.path, idx, dtype=self.torch_dtype, basis=self.basis)
-                ds.records = self.records  # one reader per process: LMDB refuses to open a file twice
+                ds.records = self.records  # the shared reader (see shared_reader)
                 self.datasets[name] = ds
 
     def padded_sizes(self, split: str) -> np.ndarray:
@@ -204,6 +216,17 @@ class DeepHDataModule(pl.LightningDataModule):
         if trainer is None:
             return 0
         return trainer.fit_loop.epoch_loop.batch_progress.current.processed
+
+    def train_sampler(self) -> BudgetBatchSampler:
+        rank, world = self._world()
+        return BudgetBatchSampler(
+            self.padded_sizes("train"), self.global_budget, shuffle=True, seed=self.seed, rank=rank,
+            world_size=world, max_structures=self.max_structures,
+        )
+
+    def num_train_batches(self) -> int:
+        """Optimizer steps in the first epoch (packing varies slightly from epoch to epoch)."""
+        return len(self.train_sampler())
 
     def _loader(self, split: str, budget: int, shuffle: bool) -> DataLoader:
         if split not in self.datasets:

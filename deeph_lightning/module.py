@@ -141,6 +141,7 @@ class HamiltonianModule(pl.LightningModule):
             # DDP averages gradients over ranks: scale so the average is d(global sum / global count).
             loss = err * self.trainer.world_size / stats[1]
             logged = stats[0] / stats[1]
+        self.last_train_loss = logged.detach()  # global-batch loss, the same on every rank
         self.log("train/loss", logged, prog_bar=True, batch_size=batch.num_graphs)
         if self.hparams.loss == "mse":
             self.log("train/rmse_meV", logged.sqrt() * 1000.0, prog_bar=True, batch_size=batch.num_graphs)
@@ -187,6 +188,17 @@ class HamiltonianModule(pl.LightningModule):
         self._eval_epoch_end("test")
 
     # --- optimisation -----------------------------------------------------------------------------
+    def _total_steps(self) -> int:
+        # Not trainer.estimated_stepping_batches: it sets up the train loader before a checkpoint is
+        # restored, and Lightning then never hands the loader its saved position (no exact resume).
+        trainer = self.trainer
+        if trainer.max_steps and trainer.max_steps > 0:
+            return int(trainer.max_steps)
+        dm = trainer.datamodule
+        if dm is None or not hasattr(dm, "num_train_batches") or trainer.max_epochs in (None, -1):
+            raise ValueError("warmup_cosine needs trainer.max_steps or max_epochs (or scheduler.total_steps)")
+        return max(1, dm.num_train_batches() * int(trainer.max_epochs) // int(trainer.accumulate_grad_batches))
+
     def configure_optimizers(self) -> Any:
         opt_cfg = dict(self.hparams.optimizer)
         lr = float(opt_cfg.pop("lr", 1e-3))
@@ -196,9 +208,7 @@ class HamiltonianModule(pl.LightningModule):
         if name == "none":
             return optimizer
         if name == "warmup_cosine":
-            total = sched.get("total_steps") or self.trainer.estimated_stepping_batches
-            if not math.isfinite(total):
-                raise ValueError("warmup_cosine needs trainer.max_steps or max_epochs (or scheduler.total_steps)")
+            total = sched.get("total_steps") or self._total_steps()
             fn = warmup_cosine(int(sched.get("warmup_steps", 0)), int(total), float(sched.get("min_lr_ratio", 0.01)))
             scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, fn)
             return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "step"}}

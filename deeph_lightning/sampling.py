@@ -93,6 +93,11 @@ class BudgetBatchSampler:
     def set_epoch(self, epoch: int) -> None:
         self.epoch = int(epoch)
 
+    @property
+    def sampler(self) -> "BudgetBatchSampler":
+        # Lightning calls set_epoch on ``dataloader.batch_sampler.sampler`` (not on the batch sampler).
+        return self
+
     def global_batches(self, epoch: int | None = None) -> list[list[int]]:
         epoch = self.epoch if epoch is None else epoch
         n = len(self.sizes)
@@ -105,9 +110,12 @@ class BudgetBatchSampler:
     def __iter__(self) -> Iterator[list[int]]:
         batches = self.global_batches()
         start = 0
-        if self._skip is not None and self._skip[0] == self.epoch:
-            start = self._skip[1]
-        self._skip = None
+        if self._skip is not None:
+            if self._skip[0] == self.epoch:
+                # every iterator of the resumed epoch skips (Lightning may create one it then discards)
+                start = self._skip[1]
+            elif self.epoch > self._skip[0]:
+                self._skip = None
         self.consumed = start
         for b in batches[start:]:
             yield split_for_ranks(b, self.sizes, self.world_size)[self.rank]
@@ -116,7 +124,5 @@ class BudgetBatchSampler:
         return {"epoch": self.epoch, "consumed": self.consumed, "seed": self.seed, "world_size": self.world_size}
 
     def load_state_dict(self, state: dict) -> None:
-        if int(state.get("world_size", self.world_size)) != self.world_size:
-            # a different world size splits batches differently; restart the epoch's order at a batch boundary
-            pass
+        # Global batches do not depend on the world size, so a run may resume on another number of ranks.
         self._skip = (int(state["epoch"]), int(state["consumed"]))

@@ -90,7 +90,7 @@ def build_loggers(cfg: DictConfig, resume_meta: dict | None) -> list:
     return loggers
 
 
-def run(cfg: DictConfig) -> dict:
+def run(cfg: DictConfig, extra_callbacks: list | None = None) -> dict:
     """Train (and test) as configured; returns the final metrics and paths."""
     output_dir = Path(cfg.paths.output_dir)
     pl.seed_everything(int(cfg.seed), workers=True)
@@ -109,7 +109,7 @@ def run(cfg: DictConfig) -> dict:
     model = instantiate(cfg.model, basis=datamodule.basis.to_dict(), cutoff=datamodule.cutoff)
     model.run_config = OmegaConf.to_container(cfg, resolve=True)
 
-    callbacks = instantiate_group(cfg.get("callbacks"))
+    callbacks = instantiate_group(cfg.get("callbacks")) + list(extra_callbacks or [])
     loggers = build_loggers(cfg, resume_meta)
     enable_bar = cfg.trainer.get("enable_progress_bar")
     if enable_bar is None:
