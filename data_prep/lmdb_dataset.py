@@ -97,7 +97,7 @@ def _init_worker(counter):
 
 def _write_shard(job: _ShardJob) -> dict:
     env = lmdb.open(job.shard_path, map_size=MAP_SIZE, subdir=False, meminit=False, map_async=True, lock=False)  # one writer per shard
-    counts = {"n_atoms": [], "n_edges": [], "n_matrix_elements": [], "elements": []}
+    counts = {"n_atoms": [], "n_edges": [], "n_matrix_elements": [], "elements": [], "recipes": []}
     basis = None
     try:
         for idx, (folder, sid) in enumerate(zip(job.folders, job.ids)):
@@ -114,10 +114,11 @@ def _write_shard(job: _ShardJob) -> dict:
             counts["n_edges"].append(int(rec["edge_index"].shape[1]))
             counts["n_matrix_elements"].append(int(rec["h_node"].size + rec["h_edge"].size))
             counts["elements"].append(sorted({int(z) for z in st.numbers}))
+            counts["recipes"].append(dft_recipe(st.info))
             if _progress is not None:
                 with _progress.get_lock():
                     _progress.value += 1
-        meta = {"ids": job.ids, **counts}
+        meta = {"ids": job.ids, **{k: v for k, v in counts.items() if k != "recipes"}}
         with env.begin(write=True) as txn:
             txn.put(LENGTH_KEY, str(len(job.folders)).encode())
             txn.put(SHARD_META_KEY, json.dumps(meta).encode())
@@ -125,6 +126,21 @@ def _write_shard(job: _ShardJob) -> dict:
     finally:
         env.close()
     return {"ids": job.ids, "basis": None if basis is None else basis.to_dict(), **counts}
+
+
+RECIPE_KEYS = ("code", "xc", "basis", "pseudo")
+
+
+def dft_recipe(info: dict) -> dict:
+    """The parts of a structure's DFT recipe (info.json "dft") that define its Hamiltonian's basis and gauge."""
+    dft = info.get("dft") or {}
+    return {k: dft[k] for k in RECIPE_KEYS if k in dft}
+
+
+def common_recipe(recipes: list[dict]) -> dict | None:
+    """The shared DFT recipe of all structures, or None when they differ or none is recorded."""
+    unique = {json.dumps(r, sort_keys=True) for r in recipes}
+    return recipes[0] if len(unique) == 1 and recipes[0] else None
 
 
 def make_splits(n: int, seed: int, fractions: Sequence[float]) -> dict[str, list[int]]:
@@ -192,6 +208,7 @@ def pack_folders(
                 basis = table if basis is None else basis.merge(table)
         flat = {key: [v for r in results for v in r[key]] for key in ("ids", "n_atoms", "n_edges", "n_matrix_elements")}
         elements = sorted({z for r in results for zs in r["elements"] for z in zs})
+        recipes = [r for res in results for r in res["recipes"]]
         meta = {
             "schema_version": SCHEMA_VERSION,
             "format": "deeph-lightning sharded LMDB",
@@ -200,6 +217,7 @@ def pack_folders(
             "cutoff": float(cutoff),
             "missing_blocks": missing_blocks,
             "basis": basis.to_dict(),
+            "dft_recipe": common_recipe(recipes),  # e.g. basis name: needed to compute S(R) for new structures
             "elements": elements,
             "element_symbols": [element_symbol(z) for z in elements],
             "shards": [Path(j.shard_path).name for j in jobs],

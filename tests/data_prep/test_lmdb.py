@@ -33,6 +33,7 @@ def test_layout_and_metadata(packed, dft_folders):
     meta = json.loads((packed / "metadata.json").read_text())
     assert meta["length"] == len(dft_folders) and meta["cutoff"] == CUTOFF
     assert meta["units"] == {"length": "angstrom", "energy": "eV"}
+    assert meta["dft_recipe"]["basis"] == "SZV-MOLOPT-SR-GTH" and meta["dft_recipe"]["xc"] == "pbe"
     ds = LmdbDataset(packed)
     assert len(ds) == len(dft_folders)
     for z in meta["elements"]:
