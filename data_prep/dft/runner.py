@@ -86,6 +86,11 @@ def run_scf(atoms, settings: DFTSettings = DFTSettings(), where: str = "structur
     kmesh = settings.kmesh or kmesh_from_spacing(atoms.cell[:], settings.kspacing)
     mf = make_scf(cell, cell.make_kpts(kmesh), settings)
     mf.kernel()
+    if not mf.converged:  # charge sloshing in small-gap/metallic cells: restart from there with damping
+        dm = mf.make_rdm1()
+        mf = make_scf(cell, cell.make_kpts(kmesh), settings)
+        mf.damp, mf.diis_start_cycle = 0.5, 4
+        mf.kernel(dm0=dm)
     if not mf.converged:
         raise SCFNotConvergedError(f"{where}: SCF did not converge in {settings.max_cycle} cycles (k-mesh {kmesh})")
     return mf, tuple(int(n) for n in kmesh)

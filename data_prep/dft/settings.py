@@ -28,7 +28,7 @@ class DFTSettings:
     xc: str = "pbe"
     basis: str = "SZV-MOLOPT-SR-GTH"
     pseudo: str = "gth-pbe"  # the basis's valence (q) is appended per element, e.g. gth-pbe-q4 for Si
-    kspacing: float = 0.25  # SCF k-mesh: n_i = max(1, ceil(|b_i| / kspacing)), b_i with 2π
+    kspacing: float = 0.5  # SCF k-mesh: n_i = max(1, ceil(|b_i| / kspacing)), b_i with 2π
     kmesh: tuple[int, int, int] | None = None  # explicit SCF mesh overrides kspacing
     radius: float = 9.5  # Å: blocks stored for atom pairs closer than this (and alias-free, see realspace)
     dense_kmesh: tuple[int, int, int] | None = None  # non-SCF mesh for H(R); default: sized from radius

@@ -5,6 +5,7 @@ from __future__ import annotations
 import functools
 import os
 import re
+import warnings
 
 import numpy as np
 
@@ -35,7 +36,9 @@ def element_basis(basis: str, symbol: str):
     from pyscf.pbc import gto
 
     try:
-        return gto.basis.load(pyscf_basis_name(basis), symbol)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # "basis may be available in basis-set-exchange"
+            return gto.basis.load(pyscf_basis_name(basis), symbol)
     except Exception:
         raise KeyError(f"basis {basis} has no functions for element {symbol}") from None
 
@@ -87,9 +90,12 @@ def check_structure(atoms, settings: DFTSettings = DFTSettings(), where: str = "
             f"{where}: periodic DFT needs pbc in all three directions (got {atoms.pbc.tolist()}); "
             "put molecules and slabs in a box with vacuum and set pbc=True"
         )
-    volume = abs(np.linalg.det(cell))
-    if volume < 1.0:
-        raise BadStructureError(f"{where}: cell volume {volume:.3g} Å³ is degenerate (missing lattice vectors?)")
+    volume, lengths = abs(np.linalg.det(cell)), np.linalg.norm(cell, axis=1)
+    if lengths.min() < 0.1 or volume < 1e-3 * lengths.prod():
+        raise BadStructureError(
+            f"{where}: degenerate cell (lattice vector lengths {np.round(lengths, 3).tolist()} Å, "
+            f"volume {volume:.3g} Å³): missing or parallel lattice vectors?"
+        )
     bad = []
     for s in sorted(set(atoms.get_chemical_symbols())):
         try:
