@@ -151,6 +151,18 @@ start_mariadb() {
     wait_for 60 mariadbd mariadb-admin --no-defaults --socket="$MYSQL_SOCK" -uroot ping
 }
 
+port_in_use() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
+
+check_ports_free() {
+    local name port
+    for name in slurmctld:$PORT slurmd:$((PORT + 1)) slurmdbd:$((PORT + 2)); do
+        port=${name#*:}
+        if ! pid_alive "${name%%:*}" && port_in_use "$port"; then
+            die "port $port (for ${name%%:*}) is taken, maybe by another cluster; set DEEPH_SLURM_PORT to another base"
+        fi
+    done
+}
+
 start_slurm() {
     if ! pid_alive slurmdbd; then
         spawn slurmdbd slurmdbd -D
@@ -173,6 +185,7 @@ node_idle() { sinfo -h -n "$NODE" -o %t | grep -Eq '^(idle|mix|alloc)'; }
 cmd_start() {
     ensure_packages
     ensure_hostname_resolves
+    check_ports_free
     write_configs
     start_munge
     start_mariadb

@@ -77,5 +77,7 @@ def wait_final(job_id: str, timeout: float, poll: float = 1.0) -> str:
         if states and states[-1] in FINAL:
             return states[-1]
         time.sleep(poll)
+    info = subprocess.run(["scontrol", "show", "job", job_id], capture_output=True, text=True).stdout
+    nodes = subprocess.run(["sinfo", "-N", "-o", "%N %T %E"], capture_output=True, text=True).stdout
     subprocess.run(["scancel", job_id])
-    raise AssertionError(f"job {job_id} not finished after {timeout:.0f} s (states {sacct_states(job_id)})")
+    raise AssertionError(f"job {job_id} not finished after {timeout:.0f} s (states {sacct_states(job_id)})\n{info}\n{nodes}")
