@@ -1,7 +1,7 @@
 """The LightningModule that trains a Hamiltonian network on H blocks.
 
-* Loss on the real orbitals of each block only (``block_mask``): ``mse``, ``mae`` or ``gauge``
-  (gauge-invariant, from ``deeph_lightning.models``). The masked sums are normalised by the number of
+* Loss on the real orbitals of each block only: ``mse``, ``mae`` or ``gauge`` (gauge-invariant),
+  the helpers of ``deeph_lightning.models.losses``. The masked sums are normalised by the number of
   masked entries of the *global* batch (summed over DDP ranks), so DDP(n) computes exactly the
   gradient of one process on the union of the ranks' batches.
 * Metrics in meV (``metrics.BlockErrorAccumulator``); validation/test use the EMA weights.
@@ -109,42 +109,32 @@ class HamiltonianModule(pl.LightningModule):
                 batch[key] = batch[key].to(dtype)
         return batch
 
-    def _error_sum(self, batch, out: dict) -> tuple[torch.Tensor, torch.Tensor]:
-        """Sum of the per-entry loss over masked entries of this rank's batch, and the entry count."""
-        z, ei = batch.atomic_numbers, batch.edge_index
-        total, count = 0.0, 0.0
-        for pred, target, mask in (
-            (out["h_node"], batch.h_node, block_mask(self.basis, z)),
-            (out["h_edge"], batch.h_edge, block_mask(self.basis, z, ei)),
-        ):
-            diff = (pred.float() - target.float()) * mask
-            total = total + (diff.square().sum() if self.hparams.loss == "mse" else diff.abs().sum())
-            count = count + mask.sum()
-        return total, torch.as_tensor(count, dtype=torch.float32, device=self.device)
-
-    def _gauge_loss(self, batch, out: dict) -> torch.Tensor:
+    def _loss_and_count(self, batch, out: dict) -> tuple[torch.Tensor, torch.Tensor]:
+        """Mean loss over this rank's masked block entries (``models.losses``) and the entry count."""
         from .models import losses
 
-        return losses.gauge_invariant_loss(out, batch, self.basis)
+        out = {k: (v.float() if v.dtype in (torch.float16, torch.bfloat16) else v) for k, v in out.items()}
+        fn = {"mse": losses.mse_loss, "mae": losses.mae_loss, "gauge": losses.gauge_invariant_loss}[self.hparams.loss]
+        z, ei = batch.atomic_numbers, batch.edge_index
+        count = block_mask(self.basis, z).sum() + block_mask(self.basis, z, ei).sum()
+        return fn(out, batch, self.basis), count.to(torch.float64)
 
     def training_step(self, batch, batch_idx: int):
         batch = self._cast(batch)
         out = self.net(batch)
-        n_struct = torch.tensor(float(batch.num_graphs), device=self.device)
-        if self.hparams.loss == "gauge":
-            loss = self._gauge_loss(batch, out)
-            stats = self.trainer.strategy.reduce(torch.stack([loss.detach() * n_struct, n_struct]), reduce_op="sum")
-            logged = stats[0] / stats[1]
-        else:
-            err, count = self._error_sum(batch, out)
-            stats = self.trainer.strategy.reduce(torch.stack([err.detach(), count]), reduce_op="sum")
-            # DDP averages gradients over ranks: scale so the average is d(global sum / global count).
-            loss = err * self.trainer.world_size / stats[1]
-            logged = stats[0] / stats[1]
+        mean, count = self._loss_and_count(batch, out)
+        local_sum = mean * count.to(mean.dtype)
+        stats = self.trainer.strategy.reduce(torch.stack([local_sum.detach().double(), count]), reduce_op="sum")
+        # DDP averages gradients over ranks: scale so that the average is d(global sum / global count),
+        # i.e. exactly the gradient one process would get on the union of the ranks' batches.
+        loss = local_sum * (self.trainer.world_size / stats[1]).to(mean.dtype)
+        logged = (stats[0] / stats[1]).float()
         self.last_train_loss = logged.detach()  # global-batch loss, the same on every rank
         self.log("train/loss", logged, prog_bar=True, batch_size=batch.num_graphs)
-        if self.hparams.loss == "mse":
+        if self.hparams.loss in ("mse", "gauge"):
             self.log("train/rmse_meV", logged.sqrt() * 1000.0, prog_bar=True, batch_size=batch.num_graphs)
+        else:
+            self.log("train/mae_meV", logged * 1000.0, prog_bar=True, batch_size=batch.num_graphs)
         return loss
 
     def on_before_optimizer_step(self, optimizer) -> None:

@@ -20,9 +20,9 @@ REPO = Path(__file__).resolve().parents[2]
 
 
 def padded_budget(dataset: Path, structures_per_batch: int) -> int:
-    from data_prep.lmdb_dataset import LmdbDataset
+    from deeph_lightning.datamodule import shared_reader
 
-    ds = LmdbDataset(dataset)
+    ds = shared_reader(dataset)
     m = ds.metadata
     sizes = (np.asarray(m["n_atoms"]) + np.asarray(m["n_edges"])) * ds.basis.n_union**2
     return int(np.sort(sizes)[len(sizes) // 2] * structures_per_batch)
