@@ -1,0 +1,137 @@
+"""Many structures -> DeepH folders: one isolated process per structure, resumable, failures recorded.
+
+* ``OUT/<id>/`` appears only when complete (``write_deeph`` writes a temporary folder, then renames);
+  existing complete folders are skipped, so a killed run resumes where it stopped.
+* ``OUT/failures.jsonl`` (``failures.task<k>.jsonl`` for array task k) gets one JSON line per failure
+  with the id and the error; failed structures are retried on the next run.
+* ``OUT/settings.json`` records the recipe; resuming with a different recipe is an error.
+* ``array_index/array_count`` split the structures round-robin across SLURM array tasks.
+"""
+
+from __future__ import annotations
+
+import json
+import multiprocessing as mp
+import os
+import shutil
+import time
+import traceback
+from pathlib import Path
+
+from .settings import DFTSettings
+from .structure import BadStructureError, check_structure
+
+
+def is_complete(folder: Path) -> bool:
+    return (folder / "info.json").is_file() and (folder / "hamiltonians.h5").is_file()
+
+
+def _worker(sid: str, atoms, out_dir: str, settings: dict, conn) -> None:
+    try:
+        from ..deeph_format import write_deeph
+        from .runner import run_dft
+
+        result = run_dft(atoms, DFTSettings.from_dict(settings), where=sid)
+        result.structure.info["structure_id"] = sid
+        write_deeph(result.structure, Path(out_dir) / sid)
+        conn.send(("ok", result.timings))
+    except BaseException as err:  # report everything: the parent records it
+        conn.send(("error", f"{type(err).__name__}: {err}", traceback.format_exc(limit=4)))
+    finally:
+        conn.close()
+
+
+def _check_settings_file(out: Path, settings: DFTSettings) -> None:
+    path = out / "settings.json"
+    current = settings.to_dict()
+    if path.is_file():
+        recorded = json.loads(path.read_text())
+        if recorded != current:
+            diff = {k: (recorded.get(k), v) for k, v in current.items() if recorded.get(k) != v}
+            raise ValueError(f"{path}: this folder was computed with other DFT settings (recorded, now): {diff}; "
+                             "use another --out or the same settings")
+        return
+    tmp = out / f".settings.json.{os.getpid()}"
+    tmp.write_text(json.dumps(current, indent=2) + "\n")
+    os.replace(tmp, path)
+
+
+def _format_eta(seconds: float) -> str:
+    seconds = int(max(seconds, 0))
+    return f"{seconds // 3600:d}:{seconds // 60 % 60:02d}:{seconds % 60:02d}"
+
+
+def array_share(items: list, index: int, count: int) -> list:
+    if not 0 <= index < count:
+        raise ValueError(f"array index {index} outside 0..{count - 1}")
+    return items[index::count]
+
+
+def run_batch(structures, out_dir, settings: DFTSettings = DFTSettings(), *, array_index: int = 0,
+              array_count: int = 1, workers: int = 1, timeout: float | None = None, log=print) -> dict:
+    """Compute this task's share of ``structures`` ((id, Atoms) pairs). Returns counts of done/skipped/failed."""
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    _check_settings_file(out, settings)
+    failures = out / ("failures.jsonl" if array_count == 1 else f"failures.task{array_index}.jsonl")
+    mine = array_share(list(structures), array_index, array_count)
+    todo = []
+    counts = {"done": 0, "skipped": 0, "failed": 0}
+    for sid, atoms in mine:
+        for stale in out.glob(f".{sid}.tmp-*"):  # left by a killed run of this task
+            shutil.rmtree(stale, ignore_errors=True)
+        if is_complete(out / sid):
+            counts["skipped"] += 1
+        else:
+            todo.append((sid, atoms))
+    log(f"{len(mine)} structures for task {array_index}/{array_count}: {counts['skipped']} already done, "
+        f"{len(todo)} to compute -> {out}")
+
+    def record_failure(sid: str, error: str, detail: str = "") -> None:
+        counts["failed"] += 1
+        with open(failures, "a") as f:
+            f.write(json.dumps({"id": sid, "error": error, "detail": detail, "time": time.strftime("%F %T")}) + "\n")
+        log(f"  FAILED {sid}: {error}")
+
+    ctx = mp.get_context("forkserver")
+    running: dict = {}  # sid -> (process, conn, start)
+    queue = list(todo)
+    t_start, computed_time, n_finished = time.perf_counter(), 0.0, 0
+    while queue or running:
+        while queue and len(running) < workers:
+            sid, atoms = queue.pop(0)
+            try:
+                check_structure(atoms, settings, sid)
+            except (BadStructureError, KeyError) as err:
+                record_failure(sid, f"{type(err).__name__}: {err}")
+                continue
+            recv, send = ctx.Pipe(duplex=False)
+            proc = ctx.Process(target=_worker, args=(sid, atoms, str(out), settings.to_dict(), send), daemon=True)
+            proc.start()
+            send.close()
+            running[sid] = (proc, recv, time.perf_counter())
+        time.sleep(0.05)
+        for sid, (proc, recv, start) in list(running.items()):
+            elapsed = time.perf_counter() - start
+            if proc.is_alive() and not recv.poll() and (timeout is None or elapsed < timeout):
+                continue
+            message = recv.recv() if recv.poll() else None
+            if proc.is_alive() and message is None:  # timed out
+                proc.kill()
+            proc.join()
+            del running[sid]
+            n_finished += 1
+            computed_time += elapsed
+            if message is None:
+                why = f"timed out after {timeout:g} s" if timeout and elapsed >= timeout else f"process died (exit code {proc.exitcode})"
+                record_failure(sid, why)
+            elif message[0] == "ok":
+                counts["done"] += 1
+            else:
+                record_failure(sid, message[1], message[2])
+            left = len(queue) + len(running)
+            eta = computed_time / n_finished * left / max(workers, 1)
+            log(f"[{n_finished}/{len(todo)}] {sid} {'ok' if message and message[0] == 'ok' else 'failed'} "
+                f"{elapsed:.1f}s | done {counts['done']} failed {counts['failed']} | "
+                f"elapsed {_format_eta(time.perf_counter() - t_start)} ETA {_format_eta(eta)}")
+    return counts
