@@ -102,6 +102,7 @@ class DeepHDataModule(pl.LightningDataModule):
         global_budget: int = 200_000,
         val_budget: int | None = None,
         max_structures: int | None = None,
+        min_structures: int = 1,
         num_workers: int = 0,
         pin_memory: bool = False,
         seed: int = 0,
@@ -116,6 +117,7 @@ class DeepHDataModule(pl.LightningDataModule):
         self.global_budget = int(global_budget)
         self.val_budget = int(val_budget or global_budget)
         self.max_structures = max_structures
+        self.min_structures = int(min_structures)
         self.num_workers = int(num_workers)
         self.pin_memory = pin_memory
         self.seed = int(seed)
@@ -221,7 +223,7 @@ class DeepHDataModule(pl.LightningDataModule):
         rank, world = self._world()
         return BudgetBatchSampler(
             self.padded_sizes("train"), self.global_budget, shuffle=True, seed=self.seed, rank=rank,
-            world_size=world, max_structures=self.max_structures,
+            world_size=world, max_structures=self.max_structures, min_structures=self.min_structures,
         )
 
     def num_train_batches(self) -> int:
@@ -237,7 +239,7 @@ class DeepHDataModule(pl.LightningDataModule):
         rank, world = self._world()
         sampler = BudgetBatchSampler(
             self.padded_sizes(split), budget, shuffle=shuffle, seed=self.seed, rank=rank, world_size=world,
-            max_structures=self.max_structures,
+            max_structures=self.max_structures, min_structures=self.min_structures,
         )
         cls = ResumableDataLoader if split == "train" else DataLoader
         extra = {"progress": self._progress} if split == "train" else {}

@@ -1,8 +1,8 @@
 """Size-balanced, DDP-aware, resumable batching of structures by a budget of matrix elements.
 
 Every rank builds the same *global* batches (seeded by ``seed`` and the epoch), packing shuffled
-structures until the global budget of matrix elements is reached (and at least ``world_size``
-structures are in the batch); each global batch is then split into ``world_size`` parts of nearly
+structures until the global budget of matrix elements is reached (and at least
+``max(min_structures, world_size)`` structures are in the batch); each global batch is then split into ``world_size`` parts of nearly
 equal size, and rank r takes part r. So one optimizer step sees the same structures whatever the
 number of ranks, and the per-rank batch size is the global budget divided by the world size.
 
@@ -72,6 +72,7 @@ class BudgetBatchSampler:
         rank: int = 0,
         world_size: int = 1,
         max_structures: int | None = None,
+        min_structures: int = 1,
     ):
         if budget <= 0:
             raise ValueError(f"batch budget must be positive, got {budget}")
@@ -86,6 +87,9 @@ class BudgetBatchSampler:
         self.rank = int(rank)
         self.world_size = int(world_size)
         self.max_structures = max_structures
+        # every global batch must feed every rank; set min_structures >= world size on all runs that
+        # should see identical global batches (e.g. comparing DDP with one process)
+        self.min_structures = max(int(min_structures), self.world_size)
         self.epoch = 0
         self.consumed = 0  # batches of the current epoch already handed to the training loop
         self._skip: tuple[int, int] | None = None  # (epoch, batches) to skip after a resume
@@ -102,7 +106,7 @@ class BudgetBatchSampler:
         epoch = self.epoch if epoch is None else epoch
         n = len(self.sizes)
         order = np.random.default_rng([self.seed, epoch]).permutation(n) if self.shuffle else np.arange(n)
-        return pack_global_batches(self.sizes, self.budget, order, self.world_size, self.max_structures)
+        return pack_global_batches(self.sizes, self.budget, order, self.min_structures, self.max_structures)
 
     def __len__(self) -> int:
         return len(self.global_batches())

@@ -75,3 +75,32 @@ def test_killed_run_resumes_exactly(train_lmdb, tmp_path):
     for step in (7, 8, 9, 10):
         assert resumed.losses[step] == pytest.approx(reference.losses[step], rel=1e-6, abs=1e-9), step
     assert crashed.losses[7] == pytest.approx(reference.losses[7], rel=1e-6)
+
+
+def _train_subprocess(args: list[str], run_dir: Path) -> dict[int, float]:
+    env = dict(os.environ, OMP_NUM_THREADS="1", WANDB_MODE="offline")
+    proc = subprocess.run([sys.executable, "train.py", *args, f"hydra.run.dir={run_dir}"], cwd=REPO, env=env,
+                          capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    losses = {}
+    with open(run_dir / "csv" / "metrics.csv") as f:
+        for row in csv.DictReader(f):
+            if row.get("train/loss"):
+                losses[int(row["step"])] = float(row["train/loss"])
+    return losses
+
+
+@pytest.mark.slow
+def test_ddp_two_processes_match_one_process(train_lmdb, tmp_path):
+    """trainer=ddp on 2 CPU processes (gloo) with the same global batch reproduces the single-process
+    loss curve: each rank trains on its half of every global batch, gradients are averaged exactly."""
+    budget = padded_budget(train_lmdb, 4)
+    args = train_overrides(train_lmdb, budget, trainer__max_steps=5, trainer__max_epochs=1000, data__min_structures=2,
+                           trainer__log_every_n_steps=1, test_after_training=False)
+    args = [a for a in args if not a.startswith("trainer.enable_progress_bar")]
+    single = _train_subprocess(args, tmp_path / "single")
+    ddp = _train_subprocess([*args, "trainer=ddp", "trainer.accelerator=cpu", "trainer.devices=2"], tmp_path / "ddp")
+    assert sorted(single) == sorted(ddp) and len(single) == 5
+    for step in single:
+        assert ddp[step] == pytest.approx(single[step], rel=2e-4), (step, single, ddp)
+    assert single[max(single)] != pytest.approx(single[min(single)], rel=1e-3)  # the model did train
