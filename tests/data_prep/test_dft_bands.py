@@ -1,0 +1,86 @@
+"""One real PySCF run of distorted Si2, checked as physics: H(R) real and Hermitian, exact overlaps,
+bands from the stored blocks equal PySCF's bands at k-points off every mesh, DeepH round trip."""
+
+import numpy as np
+import pytest
+from ase import Atoms
+
+from data_prep.deeph_format import check_hermitian, read_deeph, write_deeph
+from data_prep.dft import DFTSettings, alias_free_radius, dense_kmesh_for_radius, pyscf_band_energies, run_dft
+from data_prep.dft.fidelity import band_energies_from_blocks, band_fidelity
+from data_prep.dft.realspace import blocks_from_kmesh
+from data_prep.kspace import band_energies, bloch_sum
+
+SI2 = Atoms("Si2", positions=[[0.0, 0.05, 0.0], [1.40, 1.33, 1.38]],
+            cell=[[0.0, 2.715, 2.715], [2.715, 0.0, 2.715], [2.715, 2.715, 0.0]], pbc=True)
+
+
+@pytest.fixture(scope="module")
+def si2():
+    return run_dft(SI2, DFTSettings(kmesh=(2, 2, 2), radius=9.5, threads=2))
+
+
+def test_bloch_sum_of_a_chain_is_a_cosine_band():
+    blocks = {(0, 0, 0, 0, 0): np.array([[0.5]]), (1, 0, 0, 0, 0): np.array([[-1.0]]),
+              (-1, 0, 0, 0, 0): np.array([[-1.0]])}
+    k = np.array([[0.0, 0, 0], [0.25, 0.3, 0], [0.5, 0, 0.7]])
+    assert np.allclose(bloch_sum(blocks, [1], k)[:, 0, 0], 0.5 - 2 * np.cos(2 * np.pi * k[:, 0]))
+
+
+def test_dense_mesh_holds_the_radius_alias_free():
+    cell = SI2.cell[:]
+    mesh = dense_kmesh_for_radius(cell, 9.5)
+    assert alias_free_radius(cell, mesh) >= 9.5
+    assert alias_free_radius(cell, np.array(mesh) - 1) < 9.5  # and is the smallest such mesh
+
+
+@pytest.mark.slow
+def test_blocks_are_real_hermitian_and_exact(si2):
+    st = si2.structure
+    assert st.info["radius"] == pytest.approx(9.5) and st.info["max_imag_h_ev"] < 1e-8
+    assert check_hermitian(st.hamiltonians, "H", tol=1e-9) < 1e-9
+    assert check_hermitian(st.overlaps, "S", tol=1e-12) < 1e-12
+    assert st.info["n_electrons"] == 8 and st.orbital_types == [[0, 1], [0, 1]]
+    assert st.info["dft"]["basis"] == "SZV-MOLOPT-SR-GTH" and st.info["dft"]["kmesh"] == [2, 2, 2]
+    # Exact two-centre overlaps agree with the Bloch-inverted PySCF overlap on the dense mesh.
+    cell = si2.scf.cell
+    kd = cell.make_kpts(si2.dense_kmesh)
+    pairs = np.array(sorted(st.overlaps))
+    s_ft, _ = blocks_from_kmesh(cell, np.asarray(cell.pbc_intor("int1e_ovlp", hermi=1, kpts=kd)),
+                                cell.get_scaled_kpts(kd), pairs)
+    assert max(np.abs(s_ft[k] - st.overlaps[k]).max() for k in s_ft) < 1e-5
+
+
+@pytest.mark.slow
+def test_bands_from_blocks_match_pyscf_off_mesh(si2):
+    r = band_fidelity(si2.structure, mf=si2.scf, n_kpts=4, window=6.0, seed=1)
+    assert r["n_values"] >= 4 * 4
+    assert r["max_mev"] < 3.0, r  # 9.5 Å blocks: meV-level
+    # Fermi level lies between the bands: 8 electrons fill 4 of the 8 bands at every k.
+    bands = band_energies_from_blocks(si2.structure, [[0.1, 0.2, 0.3], [0.5, 0.5, 0.0]])
+    assert np.all(bands[:, 3] < si2.structure.fermi_level + 0.1)
+
+
+@pytest.mark.slow
+def test_truncation_radius_controls_the_band_error(si2):
+    st = si2.structure
+    near = {k for k in st.hamiltonians
+            if np.linalg.norm(st.positions[k[4]] + np.array(k[:3]) @ st.cell - st.positions[k[3]]) < 6.0}
+    k = [[0.21, 0.37, 0.05], [0.6, 0.1, 0.33]]
+    ref = pyscf_band_energies(si2.scf, k)
+    full = np.abs(band_energies_from_blocks(st, k) - ref).max()
+    cut = np.abs(band_energies(*({b: m[b] for b in near} for m in (st.hamiltonians, st.overlaps)),
+                               st.n_orbitals(), k) - ref).max()
+    assert cut > 10 * full  # 6 Å blocks miss tens of meV that 9.5 Å blocks keep
+
+
+@pytest.mark.slow
+def test_deeph_round_trip_keeps_blocks_and_bands(si2, tmp_path):
+    folder = write_deeph(si2.structure, tmp_path / "si2")
+    back = read_deeph(folder)
+    assert back.hamiltonians.keys() == si2.structure.hamiltonians.keys()
+    assert all(np.array_equal(back.hamiltonians[k], v) for k, v in si2.structure.hamiltonians.items())
+    assert back.fermi_level == pytest.approx(si2.structure.fermi_level)
+    assert back.info["dft"]["dense_kmesh"] == list(si2.dense_kmesh)
+    k = [[0.13, 0.27, 0.41]]
+    assert np.allclose(band_energies_from_blocks(back, k), band_energies_from_blocks(si2.structure, k))
