@@ -104,3 +104,18 @@ def sparse_levels_near(
     if n_below is not None:
         first = n_below - int(np.count_nonzero(vals < sigma + shift))
     return NearbyLevels(vals, first, sigma + shift)
+
+
+def count_below(h: SparseBloch, s: SparseBloch | None, kpt_frac, sigma: float, *, where: str = "") -> int:
+    """Number of eigenvalues of H(k) c = ε S(k) c below ``sigma`` (Sylvester inertia of H − σS; S > 0)."""
+    hk = h.matrix(kpt_frac)
+    sk = s.matrix(kpt_frac) if s is not None else sp.identity(h.dim, dtype=hk.dtype, format="csr")
+    if sk.dtype != hk.dtype:
+        hk, sk = hk.astype(np.complex128), sk.astype(np.complex128)
+    try:
+        _, n_below = _factorize_symmetric(hk - sigma * sk)
+    except RuntimeError:  # singular: σ is an eigenvalue; nudge it
+        _, n_below = _factorize_symmetric(hk - (sigma + 1e-6) * sk)
+    if n_below is None:
+        raise EigenError(f"{where}: the sparse factorization of H - σS pivoted off the diagonal; inertia unknown")
+    return n_below

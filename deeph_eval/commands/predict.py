@@ -1,0 +1,70 @@
+"""deeph-eval predict: a trained model's H(R) for a structure, written as a DeepH folder (with exact S(R))."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+from data_prep.deeph_format import write_deeph
+
+from ..electrons import ElectronCountError
+from ..fermi import fermi_filling
+from ..inference import DEFAULT_OVERLAP_RADIUS, predicted_structure, read_input_structure
+from ..model_io import load_checkpoint
+from ._common import describe_filling, formula
+
+
+def add_model_options(p, structure_required: bool = True) -> None:
+    p.add_argument("--ckpt", required=structure_required, help="checkpoint written by train.py")
+    p.add_argument("--structure", required=structure_required,
+                   help="DeepH folder, CIF, POSCAR or any file ASE reads (Å)")
+    p.add_argument("--dft-basis", default=None,
+                   help="DFT basis for S(R) when the structure has no overlaps.h5 (default: the training data's)")
+    p.add_argument("--overlap-radius", type=float, default=DEFAULT_OVERLAP_RADIUS,
+                   help="Å: S(R) blocks for pairs closer than this")
+
+
+def register(sub) -> None:
+    p = sub.add_parser("predict", help="predict H(R) with a trained model; write a DeepH folder")
+    add_model_options(p)
+    p.add_argument("--out", required=True, help="output DeepH folder (written atomically)")
+    p.add_argument("--overwrite", action="store_true", help="replace --out if it exists")
+    p.add_argument("--n-electrons", type=float, default=None, help="valence electrons per cell (default: recipe)")
+    p.add_argument("--kspacing", type=float, default=0.2, help="k-mesh spacing for the Fermi level, 1/Å")
+    p.set_defaults(func=run)
+
+
+def predict_folder(args):
+    """The predicted DeepHStructure (with Fermi level when the electron count is known) and its Filling."""
+    loaded = load_checkpoint(args.ckpt)
+    st = read_input_structure(args.structure)
+    t0 = time.perf_counter()
+    pred = predicted_structure(loaded, st, dft_basis=args.dft_basis, overlap_radius=args.overlap_radius,
+                               n_electrons=getattr(args, "n_electrons", None))
+    fill = None
+    n_e = pred.info.get("n_electrons")
+    if n_e is not None:
+        try:
+            fill = fermi_filling(pred, n_e, kspacing=args.kspacing)
+        except ElectronCountError as err:
+            raise ValueError(f"{args.structure}: {err}") from None
+        pred.fermi_level = fill.fermi_level
+    pred.info["predict_seconds"] = round(time.perf_counter() - t0, 3)
+    return loaded, st, pred, fill
+
+
+def run(args) -> int:
+    out = Path(args.out)
+    if out.exists() and not args.overwrite:
+        raise FileExistsError(f"{out} already exists (pass --overwrite to replace it)")
+    _, st, pred, fill = predict_folder(args)
+    write_deeph(pred, out, overwrite=args.overwrite)
+    n_blocks = len(pred.hamiltonians)
+    print(f"{formula(pred)}: {pred.n_atoms} atoms, {n_blocks} predicted H blocks, S from {pred.info['overlap_source']}")
+    if fill is None:
+        print("electron count unknown (no info.json n_electrons, no DFT recipe): no Fermi level written; "
+              "pass --n-electrons")
+    else:
+        print(describe_filling("predicted", fill, False))
+    print(f"wrote {out}")
+    return 0

@@ -1,0 +1,138 @@
+"""From an input structure file to a predicted DeepH structure: H from the model, S exact, N_e and E_F.
+
+Input (``read_input_structure``): a DeepH folder (its overlaps.h5/hamiltonians.h5 are kept when present)
+or any file ASE reads (CIF, POSCAR, extxyz, ...), in Å; implausible interatomic distances (Bohr or
+fractional input) are rejected by ``checks.check_geometry``.
+Overlap: the folder's overlaps.h5 when present (its orbital types must be the model's), otherwise exact
+two-centre integrals (``data_prep.dft.overlap_blocks``) in the DFT basis the model was trained on.
+Electrons: info.json ``n_electrons`` when present, otherwise the pseudopotential valences of that recipe.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from data_prep.basis import element_symbol
+from data_prep.deeph_format import DeepHFormatError, DeepHStructure, read_deeph
+
+from .checks import check_geometry
+from .electrons import INFO_KEYS
+from .model_io import ModelInputError, check_known_elements, dft_settings
+from .predict import predict_blocks
+
+DEFAULT_OVERLAP_RADIUS = 9.5  # Å, as the DFT runner stores S(R)
+
+
+def read_input_structure(path: str) -> DeepHStructure:
+    """Geometry (and any blocks) of a DeepH folder or an ASE-readable file; orbital types left empty for files."""
+    p = Path(path)
+    if not p.exists():
+        raise FileNotFoundError(f"{path}: no such file or directory")
+    if p.is_dir():
+        if not (p / "element.dat").is_file():
+            raise DeepHFormatError(f"{path}: a directory but not a DeepH folder (no element.dat)")
+        st = read_deeph(p, hamiltonian=(p / "hamiltonians.h5").is_file(), overlap=(p / "overlaps.h5").is_file())
+    else:
+        import ase.io
+
+        try:
+            atoms = ase.io.read(str(p))
+        except Exception as err:  # ASE raises many types for unknown/corrupt files
+            raise ValueError(f"{path}: ASE cannot read this structure file ({type(err).__name__}: {err})") from None
+        st = DeepHStructure(cell=np.asarray(atoms.cell[:], dtype=float), positions=atoms.positions.copy(),
+                            numbers=atoms.numbers.astype(np.int64), orbital_types=[], pbc=np.asarray(atoms.pbc, bool),
+                            source=str(p))
+    if st.n_atoms == 0:
+        raise ValueError(f"{path}: the structure has no atoms")
+    check_geometry(st.cell, st.positions, st.numbers, st.pbc, str(path))
+    return st
+
+
+def to_atoms(st: DeepHStructure):
+    from ase import Atoms
+
+    return Atoms(numbers=st.numbers, positions=st.positions, cell=st.cell, pbc=st.pbc)
+
+
+def model_orbital_types(loaded, st: DeepHStructure) -> list[list[int]]:
+    """Each atom's shells in the model's basis; a folder with other orbital types is an error."""
+    where = st.source or "structure"
+    check_known_elements(loaded, st.numbers, where)
+    types = [list(loaded.basis.shells_of(int(z))) for z in st.numbers]
+    if st.orbital_types and st.orbital_types != types:
+        a = next(k for k, (x, y) in enumerate(zip(st.orbital_types, types)) if x != y)
+        raise ModelInputError(
+            f"{where}/orbital_types.dat: atom {a + 1} ({element_symbol(int(st.numbers[a]))}) has shells "
+            f"{st.orbital_types[a]} but the model's basis has {types[a]}: the folder's DFT basis is not the model's"
+        )
+    return types
+
+
+def exact_overlaps(loaded, st: DeepHStructure, *, dft_basis: str | None = None,
+                   radius: float = DEFAULT_OVERLAP_RADIUS):
+    settings = dft_settings(loaded, dft_basis)
+    where = st.source or "structure"
+    if settings is None:
+        raise ModelInputError(
+            f"{where}: no overlaps.h5 to take S(R) from, and the checkpoint does not record the DFT basis it was "
+            "trained on: pass --dft-basis NAME (e.g. SZV-MOLOPT-SR-GTH) or give a DeepH folder with overlaps.h5"
+        )
+    if not np.all(st.pbc):
+        raise ModelInputError(f"{where}: exact overlaps need a periodic cell: put molecules/slabs in a box, pbc=True")
+    from data_prep.dft import overlap_blocks
+
+    blocks = overlap_blocks(to_atoms(st), settings.basis, radius)
+    n_orb = [sum(2 * l + 1 for l in loaded.basis.shells_of(int(z))) for z in st.numbers]
+    for (rx, ry, rz, i, j), blk in blocks.items():
+        if blk.shape != (n_orb[i], n_orb[j]):
+            raise ModelInputError(
+                f"{where}: DFT basis {settings.basis!r} gives {blk.shape[0]} orbitals for atom {i + 1} "
+                f"({element_symbol(int(st.numbers[i]))}) but the model has {n_orb[i]}: wrong --dft-basis"
+            )
+        break
+    return blocks, settings
+
+
+def electron_count(loaded, st: DeepHStructure, settings=None, explicit: float | None = None) -> float | None:
+    if explicit is not None:
+        return float(explicit)
+    n = next((float(st.info[k]) for k in INFO_KEYS if st.info.get(k) is not None), None)
+    if n is not None:
+        return n
+    settings = settings or dft_settings(loaded)
+    if settings is None:
+        return None
+    from data_prep.dft import valence_electrons
+
+    try:
+        return float(valence_electrons(to_atoms(st), settings))
+    except KeyError:
+        return None
+
+
+def predicted_structure(loaded, st: DeepHStructure, *, dft_basis: str | None = None,
+                        overlap_radius: float = DEFAULT_OVERLAP_RADIUS, n_electrons: float | None = None,
+                        hamiltonians=None) -> DeepHStructure:
+    """``st`` with H predicted by the model (or the given ``hamiltonians``), S exact, info n_electrons/model."""
+    types = model_orbital_types(loaded, st)
+    settings = None
+    if st.overlaps is not None:
+        overlaps = st.overlaps
+        s_source = f"{st.source}/overlaps.h5"
+    else:
+        overlaps, settings = exact_overlaps(loaded, st, dft_basis=dft_basis, radius=overlap_radius)
+        s_source = f"two-centre integrals, basis {settings.basis}, pairs within {overlap_radius} Å"
+    h = predict_blocks(loaded, st) if hamiltonians is None else hamiltonians
+    info = {k: v for k, v in st.info.items() if k not in ("dft",)}
+    n_e = electron_count(loaded, st, settings, n_electrons)
+    info.update(
+        n_electrons=n_e,
+        hamiltonian_source=f"deeph-lightning model {loaded.meta.get('path', '')} (step {loaded.meta.get('global_step')})",
+        overlap_source=s_source,
+        model_cutoff=loaded.cutoff,
+    )
+    return DeepHStructure(cell=st.cell, positions=st.positions, numbers=st.numbers, orbital_types=types,
+                          fermi_level=None, hamiltonians=h, overlaps=overlaps, pbc=st.pbc, isorthogonal=False,
+                          info=info, source=st.source)

@@ -1,0 +1,83 @@
+"""Trained checkpoints for evaluation: load with clear errors, and find the DFT recipe the model was trained on.
+
+``load_checkpoint`` wraps ``deeph_lightning.load_model`` (which rejects files of another format) and also
+refuses checkpoints whose declared units/orbital order are not the ones every deeph_eval routine assumes
+(Å, eV, OpenMX order). ``dft_recipe`` is needed to compute S(R) for structures without DFT data and to count
+valence electrons: it is read from the checkpoint's metadata (``meta["dft_recipe"]``), else from the
+metadata.json of the dataset the run was trained on (``meta["config"]["data"]["path"]``), when that exists.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+from data_prep.basis import element_symbol
+
+EXPECTED_UNITS = {"length": "angstrom", "energy": "eV"}
+
+
+class ModelInputError(ValueError):
+    """A structure, checkpoint or option does not fit the model (unknown element, other basis, ...)."""
+
+
+def load_checkpoint(ckpt_path: str | os.PathLike, map_location="cpu"):
+    """``deeph_lightning.LoadedModel`` after checking units and orbital order (``CheckpointError`` otherwise)."""
+    from deeph_lightning import CheckpointError, load_model
+
+    loaded = load_model(ckpt_path, map_location=map_location)
+    units = loaded.meta.get("units")
+    if units is not None and {k: units.get(k) for k in EXPECTED_UNITS} != EXPECTED_UNITS:
+        raise CheckpointError(
+            f"{ckpt_path}: checkpoint declares units {units}; deeph-eval works in Å and eV "
+            f"({EXPECTED_UNITS}) and would silently mis-scale energies"
+        )
+    order = loaded.meta.get("orbital_order", "openmx")
+    if order != "openmx":
+        raise CheckpointError(f"{ckpt_path}: checkpoint predicts blocks in {order!r} orbital order, expected 'openmx'")
+    loaded.meta.setdefault("path", str(ckpt_path))
+    return loaded
+
+
+def check_known_elements(loaded, numbers, where: str) -> None:
+    missing = sorted({int(z) for z in numbers} - set(loaded.basis.elements))
+    if missing:
+        raise ModelInputError(
+            f"{where}: element(s) {', '.join(element_symbol(z) for z in missing)} unknown to the model "
+            f"(it was trained on {', '.join(element_symbol(z) for z in loaded.basis.elements)})"
+        )
+
+
+def dft_recipe(loaded) -> dict | None:
+    """{'basis': ..., 'pseudo': ..., 'xc': ..., 'code': ...} of the training data, or None when unknown."""
+    recipe = loaded.meta.get("dft_recipe")
+    if recipe:
+        return dict(recipe)
+    data_path = ((loaded.meta.get("config") or {}).get("data") or {}).get("path")
+    if data_path:
+        meta_file = Path(data_path) / "metadata.json"
+        if meta_file.is_file():
+            try:
+                recipe = json.loads(meta_file.read_text()).get("dft_recipe")
+            except (json.JSONDecodeError, OSError):
+                recipe = None
+            if recipe:
+                return dict(recipe)
+    return None
+
+
+def dft_settings(loaded, basis_override: str | None = None):
+    """``data_prep.dft.DFTSettings`` with the training data's basis/pseudo (or ``basis_override``); None if unknown."""
+    from data_prep.dft import DFTSettings
+
+    recipe = dft_recipe(loaded) or {}
+    basis = basis_override or recipe.get("basis")
+    if not basis:
+        return None
+    kw = {"basis": basis}
+    if recipe.get("pseudo"):
+        kw["pseudo"] = recipe["pseudo"]
+    if recipe.get("xc"):
+        kw["xc"] = recipe["xc"]
+    return DFTSettings(**kw)
