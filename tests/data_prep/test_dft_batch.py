@@ -1,0 +1,106 @@
+"""``deeph-prep dft`` as a batch job: resumable after a kill, bad structures fail cleanly, SLURM split."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+from ase import Atoms
+from ase.io import write
+
+from data_prep.cli import main
+from data_prep.deeph_format import read_deeph
+from data_prep.dft import BadStructureError, DFTSettings, check_structure
+from data_prep.dft.batch import array_share
+
+CHEAP = ["--kmesh", "1", "1", "1", "--dense-kmesh", "1", "1", "1", "--radius", "2.0", "--ke-cutoff", "30"]
+
+
+def _h2(shift: float) -> Atoms:
+    return Atoms("H2", positions=[[0, 0, 0], [0.74 + shift, 0.1, 0.05]],
+                 cell=[[4.0, 0.1, 0], [0, 4.2, 0], [0.1, 0, 4.4]], pbc=True)
+
+
+def _leftovers(out: Path) -> list[str]:
+    return sorted(p.name for p in out.iterdir() if p.name.startswith("."))
+
+
+@pytest.mark.slow
+def test_killed_run_resumes_and_finishes(tmp_path):
+    files = []
+    for n in range(3):
+        files.append(tmp_path / f"h2_{n}.extxyz")
+        write(files[-1], _h2(0.02 * n))
+    out = tmp_path / "out"
+    cmd = [sys.executable, "-m", "data_prep.cli", "dft", *map(str, files), "--out", str(out), *CHEAP]
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True)
+    deadline = time.time() + 240
+    while not (out / "h2_0" / "info.json").exists() and time.time() < deadline and proc.poll() is None:
+        time.sleep(0.2)
+    os.killpg(proc.pid, signal.SIGKILL)  # the run and its DFT child, mid-way through the second structure
+    proc.wait()
+    done_before = sorted(p.name for p in out.iterdir() if not p.name.startswith(".") and p.is_dir())
+    assert "h2_0" in done_before and len(done_before) < 3
+    first = read_deeph(out / "h2_0")
+
+    rerun = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=400)
+    assert rerun.returncode == 0, rerun.stdout + rerun.stderr
+    assert f"{len(done_before)} already done" in rerun.stdout
+    for n in range(3):
+        st = read_deeph(out / f"h2_{n}")
+        assert st.info["structure_id"] == f"h2_{n}" and st.fermi_level is not None
+    again = read_deeph(out / "h2_0")  # skipped, not recomputed
+    assert all(np.array_equal(again.hamiltonians[k], v) for k, v in first.hamiltonians.items())
+    assert _leftovers(out) == [] and not (out / "failures.jsonl").exists()
+
+
+@pytest.mark.parametrize(
+    "atoms, message",
+    [
+        (Atoms(cell=np.eye(3) * 4, pbc=True), "no atoms"),
+        (Atoms("H2", positions=[[0, 0, 0], [0.1, 0, 0]], cell=np.eye(3) * 4, pbc=True), "overlapping atoms"),
+        (Atoms("La", cell=np.eye(3) * 4, pbc=True), "unsupported element"),
+        (Atoms("H", cell=[[4, 0, 0], [8, 0, 0], [0, 0, 4]], pbc=True), "degenerate cell"),
+        (Atoms("H2", positions=[[0, 0, 0], [0.74, 0, 0]], cell=np.eye(3) * 4, pbc=[1, 1, 0]), "pbc"),
+    ],
+)
+def test_bad_structures_are_named_clearly(atoms, message):
+    with pytest.raises(BadStructureError, match=message):
+        check_structure(atoms, DFTSettings(), "bad.xyz")
+
+
+def test_bad_structures_fail_in_batch_with_no_folder_left(tmp_path, capsys):
+    write(tmp_path / "overlap.extxyz", Atoms("H2", positions=[[0, 0, 0], [0.05, 0, 0]], cell=np.eye(3) * 4, pbc=True))
+    write(tmp_path / "lanthanum.extxyz", Atoms("La", cell=np.eye(3) * 4, pbc=True))
+    out = tmp_path / "out"
+    rc = main(["dft", str(tmp_path / "overlap.extxyz"), str(tmp_path / "lanthanum.extxyz"), "--out", str(out), *CHEAP])
+    assert rc == 1
+    failures = [json.loads(line) for line in (out / "failures.jsonl").read_text().splitlines()]
+    assert {f["id"] for f in failures} == {"overlap", "lanthanum"}
+    assert any("overlapping atoms" in f["error"] for f in failures)
+    assert any("La" in f["error"] and "unsupported" in f["error"] for f in failures)
+    assert sorted(p.name for p in out.iterdir()) == ["failures.jsonl", "settings.json"]
+
+
+def test_resuming_with_other_settings_is_refused(tmp_path):
+    write(tmp_path / "bad.extxyz", Atoms("La", cell=np.eye(3) * 4, pbc=True))
+    out = tmp_path / "out"
+    main(["dft", str(tmp_path / "bad.extxyz"), "--out", str(out), *CHEAP])
+    with pytest.raises(ValueError, match="other DFT settings"):
+        from data_prep.dft.batch import run_batch
+
+        run_batch([], out, DFTSettings(radius=3.0))
+
+
+def test_array_tasks_split_the_structures_without_overlap():
+    items = list(range(10))
+    shares = [array_share(items, k, 3) for k in range(3)]
+    assert sorted(sum(shares, [])) == items and all(len(s) in (3, 4) for s in shares)
+    with pytest.raises(ValueError):
+        array_share(items, 3, 3)
