@@ -45,6 +45,7 @@ class BlockErrorReport:
         self.per_element: dict[str, _Acc] = defaultdict(_Acc)
         self.per_pair: dict[str, _Acc] = defaultdict(_Acc)
         self.structures: list[dict] = []
+        self.meta: dict = {}  # run description (checkpoint, data, split, ...) stored at the top of report.json
 
     def add_structure(self, structure_id: str, numbers, predicted: Blocks, reference: Blocks,
                       band_errors: dict | None = None, **extra) -> dict:
@@ -84,6 +85,7 @@ class BlockErrorReport:
         ok = [s for s in self.structures if s["status"] == "ok"]
         bands = [s["band_errors"]["mae_meV"] for s in ok if "band_errors" in s]
         out = {
+            **self.meta,
             "mae_meV": self.overall.to_json()["mae_meV"],
             "max_abs_meV": self.overall.max_abs,
             "n_values": self.overall.count,
@@ -93,6 +95,10 @@ class BlockErrorReport:
             "per_element_pair": {k: v.to_json() for k, v in sorted(self.per_pair.items())},
             "structures": self.structures,
         }
+        floors = [s["truncation_floor"]["mae_meV"] for s in ok if "truncation_floor" in s]
+        if floors:
+            out["truncation_floor"] = {"n_structures": len(floors), "mean_of_mae_meV": float(np.mean(floors)),
+                                       "worst_mae_meV": float(np.max(floors))}
         if bands:
             out["band_errors"] = {"n_structures": len(bands), "mean_of_mae_meV": float(np.mean(bands)),
                                   "median_of_mae_meV": float(np.median(bands)), "worst_mae_meV": float(np.max(bands))}

@@ -7,12 +7,15 @@ from pathlib import Path
 from ..band_errors import band_errors
 from ..bands import BandResult, common_bands, compute_bands
 from ..plots import plot_bands
+from ..truncation import truncated_reference
 from ._common import add_electron_options, describe_filling, formula, load_folder, n_electrons_for, write_json
+from .predict import add_model_options
 
 
 def register(sub) -> None:
     p = sub.add_parser("bands", help="band structure (bands.json, bands.png) from a DeepH folder's H(R), S(R)")
-    p.add_argument("--hamiltonian", required=True, help="DeepH folder with hamiltonians.h5 and overlaps.h5")
+    p.add_argument("--hamiltonian", help="DeepH folder with hamiltonians.h5 and overlaps.h5 (or use --ckpt)")
+    add_model_options(p, structure_required=False)  # --ckpt/--structure: H predicted by a model
     p.add_argument("--out", required=True, help="output directory")
     p.add_argument("--reference", help="DeepH folder of the reference (DFT) Hamiltonian to overlay and compare")
     add_electron_options(p)
@@ -37,9 +40,51 @@ def _bands(args, st, n_e, kpath=None) -> BandResult:
     )
 
 
+def _same_atoms(a, b) -> bool:
+    return (a.numbers.tolist() == b.numbers.tolist() and a.positions.shape == b.positions.shape
+            and abs(a.positions - b.positions).max() < 1e-6 and abs(a.cell - b.cell).max() < 1e-6)
+
+
+def hamiltonian_source(args):
+    """(structure whose bands to compute, loaded model or None): a DeepH folder or a model prediction."""
+    if args.hamiltonian:
+        if args.ckpt:
+            raise ValueError("give either --hamiltonian or --ckpt, not both")
+        return load_folder(args.hamiltonian, "--hamiltonian"), None
+    if not args.ckpt:
+        raise ValueError("give --hamiltonian DIR, or --ckpt CKPT with --structure PATH (or --reference DIR)")
+    from ..inference import predicted_structure, read_input_structure
+    from ..model_io import load_checkpoint
+
+    path = args.structure or args.reference
+    if path is None:
+        raise ValueError("--ckpt needs --structure PATH (or --reference DIR to predict the reference's structure)")
+    loaded = load_checkpoint(args.ckpt)
+    st = read_input_structure(path)
+    if st.overlaps is None and args.reference:
+        ref = load_folder(args.reference, "--reference")
+        if ref.overlaps is not None and _same_atoms(st, ref):
+            st.overlaps = ref.overlaps  # same atoms: the reference's exact S
+    return predicted_structure(loaded, st, dft_basis=args.dft_basis, overlap_radius=args.overlap_radius,
+                               n_electrons=args.n_electrons), loaded
+
+
+def truncation_floor(args, ref_st, ref: BandResult, predicted_keys) -> dict:
+    """Bands of the reference H cut to the model's blocks (exact S) vs the full reference."""
+    trunc_st, missing = truncated_reference(ref_st, predicted_keys)
+    trunc = _bands(args, trunc_st, ref.filling.n_electrons, kpath=ref.kpath)
+    t_e, r_e = common_bands(trunc, ref)
+    errs = band_errors(t_e, r_e, trunc.filling.fermi_level, ref.filling.fermi_level, window=args.window,
+                       align=args.align)
+    errs["n_blocks_kept"] = len(trunc_st.hamiltonians)
+    errs["n_reference_blocks"] = len(ref_st.hamiltonians)
+    errs["n_model_blocks_missing_from_reference"] = missing
+    return errs
+
+
 def run(args) -> int:
     out = Path(args.out)
-    st = load_folder(args.hamiltonian, "--hamiltonian")
+    st, loaded = hamiltonian_source(args)
     n_e = n_electrons_for(args, st)
     res = _bands(args, st, n_e)
     molecule = res.kpath.dimensionality == 0
@@ -54,11 +99,19 @@ def run(args) -> int:
                            window=args.window, align=args.align)
         payload["reference"] = {"structure": ref_st.source, **ref.to_json()}
         payload["band_errors"] = errs
+        if loaded is not None:
+            floor = truncation_floor(args, ref_st, ref, st.hamiltonians.keys())
+            payload["truncation_floor"] = {"cutoff_A": loaded.cutoff, **floor}
         ef_pred = res.filling.fermi_level if args.align == "fermi" else ref.filling.fermi_level
         series = [("DFT", ref.energies, ref.filling.fermi_level), ("DeepH", res.energies, ef_pred)]
         lines = [describe_filling("DFT  ", ref.filling, molecule), describe_filling("DeepH", res.filling, molecule),
                  f"band error within ±{args.window} eV of E_F ({args.align} alignment): "
                  f"MAE {errs['mae_meV']:.2f} meV, max {errs['max_abs_meV']:.2f} meV over {errs['n_values']} values"]
+        if loaded is not None:
+            f = payload["truncation_floor"]
+            lines[-1] = "model " + lines[-1]
+            lines.append(f"truncation floor (reference H cut at the model cutoff {loaded.cutoff:g} Å, exact S): "
+                         f"MAE {f['mae_meV']:.2f} meV, max {f['max_abs_meV']:.2f} meV")
     out.mkdir(parents=True, exist_ok=True)
     write_json(out / "bands.json", payload)
     title = f"{formula(st)}: " + ("Γ-point levels" if molecule else f"path {res.kpath.path}")

@@ -1,0 +1,21 @@
+"""The truncation floor: what a model with a finite cutoff cannot do better than, even if it were exact.
+
+A model predicts H_ij(R) only for pairs within its cutoff (plus on-site blocks). Truncating the *reference*
+H to exactly the predicted block set, and keeping the reference's exact S, gives the bands of a "perfect"
+model; their error against the full reference is the truncation error, and the learning error is what the
+real prediction adds on top. Both are reported side by side by ``deeph-eval bands --reference``.
+"""
+
+from __future__ import annotations
+
+from data_prep.deeph_format import Blocks, DeepHStructure
+
+
+def truncated_reference(reference: DeepHStructure, predicted_keys) -> tuple[DeepHStructure, int]:
+    """Reference H restricted to ``predicted_keys`` (S untouched) and the number of keys it lacks."""
+    h = reference.hamiltonians
+    kept: Blocks = {k: h[k] for k in predicted_keys if k in h}
+    missing = sum(1 for k in predicted_keys if k not in h)
+    st = DeepHStructure(**{**reference.__dict__, "hamiltonians": kept,
+                           "source": f"{reference.source} (H truncated at the model cutoff)"})
+    return st, missing
