@@ -82,12 +82,15 @@ def main():
     ap.add_argument("--cutoff", type=float, default=4.0)
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--device", default="cpu")
+    ap.add_argument("--models", nargs="+", default=["deeph2", "deeph_e3"])
     ap.add_argument("--json", help="also write the rows to this file")
     args = ap.parse_args()
 
     configs = []
     for lmax in args.lmax:
         for name, mmax in dict.fromkeys((("deeph2", lmax), ("deeph2", min(2, lmax)), ("deeph_e3", lmax))):
+            if name not in args.models:
+                continue
             configs.append(dict(name=name, lmax=lmax, mmax=mmax, channels=args.channels, layers=args.layers,
                                 supercell=args.supercell, structures=args.structures, cutoff=args.cutoff,
                                 repeats=args.repeats, device=args.device))
@@ -107,9 +110,9 @@ def main():
     print("-" * len(head))
     base = {r["lmax"]: r["step_s"] for r in rows if r["name"] == "deeph_e3"}
     for r in rows:
-        speed = base[r["lmax"]] / r["step_s"]
+        speed = f"{base[r['lmax']] / r['step_s']:>7.1f}x" if r["lmax"] in base else f"{'-':>8}"
         print(f"{r['name']:<10}{r['lmax']:>5}{r['mmax'] if r['name'] == 'deeph2' else '-':>5}{r['params']:>11,}"
-              f"{r['step_s']:>10.3f}{r['mem_mib']:>10.0f}{speed:>7.1f}x{r['build_s']:>9.1f}")
+              f"{r['step_s']:>10.3f}{r['mem_mib']:>10.0f}{speed}{r['build_s']:>9.1f}")
     if args.json:
         with open(args.json, "w") as f:
             json.dump(rows, f, indent=1)
