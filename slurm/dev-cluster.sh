@@ -65,7 +65,7 @@ wait_for() {  # wait_for <seconds> <description> <command...>
 
 write_configs() {
     local cpus mem_mb
-    cpus=$(nproc)
+    cpus=$(getconf _NPROCESSORS_ONLN)  # not nproc: it obeys OMP_NUM_THREADS
     mem_mb=$(awk '/MemTotal/ {print int($2 / 1024 * 0.9)}' /proc/meminfo)
     mkdir -p "$D"/{etc,munge,mysql,spool/ctld,spool/d,log,run}
     chmod 755 "$D" "$D/munge"   # munged refuses a socket dir that others cannot traverse

@@ -56,7 +56,8 @@ def slurm_cluster():
             os.environ.pop("SLURM_CONF", None)
         else:
             os.environ["SLURM_CONF"] = old_conf
-        shutil.rmtree(state, ignore_errors=True)
+        if not os.environ.get("DEEPH_SLURM_KEEP"):
+            shutil.rmtree(state, ignore_errors=True)
 
 
 def sacct_states(job_id: str) -> list[str]:
