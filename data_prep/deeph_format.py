@@ -21,8 +21,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Dict, Tuple
@@ -30,6 +28,7 @@ from typing import Dict, Tuple
 import h5py
 import numpy as np
 
+from .atomic import atomic_dir
 from .basis import BasisTable, element_symbol
 
 BlockKey = Tuple[int, int, int, int, int]  # (Rx, Ry, Rz, i, j), atoms 0-based
@@ -243,11 +242,7 @@ def reciprocal_columns(cell_rows: np.ndarray) -> np.ndarray:
 def write_deeph(st: DeepHStructure, folder: str | os.PathLike, *, overwrite: bool = False) -> Path:
     """Write ``st`` as a DeepH folder. All-or-nothing: written under a temporary name, then renamed."""
     folder = Path(folder)
-    if folder.exists() and not overwrite:
-        raise FileExistsError(f"{folder} already exists")
-    folder.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{folder.name}.tmp-", dir=folder.parent))
-    try:
+    with atomic_dir(folder, overwrite=overwrite) as tmp:
         np.savetxt(tmp / "lat.dat", np.asarray(st.cell).T)
         np.savetxt(tmp / "rlat.dat", reciprocal_columns(np.asarray(st.cell)))
         np.savetxt(tmp / "site_positions.dat", np.asarray(st.positions).T)
@@ -271,10 +266,4 @@ def write_deeph(st: DeepHStructure, folder: str | os.PathLike, *, overwrite: boo
             _write_blocks(tmp / "hamiltonians.h5", st.hamiltonians)
         if st.overlaps is not None:
             _write_blocks(tmp / "overlaps.h5", st.overlaps)
-        if folder.exists():
-            shutil.rmtree(folder)
-        os.replace(tmp, folder)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
     return folder

@@ -17,8 +17,6 @@ from __future__ import annotations
 import json
 import multiprocessing as mp
 import os
-import shutil
-import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -27,6 +25,7 @@ from typing import Sequence
 import lmdb
 import numpy as np
 
+from .atomic import atomic_dir
 from .basis import BasisTable, element_symbol
 from .deeph_format import DeepHFormatError, check_hermitian, read_deeph
 from .records import SCHEMA_VERSION, RecordError, decode_record, encode_record, structure_to_record, validate_record
@@ -186,9 +185,7 @@ def pack_folders(
     folders = find_structure_folders(sources)
     ids = structure_ids(folders)
     n_shards = max(1, min(shards or workers, len(folders)))
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.tmp-", dir=out.parent))
-    try:
+    with atomic_dir(out, overwrite=overwrite) as tmp:
         jobs = [
             _ShardJob(
                 str(tmp / SHARD_PATTERN.format(k)),
@@ -231,12 +228,6 @@ def pack_folders(
             "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
         }
         (tmp / METADATA_FILE).write_text(json.dumps(meta, indent=1) + "\n")
-        if out.exists():
-            shutil.rmtree(out)
-        os.replace(tmp, out)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
     return out
 
 
