@@ -83,7 +83,11 @@ def test_hydra_sweep_through_submitit_slurm_launcher(slurm_cluster, train_lmdb, 
     assert lrs == [0.001, 0.004]
     job_ids = {p.name.split("_")[0] for p in (sweep_dir / ".submitit").iterdir() if re.match(r"\d+_\d+$", p.name)}
     assert len(job_ids) == 1, "the 2 points should be one SLURM job array"
-    assert sacct_states(job_ids.pop()) == ["COMPLETED", "COMPLETED"]
+    array = job_ids.pop()
+    end = time.monotonic() + 30  # submitit returns once the results are written, before the tasks exit
+    while not set(sacct_states(array)) <= {"COMPLETED", "FAILED", "CANCELLED"} and time.monotonic() < end:
+        time.sleep(0.5)
+    assert sacct_states(array) == ["COMPLETED", "COMPLETED"]
 
 
 def test_preempted_job_requeues_and_resumes_from_checkpoint(slurm_cluster, train_lmdb, tmp_path):
@@ -97,7 +101,8 @@ def test_preempted_job_requeues_and_resumes_from_checkpoint(slurm_cluster, train
     end = time.monotonic() + 90
     while not (last.is_file() and re.search(r"step [4-9]:", log.read_text() if log.exists() else "")):
         assert time.monotonic() < end, "no checkpoint within 90 s"
-        assert sacct_states(job)[-1] in ("PENDING", "RUNNING"), log.read_text()[-3000:]
+        states = sacct_states(job)  # empty until slurmdbd has the job
+        assert not states or states[-1] in ("PENDING", "RUNNING"), log.read_text()[-3000:]
         time.sleep(0.5)
     subprocess.run(["scancel", "--signal=USR1", job], check=True)
     end = time.monotonic() + 60
