@@ -23,7 +23,7 @@ from ase.build import make_supercell
 from ase.data import atomic_numbers, chemical_symbols, covalent_radii, vdw_radii
 from ase.spacegroup import crystal
 
-VACUUM = 16.0  # Å of cell length across 2D layers / around molecules (H(R) radius 9.5 Å needs >= ~19 Å)
+VACUUM = 16.0  # Å of cell length across 2D layers / around molecules (cheap grids; the dense mesh handles aliasing)
 
 
 NOBLE_GASES = ("He", "Ne", "Ar", "Kr", "Xe", "Rn")

@@ -104,3 +104,17 @@ def test_array_tasks_split_the_structures_without_overlap():
     assert sorted(sum(shares, [])) == items and all(len(s) in (3, 4) for s in shares)
     with pytest.raises(ValueError):
         array_share(items, 3, 3)
+
+
+@pytest.mark.slow
+def test_check_command_reports_band_errors_of_a_folder(tmp_path, capsys):
+    write(tmp_path / "h2.extxyz", _h2(0.0))
+    out = tmp_path / "out"
+    assert main(["dft", str(tmp_path / "h2.extxyz"), "--out", str(out), "--kmesh", "2", "2", "2", "--radius", "4.0",
+                 "--ke-cutoff", "30"]) == 0
+    report = tmp_path / "check.json"
+    # 4 Å blocks of an H2 box cannot meet a zero tolerance: exit code 1, the numbers still reported
+    assert main(["check", str(out / "h2"), "--n-kpts", "2", "--tolerance", "0", "--json", str(report)]) == 1
+    result = json.loads(report.read_text())[str(out / "h2")]
+    assert result["n_values"] >= 2 and 0 < result["max_mev"] < 1000 and result["radius"] == pytest.approx(4.0)
+    assert "worst max error" in capsys.readouterr().out
