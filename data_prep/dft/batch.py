@@ -26,7 +26,23 @@ def is_complete(folder: Path) -> bool:
     return (folder / "info.json").is_file() and (folder / "hamiltonians.h5").is_file()
 
 
-def _worker(sid: str, atoms, out_dir: str, settings: dict, conn) -> None:
+def _exit_with_parent(parent_pid: int) -> None:
+    """Background watchdog: a DFT child must not outlive its batch process (killed job, Ctrl-C)."""
+    import threading
+
+    def watch():
+        while True:
+            time.sleep(2.0)
+            try:
+                os.kill(parent_pid, 0)
+            except ProcessLookupError:
+                os._exit(1)
+
+    threading.Thread(target=watch, daemon=True).start()
+
+
+def _worker(sid: str, atoms, out_dir: str, settings: dict, conn, parent_pid: int) -> None:
+    _exit_with_parent(parent_pid)
     try:
         from ..deeph_format import write_deeph
         from .runner import run_dft
@@ -106,7 +122,7 @@ def run_batch(structures, out_dir, settings: DFTSettings = DFTSettings(), *, arr
                 record_failure(sid, f"{type(err).__name__}: {err}")
                 continue
             recv, send = ctx.Pipe(duplex=False)
-            proc = ctx.Process(target=_worker, args=(sid, atoms, str(out), settings.to_dict(), send), daemon=True)
+            proc = ctx.Process(target=_worker, args=(sid, atoms, str(out), settings.to_dict(), send, os.getpid()), daemon=True)
             proc.start()
             send.close()
             running[sid] = (proc, recv, time.perf_counter())
@@ -115,7 +131,10 @@ def run_batch(structures, out_dir, settings: DFTSettings = DFTSettings(), *, arr
             elapsed = time.perf_counter() - start
             if proc.is_alive() and not recv.poll() and (timeout is None or elapsed < timeout):
                 continue
-            message = recv.recv() if recv.poll() else None
+            try:
+                message = recv.recv() if recv.poll() else None
+            except EOFError:  # the child died without reporting (crash, out of memory)
+                message = None
             if proc.is_alive() and message is None:  # timed out
                 proc.kill()
             proc.join()

@@ -33,7 +33,7 @@ def _leftovers(out: Path) -> list[str]:
 @pytest.mark.slow
 def test_killed_run_resumes_and_finishes(tmp_path):
     files = []
-    for n in range(3):
+    for n in range(2):
         files.append(tmp_path / f"h2_{n}.extxyz")
         write(files[-1], _h2(0.02 * n))
     out = tmp_path / "out"
@@ -46,13 +46,13 @@ def test_killed_run_resumes_and_finishes(tmp_path):
     os.killpg(proc.pid, signal.SIGKILL)  # the run and its DFT child, mid-way through the second structure
     proc.wait()
     done_before = sorted(p.name for p in out.iterdir() if not p.name.startswith(".") and p.is_dir())
-    assert "h2_0" in done_before and len(done_before) < 3
+    assert done_before == ["h2_0"]
     first = read_deeph(out / "h2_0")
 
     rerun = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=400)
     assert rerun.returncode == 0, rerun.stdout + rerun.stderr
-    assert f"{len(done_before)} already done" in rerun.stdout
-    for n in range(3):
+    assert "1 already done" in rerun.stdout
+    for n in range(2):
         st = read_deeph(out / f"h2_{n}")
         assert st.info["structure_id"] == f"h2_{n}" and st.fermi_level is not None
     again = read_deeph(out / "h2_0")  # skipped, not recomputed
