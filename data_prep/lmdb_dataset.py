@@ -260,6 +260,30 @@ def _run_jobs(jobs: list[_ShardJob], workers: int, total: int, progress: bool) -
 # reading
 
 
+_OPEN_ENVS: dict[tuple, lmdb.Environment] = {}
+
+
+def _open_readonly(path: Path) -> lmdb.Environment:
+    """One read-only environment per shard file and process (LMDB refuses to open a file twice in a process)."""
+    if not path.is_file():
+        raise DatasetError(f"{path}: shard listed in {METADATA_FILE} is missing")
+    pid = os.getpid()
+    for inherited in [k for k in _OPEN_ENVS if k[0] != pid]:
+        # A forked child inherits the parent's handles; LMDB must not use them there, and refuses to open the
+        # file again while they exist. Closing the child's copy leaves the parent's untouched.
+        _OPEN_ENVS.pop(inherited).close()
+    stat = path.stat()  # a dataset re-packed at the same path is a new file: key on its identity too
+    key = (pid, str(path.resolve()), stat.st_ino, stat.st_mtime_ns)
+    env = _OPEN_ENVS.get(key)
+    if env is None:
+        try:
+            env = lmdb.open(str(path), subdir=False, readonly=True, lock=False, readahead=False, meminit=False)
+        except lmdb.Error as e:
+            raise DatasetError(f"{path}: cannot open LMDB shard ({e})") from None
+        _OPEN_ENVS[key] = env
+    return env
+
+
 class LmdbDataset:
     """Read-only, lazily opened view of a packed dataset. ``ds[i]`` is the decoded record dict."""
 
@@ -297,14 +321,7 @@ class LmdbDataset:
             self._envs, self._pid = {}, os.getpid()
         env = self._envs.get(shard)
         if env is None:
-            path = self.path / self.metadata["shards"][shard]
-            if not path.is_file():
-                raise DatasetError(f"{path}: shard listed in {METADATA_FILE} is missing")
-            try:
-                env = lmdb.open(str(path), subdir=False, readonly=True, lock=False, readahead=False, meminit=False)
-            except lmdb.Error as e:
-                raise DatasetError(f"{path}: cannot open LMDB shard ({e})") from None
-            self._envs[shard] = env
+            env = self._envs[shard] = _open_readonly(self.path / self.metadata["shards"][shard])
         return env
 
     def locate(self, idx: int) -> tuple[int, int]:
@@ -344,8 +361,8 @@ class LmdbDataset:
             raise DatasetError(f"{self.path}: no split named {name!r} (have {sorted(self.metadata['splits'])})") from None
 
     def close(self) -> None:
-        for env in self._envs.values():
-            env.close()
+        """Forget this reader's handles. Environments are shared per process (LMDB allows one per file) and
+        stay open for other readers of the same shards; they close when the process exits."""
         self._envs = {}
 
 

@@ -167,3 +167,10 @@ def test_cli_pack_verify_stats(dft_folders, tmp_path):
     assert r.returncode == 0 and "records" in r.stdout
     r = prep("pack", str(tmp_path / "nowhere"), "--out", str(tmp_path / "x"))
     assert r.returncode == 2 and "nowhere: no such file or directory" in r.stderr and "Traceback" not in r.stderr
+
+
+def test_same_dataset_opened_twice_in_one_process(packed):
+    a, b = LmdbDataset(packed), LmdbDataset(packed)
+    assert a[0]["structure_id"] == b[0]["structure_id"]
+    a.close()
+    assert b[1]["structure_id"] == LmdbDataset(packed)[1]["structure_id"]
