@@ -29,18 +29,6 @@ from .sampling import BudgetBatchSampler
 EMBEDDED_PREFIX = "embedded:"
 
 
-_READERS: dict[tuple, LmdbDataset] = {}
-
-
-def shared_reader(path: Path) -> LmdbDataset:
-    """One ``LmdbDataset`` per dataset per process: LMDB refuses to open the same file twice in a process."""
-    meta = path / METADATA_FILE
-    key = (str(path.resolve()), meta.stat().st_mtime_ns)
-    if key not in _READERS:
-        _READERS[key] = LmdbDataset(path)
-    return _READERS[key]
-
-
 class DataConfigError(ValueError):
     """The data configuration points at something missing or inconsistent."""
 
@@ -163,7 +151,7 @@ class DeepHDataModule(pl.LightningDataModule):
             self.check_available()
             if not (self.path / METADATA_FILE).is_file():
                 raise DataConfigError(f"{self.path}: dataset is not packed yet (call prepare_data first)")
-            self._records = shared_reader(self.path)
+            self._records = LmdbDataset(self.path)
             cut = self._records.cutoff
             if self.expected_cutoff is not None and abs(cut - float(self.expected_cutoff)) > 1e-9:
                 raise DataConfigError(
@@ -196,9 +184,7 @@ class DeepHDataModule(pl.LightningDataModule):
         for name in ("train", "val", "test"):
             if name not in self.datasets:
                 idx = self.records.split(name)
-                ds = LmdbGraphDataset(self.path, idx, dtype=self.torch_dtype, basis=self.basis)
-                ds.records = self.records  # the shared reader (see shared_reader)
-                self.datasets[name] = ds
+                self.datasets[name] = LmdbGraphDataset(self.path, idx, dtype=self.torch_dtype, basis=self.basis)
 
     def padded_sizes(self, split: str) -> np.ndarray:
         """Matrix elements each structure occupies in the model ((atoms + edges) · M²)."""

@@ -16,7 +16,10 @@ if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$want" ]; then
   echo "[setup] installing dependencies into $VENV (first run takes a few minutes)"
   "$VENV/bin/python" -m pip install --quiet --upgrade pip
   # CPU PyTorch first, pinned exactly: an unpinned torch would pull a multi-GB CUDA build.
-  "$VENV/bin/python" -m pip install --quiet "torch==2.13.0"
+  "$VENV/bin/python" -m pip install --quiet "torch==2.13.0" setuptools wheel
+  # DeepSpeed builds against the torch above: no build isolation (it would fetch another torch), no C++ ops
+  # (we use torch's AdamW, so nothing needs compiling).
+  DS_BUILD_OPS=0 "$VENV/bin/python" -m pip install --quiet --no-build-isolation "deepspeed>=0.14"
   "$VENV/bin/python" -m pip install --quiet -e "$ROOT[dev]"
   echo "$want" > "$stamp"
 fi

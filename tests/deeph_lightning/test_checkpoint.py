@@ -7,7 +7,7 @@ import pytest
 import torch
 from torch_geometric.data import Batch
 
-from deeph_lightning.datamodule import shared_reader
+from data_prep.lmdb_dataset import LmdbDataset
 from data_prep.records import SCHEMA_VERSION
 from data_prep.torch_data import record_to_data, structure_to_data
 from deeph_lightning import CheckpointError, load_model
@@ -25,7 +25,7 @@ def trained(train_lmdb, tmp_path_factory):
 
 
 def test_load_model_predicts_like_the_trained_module(trained, train_lmdb):
-    ds = shared_reader(train_lmdb)
+    ds = LmdbDataset(train_lmdb)
     loaded = load_model(trained)
     assert loaded.basis == ds.basis and loaded.cutoff == ds.cutoff
     meta = loaded.meta

@@ -7,7 +7,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from deeph_lightning.datamodule import DataConfigError, DeepHDataModule, shared_reader
+from data_prep.lmdb_dataset import LmdbDataset
+from deeph_lightning.datamodule import DataConfigError, DeepHDataModule
 from deeph_lightning.sampling import BudgetBatchSampler, pack_global_batches, split_for_ranks
 from lightning_helpers import train_lmdb  # noqa: F401 (fixture)
 
@@ -63,7 +64,7 @@ def test_sampler_resumes_mid_epoch():
 
 
 def test_datamodule_uses_dataset_metadata(train_lmdb):
-    ds = shared_reader(train_lmdb)
+    ds = LmdbDataset(train_lmdb)
     dm = DeepHDataModule(path=str(train_lmdb), global_budget=10**9)
     dm.prepare_data()
     dm.setup("fit")

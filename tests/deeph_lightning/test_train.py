@@ -20,9 +20,9 @@ REPO = Path(__file__).resolve().parents[2]
 
 
 def padded_budget(dataset: Path, structures_per_batch: int) -> int:
-    from deeph_lightning.datamodule import shared_reader
+    from data_prep.lmdb_dataset import LmdbDataset
 
-    ds = shared_reader(dataset)
+    ds = LmdbDataset(dataset)
     m = ds.metadata
     sizes = (np.asarray(m["n_atoms"]) + np.asarray(m["n_edges"])) * ds.basis.n_union**2
     return int(np.sort(sizes)[len(sizes) // 2] * structures_per_batch)
