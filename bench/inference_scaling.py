@@ -1,12 +1,15 @@
-"""Bands near E_F for growing supercells with the sparse path (shift-invert around E_F at Γ).
+"""Inference scaling: predict H with a trained model on n×n×n Si supercells, then the bands nearest E_F.
 
-H(R), S(R): a real PySCF DFT run on bulk Si (2 atoms, SZV-MOLOPT-SR-GTH, PBE; blocks within --radius Å),
-tiled exactly onto n×n×n supercells (``deeph_eval.blocklist.supercell_blocks``) — not a model prediction.
-Each size runs in its own process; peak MiB = peak RSS during build+solve (VmHWM, reset after
-imports; includes SuperLU's C allocations) minus the RSS after imports.
-Prints one row per size and the fitted exponents t ∝ N^a, mem ∝ N^b.
+Timed path per size (each in its own process): ``deeph_eval.predict.predict_blocks`` on the whole
+supercell (float64 inference, as deeph-eval runs it), sparse H(Γ)/S(Γ), and the --n-bands levels nearest
+E_F by shift-invert with one sparse LDLᴴ (``deeph_eval.eigen.sparse_levels_near``). S(R): the primitive
+cell's exact DFT overlaps (PySCF, SZV-MOLOPT-SR-GTH, within --radius Å) tiled onto the supercell (exact for a
+perfect crystal). E_F: mid-gap of the same model's primitive-cell bands (dense, 6×6×6 mesh).
+Peak MiB = peak RSS during predict+solve (VmHWM reset after imports; includes SuperLU's C allocations)
+minus the RSS after imports. Prints one row per size and the fitted exponents t ∝ N^a, mem ∝ N^b.
+Without --ckpt, the DFT H(R) is tiled instead of predicted (the solver alone).
 
-    python bench/inference_scaling.py [--max-seconds 120] [--radius 6.0] [--n-bands 16]
+    python bench/inference_scaling.py --ckpt CKPT [--max-seconds 120] [--radius 6.0] [--n-bands 16]
 """
 
 from __future__ import annotations
@@ -64,23 +67,58 @@ def _reset_peak_rss() -> float:
     return _status_mib("VmRSS")
 
 
-def one_size(n: int, cache: Path, n_bands: int) -> dict:
-    from deeph_eval.blocklist import BlockList, supercell_blocks
+def model_midgap(loaded, d) -> float:
+    """Mid-gap of the model's own primitive-cell bands (8 electrons: 4 occupied bands)."""
+    from ase.build import bulk
+
+    from deeph_eval.blocklist import BlockList
+    from deeph_eval.eigen import dense_eigvals
+    from deeph_eval.kpath import uniform_mesh
+    from deeph_eval.predict import predict_blocks
+
+    si = bulk("Si", "diamond", a=5.43)
+    h = predict_blocks(loaded, si)
+    s = BlockList(d["n_orb"], d["s_i"], d["s_j"], d["s_shift"], d["s"]).to_blocks()
+    e = dense_eigvals(h, s, d["n_orb"], uniform_mesh([6, 6, 6])[0])
+    return float(0.5 * (e[:, 3].max() + e[:, 4].min()))
+
+
+def one_size(n: int, cache: Path, n_bands: int, ckpt: str | None) -> dict:
+    from deeph_eval.blocklist import BlockList, supercell_blocks, supercell_geometry
     from deeph_eval.eigen import sparse_levels_near
     from deeph_eval.sparse_bloch import SparseBloch
 
-    base = _reset_peak_rss()
     d = np.load(cache)
-    h = BlockList(d["n_orb"], d["i"], d["j"], d["shift"], d["h"])
     s = BlockList(d["n_orb"], d["s_i"], d["s_j"], d["s_shift"], d["s"])
+    centre = float(d["midgap"])
+    if ckpt:
+        from ase import Atoms
+        from ase.build import bulk
+
+        from deeph_eval.model_io import load_checkpoint
+        from deeph_eval.predict import predict_blocks
+
+        loaded = load_checkpoint(ckpt)
+        centre = model_midgap(loaded, d)
+        si = bulk("Si", "diamond", a=5.43)
+        cell, pos, numbers = supercell_geometry(si.cell[:], si.positions, si.numbers, (n, n, n))
+        atoms = Atoms(numbers=numbers, positions=pos, cell=cell, pbc=True)
+    base = _reset_peak_rss()
     t0 = time.perf_counter()
-    sh = SparseBloch(supercell_blocks(h, (n, n, n)))
+    if ckpt:
+        blocks = predict_blocks(loaded, atoms)
+        h = BlockList.from_blocks(blocks, np.tile(d["n_orb"], n**3))
+        del blocks
+        sh = SparseBloch(h)
+    else:
+        h = BlockList(d["n_orb"], d["i"], d["j"], d["shift"], d["h"])
+        sh = SparseBloch(supercell_blocks(h, (n, n, n)))
     ss = SparseBloch(supercell_blocks(s, (n, n, n)))
     t_build = time.perf_counter() - t0
     t1 = time.perf_counter()
     n_atoms = 2 * n**3
     # centre: mid-gap of the crystal (E_F of the insulator, away from any level); levels found on both sides
-    lv = sparse_levels_near(sh, ss, [0, 0, 0], float(d["midgap"]), n_bands)
+    lv = sparse_levels_near(sh, ss, [0, 0, 0], centre, n_bands)
     t_solve = time.perf_counter() - t1
     n_occ = 4 * n_atoms // 2
     idx = np.arange(lv.first_index, lv.first_index + len(lv.energies))
@@ -97,22 +135,24 @@ def main() -> None:
     ap.add_argument("--radius", type=float, default=6.0)
     ap.add_argument("--n-bands", type=int, default=16)
     ap.add_argument("--sizes", type=int, nargs="*", default=SIZES)
+    ap.add_argument("--ckpt", default=None, help="checkpoint that predicts Si (default: tile the DFT H instead)")
     ap.add_argument("--one", type=int, default=None, help=argparse.SUPPRESS)
     ap.add_argument("--cache", default=None, help=argparse.SUPPRESS)
     args = ap.parse_args()
     cache = Path(args.cache or f"/tmp/deeph_bench_si_r{args.radius:g}.npz")
     if args.one is not None:
-        print(json.dumps(one_size(args.one, cache, args.n_bands)))
+        print(json.dumps(one_size(args.one, cache, args.n_bands, args.ckpt)))
         return
     primitive(cache, args.radius)
-    print(f"Si supercells, DFT H(R)/S(R) tiled (radius {args.radius} Å), {args.n_bands} levels nearest E_F at Γ, "
+    what = f"H predicted by {args.ckpt}" if args.ckpt else "DFT H(R) tiled"
+    print(f"Si supercells, {what}, exact S(R) tiled (radius {args.radius} Å), {args.n_bands} levels nearest E_F at Γ, "
           f"OMP_NUM_THREADS={os.environ.get('OMP_NUM_THREADS', 'unset')}")
-    print(f"{'atoms':>7} {'orbitals':>9} {'nnz(H)':>11} {'build s':>8} {'solve s':>8} {'peak MiB':>9} {'Γ gap eV':>8}")
+    print(f"{'atoms':>7} {'orbitals':>9} {'nnz(H)':>11} {'H(R) s':>8} {'solve s':>8} {'peak MiB':>9} {'Γ gap eV':>8}")
     rows = []
     for n in args.sizes:
         t = time.perf_counter()
         proc = subprocess.run([sys.executable, __file__, "--one", str(n), "--cache", str(cache), "--n-bands",
-                               str(args.n_bands)], capture_output=True, text=True, timeout=args.max_seconds * 4)
+                               str(args.n_bands)] + (["--ckpt", args.ckpt] if args.ckpt else []), capture_output=True, text=True, timeout=args.max_seconds * 4)
         if proc.returncode != 0:
             print(f"{2 * n**3:>7} failed: {proc.stderr.strip().splitlines()[-1] if proc.stderr else proc.returncode}")
             break

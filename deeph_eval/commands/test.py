@@ -39,6 +39,8 @@ def register(sub) -> None:
     p.add_argument("--kspacing", type=float, default=0.3, help="band errors: mesh spacing for E_F, 1/Å")
     p.add_argument("--max-graph-size", type=int, default=DEFAULT_MAX_GRAPH_SIZE,
                    help="nodes + edges per forward pass (structures are batched up to this)")
+    p.add_argument("--dtype", choices=("float64", "float32"), default="float64",
+                   help="inference precision (float32: the trainer's own arithmetic)")
     p.set_defaults(func=run)
 
 
@@ -124,10 +126,10 @@ def structure_bands(st: DeepHStructure, pred_h, n_e: float, args) -> tuple[dict,
 
 
 def run(args) -> int:
-    loaded = load_checkpoint(args.ckpt)
+    loaded = load_checkpoint(args.ckpt, dtype=args.dtype)
     report = BlockErrorReport()
     report.meta = {"checkpoint": str(args.ckpt), "data": str(args.data), "split": args.split,
-                   "model_cutoff_A": loaded.cutoff}
+                   "model_cutoff_A": loaded.cutoff, "dtype": args.dtype}
     t0 = time.perf_counter()
     usable: list[tuple[str, DeepHStructure, dict | None]] = []
     for sid, st, recipe in iter_dataset(args.data, args.split):
