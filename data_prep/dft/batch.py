@@ -18,7 +18,7 @@ import time
 import traceback
 from pathlib import Path
 
-from .settings import DFTSettings
+from .settings import EXECUTION_ONLY, DFTSettings
 from .structure import BadStructureError, check_structure
 
 
@@ -59,9 +59,9 @@ def _worker(sid: str, atoms, out_dir: str, settings: dict, conn, parent_pid: int
 
 def _check_settings_file(out: Path, settings: DFTSettings) -> None:
     path = out / "settings.json"
-    current = settings.to_dict()
+    current = settings.recipe()
     if path.is_file():
-        recorded = json.loads(path.read_text())
+        recorded = {k: v for k, v in json.loads(path.read_text()).items() if k not in EXECUTION_ONLY}
         if recorded != current:
             diff = {k: (recorded.get(k), v) for k, v in current.items() if recorded.get(k) != v}
             raise ValueError(f"{path}: this folder was computed with other DFT settings (recorded, now): {diff}; "

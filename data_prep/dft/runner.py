@@ -144,7 +144,7 @@ def run_dft(atoms, settings: DFTSettings = DFTSettings(), where: str = "structur
     info = {
         "dft": {
             "code": f"pyscf {pyscf.__version__}",
-            **settings.to_dict(),
+            **settings.recipe(),
             "kmesh": list(kmesh),
             "dense_kmesh": list(dense),
             "pseudo_per_element": {s: element_pseudo(settings.pseudo, settings.basis, s)[0] for s in symbols},

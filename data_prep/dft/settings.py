@@ -21,6 +21,9 @@ def pyscf_basis_name(name: str) -> str:
     return _BASIS_ALIASES.get(name.upper(), name.lower())
 
 
+EXECUTION_ONLY = ("threads",)
+
+
 @dataclass(frozen=True)
 class DFTSettings:
     """Periodic Kohn-Sham recipe. Units: Å, eV (Å⁻¹ for k-spacings, 2π included as in VASP's KSPACING)."""
@@ -55,6 +58,10 @@ class DFTSettings:
 
     def to_dict(self) -> dict:
         return {k: (list(v) if isinstance(v, tuple) else v) for k, v in dataclasses.asdict(self).items()}
+
+    def recipe(self) -> dict:
+        """The settings that change results (``to_dict`` without execution details such as threads)."""
+        return {k: v for k, v in self.to_dict().items() if k not in EXECUTION_ONLY}
 
     @classmethod
     def from_dict(cls, d: dict) -> "DFTSettings":

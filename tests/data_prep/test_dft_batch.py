@@ -118,3 +118,11 @@ def test_check_command_reports_band_errors_of_a_folder(tmp_path, capsys):
     result = json.loads(report.read_text())[str(out / "h2")]
     assert result["n_values"] >= 2 and 0 < result["max_mev"] < 1000 and result["radius"] == pytest.approx(4.0)
     assert "worst max error" in capsys.readouterr().out
+
+
+def test_resuming_with_other_thread_count_is_allowed(tmp_path):
+    from data_prep.dft.batch import run_batch
+
+    run_batch([], tmp_path, DFTSettings(threads=1))
+    run_batch([], tmp_path, DFTSettings(threads=8))  # execution detail, same recipe
+    assert "threads" not in json.loads((tmp_path / "settings.json").read_text())
