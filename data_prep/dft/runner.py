@@ -91,6 +91,7 @@ def run_scf(atoms, settings: DFTSettings = DFTSettings(), where: str = "structur
         mf = make_scf(cell, cell.make_kpts(kmesh), settings)
         mf.damp, mf.diis_start_cycle = 0.5, 4
         mf.kernel(dm0=dm)
+        mf.retried_with_damping = True
     if not mf.converged:
         raise SCFNotConvergedError(f"{where}: SCF did not converge in {settings.max_cycle} cycles (k-mesh {kmesh})")
     return mf, tuple(int(n) for n in kmesh)
@@ -153,6 +154,8 @@ def run_dft(atoms, settings: DFTSettings = DFTSettings(), where: str = "structur
         "radius": float(radius),
         "alias_free_radius": float(rho),
         "total_energy_ev": float(mf.e_tot * ev),
+        "scf_cycles": int(getattr(mf, "cycles", -1)),
+        "scf_retried_with_damping": bool(getattr(mf, "retried_with_damping", False)),
         "max_imag_h_ev": max_imag,
         "timings_s": {"scf": round(t_scf, 3), "dense_fock": round(t_dense, 3), "overlap": round(t_ovlp, 3)},
     }
