@@ -2,8 +2,9 @@
 
 A checkpoint written by ``HamiltonianModule`` holds, under ``checkpoint["deeph"]``: the network's
 config (``_target_`` + hyper-parameters), the basis table, the cutoff, the record schema version,
-the orbital order and units, whether EMA weights are present, the resolved run config and the W&B
-run id. ``load_model`` rebuilds the network from that alone (no config files needed).
+the orbital order and units, whether EMA weights are present, the resolved run config, the W&B
+run id and the training data's DFT recipe (``dft_recipe``: basis, xc, pseudo, code; None if unknown).
+``load_model`` rebuilds the network from that alone (no config files needed).
 """
 
 from __future__ import annotations
@@ -29,7 +30,12 @@ class LoadedModel:
     model: torch.nn.Module  # eval mode; forward(Batch of BlockData) -> dict(h_node, h_edge), OpenMX order, eV
     basis: BasisTable
     cutoff: float  # Å; build graphs with this cutoff (data_prep.torch_data.structure_to_data)
-    meta: dict  # everything under checkpoint["deeph"] (config, dtype, schema_version, ...)
+    meta: dict  # everything under checkpoint["deeph"] (config, dtype, schema_version, dft_recipe, ...)
+
+    @property
+    def dft_recipe(self) -> dict | None:
+        """The training data's DFT recipe ({"basis", "xc", "pseudo", "code"}), None for older checkpoints."""
+        return self.meta.get("dft_recipe")
 
 
 def read_checkpoint(ckpt_path: str | os.PathLike, map_location="cpu") -> dict:

@@ -89,9 +89,15 @@ class HamiltonianModule(pl.LightningModule):
         self.net = build_net(net, basis, self.cutoff)
         self.ema = None
         if ema_decay:
-            self.ema = AveragedModel(self.net, multi_avg_fn=get_ema_multi_avg_fn(ema_decay), use_buffers=True)
+            # Parameters only: averaging buffers (use_buffers=True) round integer index buffers through
+            # float (3 -> 2) and drifts float constants, so the in-memory EMA net validated during training
+            # differed from the one saved (non-persistent buffers are rebuilt on load). See _update_ema.
+            self.ema = AveragedModel(self.net, multi_avg_fn=get_ema_multi_avg_fn(ema_decay), use_buffers=False)
             self.ema.requires_grad_(False)
         self.run_config: dict | None = None  # resolved Hydra config, set by train.py, saved in checkpoints
+        # the training data's DFT recipe (metadata.json "dft_recipe": basis, xc, pseudo, code), saved in
+        # checkpoints so evaluation can compute S(R) for new structures without the dataset
+        self.dft_recipe: dict | None = None
         self._acc: dict[str, BlockErrorAccumulator] = {}
 
     # --- forward / loss ---------------------------------------------------------------------------
@@ -142,9 +148,18 @@ class HamiltonianModule(pl.LightningModule):
         if norms:
             self.log("train/grad_norm", torch.stack(norms).norm(), batch_size=1)
 
-    def on_train_batch_end(self, outputs, batch, batch_idx: int) -> None:
-        if self.ema is not None:
-            self.ema.update_parameters(self.net)
+    def optimizer_step(self, *args, **kwargs) -> None:
+        super().optimizer_step(*args, **kwargs)
+        self._update_ema()
+
+    def _update_ema(self) -> None:
+        """After every optimizer step (not micro-batch), before any callback's on_train_batch_end, so a
+        checkpoint written at that step (last.ckpt) holds the EMA of exactly the weights it holds."""
+        if self.ema is None:
+            return
+        self.ema.update_parameters(self.net)
+        for ema_buf, buf in zip(self.ema.module.buffers(), self.net.buffers()):
+            ema_buf.copy_(buf)  # buffers are not averaged: constants stay exact, running statistics follow the net
 
     # --- validation / test ------------------------------------------------------------------------
     def _eval_step(self, stage: str, batch) -> None:
@@ -230,6 +245,7 @@ class HamiltonianModule(pl.LightningModule):
             "has_ema": self.ema is not None,
             "dtype": str(next(self.net.parameters()).dtype).replace("torch.", ""),
             "config": self.run_config,
+            "dft_recipe": self.dft_recipe,
             "wandb_run_id": wandb_id,
             "global_step": int(self.global_step),
         }

@@ -108,6 +108,7 @@ def run(cfg: DictConfig, extra_callbacks: list | None = None) -> dict:
     datamodule.prepare_data()
     model = instantiate(cfg.model, basis=datamodule.basis.to_dict(), cutoff=datamodule.cutoff)
     model.run_config = OmegaConf.to_container(cfg, resolve=True)
+    model.dft_recipe = datamodule.metadata.get("dft_recipe")
 
     callbacks = instantiate_group(cfg.get("callbacks")) + list(extra_callbacks or [])
     loggers = build_loggers(cfg, resume_meta)

@@ -26,6 +26,15 @@ def source_folders() -> list[str]:
     return [str(quickstart_path())]
 
 
+def test_cutoff() -> float:
+    """The quickstart config's cutoff (DEEPH_TEST_CUTOFF overrides, e.g. for folders with shorter blocks)."""
+    if os.environ.get("DEEPH_TEST_CUTOFF"):
+        return float(os.environ["DEEPH_TEST_CUTOFF"])
+    from omegaconf import OmegaConf
+
+    return float(OmegaConf.load(Path(CONF_DIR) / "data" / "quickstart.yaml")["cutoff"])
+
+
 _PACKED: dict[str, Path] = {}
 
 
@@ -37,7 +46,8 @@ def train_lmdb(tmp_path_factory) -> Path:
     key = ",".join(source_folders())
     if key not in _PACKED:
         out = tmp_path_factory.mktemp("train_data") / "quickstart.lmdb"
-        _PACKED[key] = pack_folders(source_folders(), out, split_seed=0, split_fractions=(0.6, 0.2, 0.2), progress=False)
+        _PACKED[key] = pack_folders(source_folders(), out, cutoff=test_cutoff(), split_seed=0,
+                                    split_fractions=(0.6, 0.2, 0.2), progress=False)
     return _PACKED[key]
 
 
