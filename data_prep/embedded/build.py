@@ -42,6 +42,23 @@ def pack(dft_out: Path, archive: Path = ARCHIVE) -> Path:
     return archive
 
 
+def summary_table(dft_out: Path) -> str:
+    """Markdown table of the finished structures (for README.md)."""
+    import json
+
+    from ..dft.batch import is_complete
+
+    rows = ["| id | atoms | SCF k-mesh | dense k-mesh | R vectors | SCF s | H(R) s |", "|---|---|---|---|---|---|---|"]
+    for f in sorted(p for p in dft_out.iterdir() if p.is_dir() and is_complete(p)):
+        info = json.loads((f / "info.json").read_text())
+        n_blocks = len((f / "R_list.dat").read_text().splitlines())
+        t = info["timings_s"]
+        rows.append(f"| {f.name} | {info['nsites']} | {'x'.join(map(str, info['dft']['kmesh']))} | "
+                    f"{'x'.join(map(str, info['dft']['dense_kmesh']))} | {n_blocks} | {t['scf']:.0f} | "
+                    f"{t['dense_fock']:.0f} |")
+    return "\n".join(rows)
+
+
 def main(argv=None) -> int:
     from ..cli import main as deeph_prep
 
@@ -51,6 +68,7 @@ def main(argv=None) -> int:
     args = p.parse_args(argv)
     if args.from_dir:
         pack(Path(args.from_dir))
+        print(summary_table(Path(args.from_dir)))
         return 0
     work = Path(args.work or tempfile.mkdtemp(prefix="deeph-quickstart-"))
     cmds = commands()
