@@ -8,6 +8,8 @@ import torch
 from torch import nn
 from e3nn.math import soft_one_hot_linspace
 
+from .so3 import Float64Buffers
+
 
 def sector_mask(nat_in: int, c_in: int, nat_out: int, c_out: int) -> torch.Tensor:
     """(c_in, c_out) 1 where a weight keeps parity (natural->natural, pseudo->pseudo), else 0."""
@@ -16,7 +18,7 @@ def sector_mask(nat_in: int, c_in: int, nat_out: int, c_out: int) -> torch.Tenso
     return (a == b).to(torch.float64)  # float64 buffers: exact after .double(); cast at use
 
 
-class EquivariantLinear(nn.Module):
+class EquivariantLinear(Float64Buffers):
     """Channel mixing per degree l (one weight matrix per l, parity sectors kept apart); bias on 0e only."""
 
     def __init__(self, lmax: int, c_in: int, c_out: int, nat_in: int, nat_out: int, bias: bool = True):
@@ -35,7 +37,7 @@ class EquivariantLinear(nn.Module):
         return out
 
 
-class EquivariantLayerNorm(nn.Module):
+class EquivariantLayerNorm(Float64Buffers):
     """Layer norm with ONE invariant divisor for all degrees and parity sectors (EquiformerV2-style RMS norm).
 
     0e channels are centred; then every component is divided by the RMS over channels of the per-degree

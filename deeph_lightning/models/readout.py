@@ -18,7 +18,7 @@ from e3nn import o3
 
 from data_prep.basis import BasisTable, openmx_to_e3nn
 
-from .so3 import float64_constants, num_coeffs
+from .so3 import Float64Buffers, float64_constants, num_coeffs
 
 
 def union_change_of_basis(union_shells) -> np.ndarray:
@@ -62,7 +62,7 @@ def readout_channels(basis: BasisTable):
     return n_nat, n_pse, assign
 
 
-class BlockReadout(nn.Module):
+class BlockReadout(Float64Buffers):
     """(n, K, n_nat+n_pse) features -> (n, M, M) blocks in OpenMX order (not yet symmetrised or masked)."""
 
     def __init__(self, basis: BasisTable, lmax: int):

@@ -19,7 +19,7 @@ import torch
 from torch import nn
 
 from .layers import sector_mask
-from .so3 import m_slices
+from .so3 import Float64Buffers, m_slices
 
 
 def _j_in(c: torch.Tensor, s: torch.Tensor, nat: int):
@@ -30,7 +30,7 @@ def _j_out(c: torch.Tensor, s: torch.Tensor, nat: int):
     return torch.cat([c[..., :nat], s[..., nat:]], -1), torch.cat([s[..., :nat], -c[..., nat:]], -1)
 
 
-class SO2Linear(nn.Module):
+class SO2Linear(Float64Buffers):
     """(E, K', c_in) bond-frame features (m-major, up to mmax) -> (E, K', c_out), optionally scaled per
     edge by ``radial`` (E, n_radial_scales, c_in) where n_radial_scales = Σ_m (lmax-m+1)."""
 

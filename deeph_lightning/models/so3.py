@@ -36,6 +36,27 @@ def float64_constants():
         torch.set_default_dtype(old)
 
 
+class Float64Buffers(torch.nn.Module):
+    """Base for modules whose float64 buffers are exact constants (Wigner-D, 3j, masks) cast at use.
+
+    ``.float()`` / ``.half()`` / ``.to(dtype)`` move those buffers to the new device but keep them float64:
+    otherwise a float32 round trip (``model.float().double()``) would leave them rounded to float32 and the
+    "float64" model equivariant only to ~1e-7.
+    """
+
+    def _apply(self, fn, recurse=True):
+        kept = {n: b for n, b in self._buffers.items() if b is not None and b.dtype == torch.float64}
+        super()._apply(fn, recurse)
+        for name, b in kept.items():
+            moved = self._buffers[name]
+            if moved.dtype != torch.float64:
+                try:
+                    self._buffers[name] = b.to(device=moved.device)
+                except (TypeError, RuntimeError):  # a device without float64 (e.g. MPS): keep the cast copy
+                    pass
+        return self
+
+
 def num_coeffs(lmax: int) -> int:
     return (lmax + 1) ** 2
 
@@ -79,7 +100,7 @@ def _y_rotation(l: int, angle: torch.Tensor) -> torch.Tensor:
     return d
 
 
-class EdgeFrame(torch.nn.Module):
+class EdgeFrame(Float64Buffers):
     """Per-edge Wigner-D matrices for the rotation R(α, β, 0) that maps ŷ onto the bond direction.
 
     ``to_frame(x_edge)`` gives D(R)ᵀ x in m-major order (truncated at mmax); ``from_frame`` is its

@@ -14,7 +14,7 @@ from data_prep.torch_data import edge_vectors
 from deeph_lightning.models.readout import openmx_to_e3nn_blocks
 from deeph_lightning.models.so3 import float64_constants
 
-from model_structures import BASIS, graph
+from model_structures import BASIS, STRUCTURES, graph
 from test_model_symmetry import make_model, orbital_rotation
 
 REL_TOL = 1e-5  # of the largest block entry: float32 eps × a few dozen operations' worth of rounding
@@ -94,3 +94,21 @@ def test_float32_cell_supercell_rotation_agree(crystal, name, kind, seed):
         h = openmx_to_e3nn_blocks(cell[key].double(), BASIS.union_shells)
         h_rot = openmx_to_e3nn_blocks(rot[key].double(), BASIS.union_shells)
         assert (h_rot - d @ h @ d.T).abs().max() < REL_TOL * scale, key
+
+
+@pytest.mark.parametrize("cast", [torch.float32, torch.bfloat16])
+def test_float64_constants_survive_a_low_precision_round_trip(cast):
+    """Wigner-D, 3j table and masks stay float64 buffers through .to(float32/bfloat16): a model cast down and
+    back up is the float64 model, not one with constants rounded to float32."""
+    z, pos, cell, pbc = STRUCTURES[0]
+    data = Batch.from_data_list([graph(z, pos, cell, pbc)])
+    fresh = make_model("deeph2", dtype=torch.float64, seed=0)
+    trip = make_model("deeph2", dtype=torch.float64, seed=0)
+    trip.load_state_dict(fresh.state_dict())
+    trip = trip.to(cast).double()
+    trip.load_state_dict(fresh.state_dict())  # parameters back to the exact float64 values
+    assert trip.frame.dq2.dtype == torch.float64 and trip.heads.readout.table.dtype == torch.float64
+    with torch.no_grad():
+        a, b = fresh(data), trip(data)
+    for key in a:
+        torch.testing.assert_close(b[key], a[key], atol=1e-13, rtol=0)
