@@ -15,7 +15,7 @@ import torch
 from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 
-from .checkpoint import CheckpointError, checkpoint_meta
+from .checkpoint import CheckpointError, checkpoint_meta, is_deepspeed_checkpoint
 from .datamodule import DataConfigError
 
 
@@ -52,16 +52,51 @@ def preflight(cfg: DictConfig, datamodule) -> None:
         raise SetupError("cannot start training:\n  - " + "\n  - ".join(problems))
 
 
-def resolve_ckpt_path(ckpt_path, output_dir: Path) -> str | None:
-    """``auto``: the run's own ``checkpoints/last.ckpt`` when it exists (resume), else start fresh."""
+def _is_checkpoint(path: Path) -> bool:
+    """A plain checkpoint file or a DeepSpeed checkpoint folder."""
+    return path.is_file() or is_deepspeed_checkpoint(path)
+
+
+def _saved_at(path: Path) -> float:
+    """When a checkpoint was last written; for a DeepSpeed folder (rewritten in place), its newest file."""
+    if path.is_dir():
+        return max(f.stat().st_mtime for f in path.rglob("*") if f.is_file())
+    return path.stat().st_mtime
+
+
+def resume_candidates(output_dir: Path, hpc_dir: Path | None = None) -> list[Path]:
+    """The run's own checkpoints ``auto`` may resume from: ``checkpoints/last.ckpt`` and Lightning's
+    pre-emption checkpoints ``hpc_ckpt_<n>.ckpt`` (written on SIGUSR1 into ``trainer.default_root_dir``)."""
+    paths = [output_dir / "checkpoints" / "last.ckpt"]
+    paths += sorted((hpc_dir or output_dir).glob("hpc_ckpt_*.ckpt"))
+    return [p for p in paths if _is_checkpoint(p)]
+
+
+def resolve_ckpt_path(ckpt_path, output_dir: Path, hpc_dir: Path | None = None) -> str | None:
+    """``auto``: the most recently written of the run's ``last.ckpt`` and ``hpc_ckpt_*.ckpt`` (a requeued job
+    keeps the steps made after the last ``last.ckpt``), else start fresh. Plain files and DeepSpeed folders."""
     if ckpt_path in (None, "", "null"):
         return None
     if str(ckpt_path) == "auto":
-        last = output_dir / "checkpoints" / "last.ckpt"
-        return str(last) if last.is_file() else None
-    if not Path(ckpt_path).is_file():
-        raise SetupError(f"ckpt_path={ckpt_path}: no such checkpoint")
+        found = resume_candidates(output_dir, hpc_dir)
+        return str(max(found, key=_saved_at)) if found else None
+    if not _is_checkpoint(Path(ckpt_path)):
+        raise SetupError(f"ckpt_path={ckpt_path}: no such checkpoint (a file, or a DeepSpeed checkpoint folder)")
     return str(ckpt_path)
+
+
+def strategy_mismatch(ckpt_path: str, strategy) -> str | None:
+    """A DeepSpeed folder resumes only under DeepSpeed, a plain file only without it."""
+    from pytorch_lightning.strategies import DeepSpeedStrategy
+
+    folder, deepspeed = is_deepspeed_checkpoint(ckpt_path), isinstance(strategy, DeepSpeedStrategy)
+    if folder and not deepspeed:
+        return (f"ckpt_path={ckpt_path} is a DeepSpeed checkpoint folder: resume it with the same "
+                "trainer=deepspeed_* config, or convert it with deeph_lightning.strategies.zero_to_plain_checkpoint")
+    if deepspeed and not folder:
+        return (f"ckpt_path={ckpt_path} is a plain checkpoint file but the trainer uses DeepSpeed, which resumes "
+                "only from its own checkpoint folders; fine-tune from it with a non-DeepSpeed trainer")
+    return None
 
 
 def instantiate_group(group: DictConfig | None) -> list:
@@ -97,7 +132,8 @@ def run(cfg: DictConfig, extra_callbacks: list | None = None) -> dict:
 
     datamodule = instantiate(cfg.data)
     preflight(cfg, datamodule)
-    ckpt_path = resolve_ckpt_path(cfg.get("ckpt_path"), output_dir)
+    hpc_dir = cfg.trainer.get("default_root_dir")
+    ckpt_path = resolve_ckpt_path(cfg.get("ckpt_path"), output_dir, Path(hpc_dir) if hpc_dir else None)
     resume_meta = None
     if ckpt_path:
         try:
@@ -118,25 +154,41 @@ def run(cfg: DictConfig, extra_callbacks: list | None = None) -> dict:
     trainer: pl.Trainer = instantiate(
         cfg.trainer, callbacks=callbacks, logger=loggers or False, enable_progress_bar=enable_bar
     )
+    mismatch = ckpt_path and strategy_mismatch(ckpt_path, trainer.strategy)
+    if mismatch:
+        raise SetupError(mismatch)
     if trainer.is_global_zero:
         n = sum(p.numel() for p in model.net.parameters())
         print(f"output: {output_dir}\ndataset: {datamodule.path} ({len(datamodule.records)} structures, "
               f"cutoff {datamodule.cutoff} Å)\nmodel: {cfg.model.net._target_} ({n:,} parameters)"
               + (f"\nresuming from {ckpt_path}" if ckpt_path else ""), flush=True)
 
-    trainer.fit(model, datamodule=datamodule, ckpt_path=ckpt_path)
+    try:
+        trainer.fit(model, datamodule=datamodule, ckpt_path=ckpt_path)
 
-    result = {"output_dir": str(output_dir), "val": {}, "test": {}}
-    best = getattr(trainer.checkpoint_callback, "best_model_path", "") or None
-    result["best_checkpoint"] = best
-    result["last_checkpoint"] = str(output_dir / "checkpoints" / "last.ckpt")
-    result["val"] = {k: float(v) for k, v in trainer.callback_metrics.items() if k.startswith("val/")}
-    if cfg.get("test_after_training", True) and not trainer.fast_dev_run:
-        metrics = trainer.test(model, datamodule=datamodule, ckpt_path=best, verbose=False)
-        result["test"] = {k: float(v) for k, v in (metrics[0] if metrics else {}).items()}
+        result = {"output_dir": str(output_dir), "val": {}, "test": {}}
+        best = getattr(trainer.checkpoint_callback, "best_model_path", "") or None
+        result["best_checkpoint"] = best
+        result["last_checkpoint"] = str(output_dir / "checkpoints" / "last.ckpt")
+        result["val"] = {k: float(v) for k, v in trainer.callback_metrics.items() if k.startswith("val/")}
+        if cfg.get("test_after_training", True) and not trainer.fast_dev_run:
+            metrics = trainer.test(model, datamodule=datamodule, ckpt_path=best, verbose=False)
+            result["test"] = {k: float(v) for k, v in (metrics[0] if metrics else {}).items()}
+    finally:
+        finish_wandb(loggers)
     if trainer.is_global_zero:
         print_summary(result, loggers)
     return result
+
+
+def finish_wandb(loggers: list) -> None:
+    """End this run's W&B run, so the next run in the same process (tests, Hydra sweeps with the basic
+    launcher) starts its own instead of WandbLogger silently reusing the active one."""
+    if any(type(lg).__name__ == "WandbLogger" for lg in loggers):
+        import wandb
+
+        if wandb.run is not None:
+            wandb.finish()
 
 
 def print_summary(result: dict, loggers: list) -> None:
@@ -160,4 +212,7 @@ def print_summary(result: dict, loggers: list) -> None:
             )
     lines.append("  load it with: deeph_lightning.load_model('<checkpoint>')")
     lines.append("=" * 72)
+    best = result.get("best_checkpoint")
+    if best:  # one machine-readable line for scripts: grep '^BEST_CHECKPOINT=' | cut -d= -f2-
+        lines.append(f"BEST_CHECKPOINT={Path(best).resolve()}")
     print("\n".join(lines), flush=True)
