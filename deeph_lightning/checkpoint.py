@@ -38,17 +38,25 @@ class LoadedModel:
         return self.meta.get("dft_recipe")
 
 
-def read_checkpoint(ckpt_path: str | os.PathLike, map_location="cpu") -> dict:
-    path = Path(ckpt_path)
-    if not path.is_file():
-        raise CheckpointError(f"{path}: no such checkpoint file")
-    try:
-        ckpt = torch.load(path, map_location=map_location, weights_only=True)
-    except Exception as err:  # torch raises many types for foreign/corrupt files
-        raise CheckpointError(
-            f"{path}: not a deeph-lightning checkpoint (torch.load failed: {type(err).__name__}: {str(err)[:200]})"
-        ) from None
-    meta = ckpt.get("deeph") if isinstance(ckpt, dict) else None
+def is_deepspeed_checkpoint(path: str | os.PathLike) -> bool:
+    """A DeepSpeed checkpoint folder as Lightning's DeepSpeedStrategy writes it (``latest`` tag file inside)."""
+    return Path(path).is_dir() and (Path(path) / "latest").is_file()
+
+
+def deepspeed_model_states_file(ckpt_dir: str | os.PathLike) -> Path:
+    """Rank 0's model-states file of a DeepSpeed checkpoint folder: holds the client state (our ``deeph``
+    metadata, Lightning's loops/callbacks) and, below ZeRO-3, the full module weights."""
+    root = Path(ckpt_dir)
+    if not is_deepspeed_checkpoint(root):
+        raise CheckpointError(f"{root}: not a DeepSpeed checkpoint folder (no 'latest' tag file)")
+    tag = (root / "latest").read_text().strip()
+    for name in ("mp_rank_00_model_states.pt", "zero_pp_rank_0_mp_rank_00_model_states.pt"):  # ZeRO-1/2, ZeRO-3
+        if (root / tag / name).is_file():
+            return root / tag / name
+    raise CheckpointError(f"{root}: DeepSpeed checkpoint without a rank-0 model-states file in {root / tag}")
+
+
+def _check_meta(path: Path, meta) -> dict:
     if not isinstance(meta, dict) or meta.get("format") != CHECKPOINT_FORMAT:
         raise CheckpointError(
             f"{path}: not a deeph-lightning checkpoint (no 'deeph' metadata; was it written by train.py?)"
@@ -57,11 +65,42 @@ def read_checkpoint(ckpt_path: str | os.PathLike, map_location="cpu") -> dict:
         raise CheckpointError(
             f"{path}: trained on record schema version {meta.get('schema_version')}, this code uses {SCHEMA_VERSION}"
         )
+    return meta
+
+
+def _torch_load(path: Path, map_location, **kw):
+    try:
+        return torch.load(path, map_location=map_location, weights_only=True, **kw)
+    except Exception as err:  # torch raises many types for foreign/corrupt files
+        raise CheckpointError(
+            f"{path}: not a deeph-lightning checkpoint (torch.load failed: {type(err).__name__}: {str(err)[:200]})"
+        ) from None
+
+
+def read_checkpoint(ckpt_path: str | os.PathLike, map_location="cpu") -> dict:
+    """A plain (single-file) checkpoint with its ``deeph`` metadata checked."""
+    path = Path(ckpt_path)
+    if is_deepspeed_checkpoint(path):
+        raise CheckpointError(
+            f"{path}: a DeepSpeed checkpoint folder; make a plain file first with "
+            "deeph_lightning.strategies.zero_to_plain_checkpoint(folder, 'model.ckpt')"
+        )
+    if not path.is_file():
+        raise CheckpointError(f"{path}: no such checkpoint file")
+    ckpt = _torch_load(path, map_location)
+    _check_meta(path, ckpt.get("deeph") if isinstance(ckpt, dict) else None)
     return ckpt
 
 
 def checkpoint_meta(ckpt_path: str | os.PathLike) -> dict:
-    return read_checkpoint(ckpt_path)["deeph"]
+    """The ``deeph`` metadata of a plain checkpoint file or of a DeepSpeed checkpoint folder."""
+    path = Path(ckpt_path)
+    if path.is_dir():
+        states = deepspeed_model_states_file(path)
+        # mmap: the weights in the same file are not read
+        ckpt = _torch_load(states, "cpu", mmap=True)
+        return _check_meta(path, ckpt.get("deeph") if isinstance(ckpt, dict) else None)
+    return read_checkpoint(path)["deeph"]
 
 
 def load_model(ckpt_path: str | os.PathLike, map_location="cpu") -> LoadedModel:

@@ -143,13 +143,22 @@ class HamiltonianModule(pl.LightningModule):
             self.log("train/mae_meV", logged * 1000.0, prog_bar=True, batch_size=batch.num_graphs)
         return loss
 
+    def _deepspeed_engine(self):
+        return getattr(self.trainer.strategy, "deepspeed_engine", None)
+
     def on_before_optimizer_step(self, optimizer) -> None:
+        if self._deepspeed_engine() is not None:
+            return  # ZeRO keeps reduced gradients in its own partitions (p.grad is None): see optimizer_step
         norms = [p.grad.detach().norm() for p in self.net.parameters() if p.grad is not None]
         if norms:
             self.log("train/grad_norm", torch.stack(norms).norm(), batch_size=1)
 
     def optimizer_step(self, *args, **kwargs) -> None:
         super().optimizer_step(*args, **kwargs)
+        engine = self._deepspeed_engine()
+        if engine is not None and engine.get_global_grad_norm() is not None:
+            # DeepSpeed's norm of the full reduced gradient, before clipping, as logged above without DeepSpeed
+            self.log("train/grad_norm", float(engine.get_global_grad_norm()), batch_size=1)
         self._update_ema()
 
     def _update_ema(self) -> None:

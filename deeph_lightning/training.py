@@ -72,17 +72,33 @@ def resume_candidates(output_dir: Path, hpc_dir: Path | None = None) -> list[Pat
     return [p for p in paths if _is_checkpoint(p)]
 
 
-def resolve_ckpt_path(ckpt_path, output_dir: Path, hpc_dir: Path | None = None) -> str | None:
-    """``auto``: the most recently written of the run's ``last.ckpt`` and ``hpc_ckpt_*.ckpt`` (a requeued job
-    keeps the steps made after the last ``last.ckpt``), else start fresh. Plain files and DeepSpeed folders."""
+def resolve_checkpoint(ckpt_path, output_dir: Path, hpc_dir: Path | None = None) -> tuple[str | None, dict | None]:
+    """The checkpoint to resume from and its ``deeph`` metadata, or ``(None, None)`` to start fresh.
+
+    ``auto``: the most recently written of the run's ``last.ckpt`` and ``hpc_ckpt_*.ckpt`` that reads back
+    (a requeued job keeps the steps made after the last ``last.ckpt``; a file cut short when SLURM killed
+    the job is passed over with a warning). Plain files and DeepSpeed folders.
+    """
     if ckpt_path in (None, "", "null"):
-        return None
+        return None, None
     if str(ckpt_path) == "auto":
-        found = resume_candidates(output_dir, hpc_dir)
-        return str(max(found, key=_saved_at)) if found else None
+        for path in sorted(resume_candidates(output_dir, hpc_dir), key=_saved_at, reverse=True):
+            try:
+                return str(path), checkpoint_meta(path)
+            except CheckpointError as err:
+                print(f"warning: not resuming from {path}: {err}", file=sys.stderr, flush=True)
+        return None, None
     if not _is_checkpoint(Path(ckpt_path)):
         raise SetupError(f"ckpt_path={ckpt_path}: no such checkpoint (a file, or a DeepSpeed checkpoint folder)")
-    return str(ckpt_path)
+    try:
+        return str(ckpt_path), checkpoint_meta(ckpt_path)
+    except CheckpointError as err:
+        raise SetupError(str(err)) from None
+
+
+def resolve_ckpt_path(ckpt_path, output_dir: Path, hpc_dir: Path | None = None) -> str | None:
+    """Only the path of :func:`resolve_checkpoint`."""
+    return resolve_checkpoint(ckpt_path, output_dir, hpc_dir)[0]
 
 
 def strategy_mismatch(ckpt_path: str, strategy) -> str | None:
@@ -133,13 +149,7 @@ def run(cfg: DictConfig, extra_callbacks: list | None = None) -> dict:
     datamodule = instantiate(cfg.data)
     preflight(cfg, datamodule)
     hpc_dir = cfg.trainer.get("default_root_dir")
-    ckpt_path = resolve_ckpt_path(cfg.get("ckpt_path"), output_dir, Path(hpc_dir) if hpc_dir else None)
-    resume_meta = None
-    if ckpt_path:
-        try:
-            resume_meta = checkpoint_meta(ckpt_path)
-        except CheckpointError as err:
-            raise SetupError(str(err)) from None
+    ckpt_path, resume_meta = resolve_checkpoint(cfg.get("ckpt_path"), output_dir, Path(hpc_dir) if hpc_dir else None)
 
     datamodule.prepare_data()
     model = instantiate(cfg.model, basis=datamodule.basis.to_dict(), cutoff=datamodule.cutoff)

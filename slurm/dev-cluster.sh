@@ -4,7 +4,7 @@
 #   slurm/dev-cluster.sh start    # installs Debian's packages if missing (root), starts all daemons
 #   slurm/dev-cluster.sh status   # daemons alive? node state?
 #   slurm/dev-cluster.sh env      # prints `export SLURM_CONF=...` for client commands (sbatch, squeue, sacct)
-#   slurm/dev-cluster.sh stop     # kills every daemon this script started
+#   slurm/dev-cluster.sh stop     # cancels its jobs, kills every daemon this script started and their job steps
 #
 # All state (configs, munge key, database, spool, logs, pid files) lives under $DEEPH_SLURM_DIR
 # (default /tmp/deeph-slurm). Ports: $DEEPH_SLURM_PORT (slurmctld), +1 slurmd, +2 slurmdbd; default 16817.
@@ -14,6 +14,7 @@ set -euo pipefail
 D="${DEEPH_SLURM_DIR:-/tmp/deeph-slurm}"
 PORT="${DEEPH_SLURM_PORT:-16817}"
 CLUSTER="${DEEPH_SLURM_CLUSTER:-deeph}"
+CRED_EXPIRE="${DEEPH_SLURM_CRED_EXPIRE:-10}"  # s; a requeued job starts again after about this long
 NODE="$(hostname -s)"
 SOCK="$D/munge/munge.socket.2"
 MYSQL_SOCK="$D/mysql/mysqld.sock"
@@ -45,7 +46,7 @@ ensure_hostname_resolves() {
     echo "127.0.0.1 $NODE" >>/etc/hosts
 }
 
-pid_alive() { [[ -f "$D/run/$1.pid" ]] && kill -0 "$(cat "$D/run/$1.pid")" 2>/dev/null; }
+pid_alive() { [[ -f "$D/run/$1.pid" ]] && running "$(cat "$D/run/$1.pid")"; }
 
 # Runs a daemon in the foreground of its own session, detached from our stdio; records its pid.
 spawn() {
@@ -78,7 +79,8 @@ SlurmdUser=root
 SlurmctldPort=$PORT
 SlurmdPort=$((PORT + 1))
 AuthType=auth/munge
-AuthInfo=socket=$SOCK
+# cred_expire: step credential lifetime, also how long slurmctld holds a requeued job back (default 120 s).
+AuthInfo=socket=$SOCK,cred_expire=$CRED_EXPIRE
 CredType=cred/munge
 StateSaveLocation=$D/spool/ctld
 SlurmdSpoolDir=$D/spool/d
@@ -194,19 +196,65 @@ cmd_start() {
     echo "export SLURM_CONF=$SLURM_CONF"
 }
 
+# Alive and not a zombie (exited steps can stay zombies for a while: the container's init reaps late).
+running() {
+    local stat
+    stat=$(cat "/proc/$1/stat" 2>/dev/null) || return 1
+    stat=${stat##*) }
+    [[ ${stat:0:1} != Z ]]
+}
+
+# slurmstepd processes (one per job step) of this cluster: they carry our SLURM_CONF in their environment.
+our_stepds() {
+    local pid
+    for pid in $(pgrep -x slurmstepd || true); do
+        running "$pid" || continue
+        { tr '\0' '\n' <"/proc/$pid/environ"; } 2>/dev/null | grep -qxF "SLURM_CONF=$SLURM_CONF" && echo "$pid"
+    done
+    return 0
+}
+
+descendants() {  # descendants <pid>: children first-level and below
+    local child
+    for child in $(pgrep -P "$1" || true); do echo "$child"; descendants "$child"; done
+}
+
+kill_and_wait() {  # kill_and_wait <pid...>: TERM, up to 10 s, then KILL
+    (($# == 0)) && return 0
+    kill -TERM "$@" 2>/dev/null || true
+    for _ in $(seq 1 40); do
+        local alive=0 pid
+        for pid in "$@"; do running "$pid" && alive=1; done
+        ((alive == 0)) && return 0
+        sleep 0.25
+    done
+    kill -KILL "$@" 2>/dev/null || true
+}
+
 cmd_stop() {
-    local i name pid
+    local i name pid jobs stepds
+    # Cancel our jobs while the daemons still run, so slurmd ends their steps itself (KillWait=5).
+    if pid_alive slurmctld; then
+        jobs=$(squeue -h -o %A 2>/dev/null || true)
+        if [[ -n $jobs ]]; then
+            log "cancelling jobs: $(echo $jobs)"
+            scancel $jobs 2>/dev/null || true
+            for _ in $(seq 1 60); do [[ -z $(our_stepds) ]] && break; sleep 0.25; done
+        fi
+    fi
     for ((i = ${#DAEMONS[@]} - 1; i >= 0; i--)); do
         name=${DAEMONS[i]}
         [[ -f "$D/run/$name.pid" ]] || continue
         pid=$(cat "$D/run/$name.pid")
-        if kill -0 "$pid" 2>/dev/null; then
-            kill -TERM "$pid" 2>/dev/null || true
-            for _ in $(seq 1 40); do kill -0 "$pid" 2>/dev/null || break; sleep 0.25; done
-            kill -0 "$pid" 2>/dev/null && kill -KILL "$pid" 2>/dev/null || true
-        fi
+        running "$pid" && kill_and_wait "$pid"
         rm -f "$D/run/$name.pid"
     done
+    # Steps that outlived slurmd (a task ignoring SIGTERM, a lost slurmd): end them and their tasks.
+    stepds=$(our_stepds)
+    if [[ -n $stepds ]]; then
+        log "ending leftover slurmstepd: $(echo $stepds)"
+        kill_and_wait $(for pid in $stepds; do descendants "$pid"; done) $stepds
+    fi
     log "stopped"
 }
 
