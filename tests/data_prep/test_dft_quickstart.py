@@ -29,7 +29,7 @@ def test_quickstart_extracts_once_to_readable_deeph_folders(tmp_path):
     assert quickstart_path(tmp_path) == root  # cached: second call does not extract again
     assert not [p for p in root.parent.parent.iterdir() if p.name.startswith(".")]  # no temporaries left
     folders = sorted(p for p in root.iterdir() if p.is_dir())
-    assert 20 <= len(folders) <= 30
+    assert 16 <= len(folders) <= 30
     elements, dims = set(), set()
     for f in folders:
         st = read_deeph(f)
