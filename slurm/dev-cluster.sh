@@ -27,16 +27,17 @@ die() { log "ERROR: $*"; exit 1; }
 
 ensure_packages() {
     local missing=0
-    for exe in munged mariadbd mariadb-install-db slurmdbd slurmctld slurmd sbatch sacct; do
+    for exe in munged munge mariadbd mariadb-install-db mariadb-admin slurmdbd slurmctld slurmd sbatch sacct \
+        sacctmgr scontrol sinfo squeue scancel pgrep; do
         command -v "$exe" >/dev/null 2>&1 || missing=1
     done
     [[ $missing == 0 ]] && return 0
     [[ $(id -u) == 0 ]] || die "SLURM/munge/MariaDB are not installed and installing them needs root"
     command -v apt-get >/dev/null || die "SLURM is not installed and apt-get is unavailable"
-    log "installing slurm-wlm, munge, mariadb-server with apt-get"
+    log "installing slurm-wlm, munge, mariadb-server, procps with apt-get"
     export DEBIAN_FRONTEND=noninteractive
     apt-get update -qq
-    apt-get install -y -qq slurm-wlm slurmctld slurmd slurm-client munge slurmdbd mariadb-server >/dev/null
+    apt-get install -y -qq slurm-wlm slurmctld slurmd slurm-client munge slurmdbd mariadb-server procps >/dev/null
 }
 
 ensure_hostname_resolves() {

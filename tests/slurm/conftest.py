@@ -52,12 +52,31 @@ def slurm_cluster():
         yield state
     finally:
         subprocess.run([str(DEV_CLUSTER), "stop"], env=env, capture_output=True, timeout=120)
+        left = our_processes(state)
         if old_conf is None:
             os.environ.pop("SLURM_CONF", None)
         else:
             os.environ["SLURM_CONF"] = old_conf
         if not os.environ.get("DEEPH_SLURM_KEEP"):
             shutil.rmtree(state, ignore_errors=True)
+    assert not left, f"dev-cluster.sh stop left processes of the test cluster running: {left}"
+
+
+def our_processes(state: Path) -> list[str]:
+    """Processes still carrying the test cluster's SLURM_CONF (daemons, slurmstepd, job tasks)."""
+    mark = f"SLURM_CONF={state / 'etc' / 'slurm.conf'}".encode()
+    found = []
+    for proc in Path("/proc").iterdir():
+        try:
+            if not proc.name.isdigit() or int(proc.name) == os.getpid():
+                continue
+            if mark in (proc / "environ").read_bytes().split(b"\0"):
+                if (proc / "stat").read_text().rsplit(")", 1)[1].split()[0] != "Z":  # zombies are gone
+                    cmd = (proc / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+                    found.append(f"{proc.name} {cmd[:80]}")
+        except OSError:
+            continue
+    return found
 
 
 def sacct_states(job_id: str) -> list[str]:

@@ -49,6 +49,20 @@ def sbatch(args: list[str], out: Path, tasks: int = 2) -> str:
     return res.stdout.strip().split(";")[0]
 
 
+def release_requeued(job: str, timeout: float = 60) -> None:
+    """Start a requeued job now. slurmctld sets a requeued job's BeginTime (cred_expire later) only once the
+    old allocation has finished completing; an earlier ``StartTime=now`` is overwritten, so wait for PENDING."""
+    end = time.monotonic() + timeout
+    while True:
+        state = subprocess.run(["squeue", "-h", "-j", job, "-o", "%T"], capture_output=True, text=True).stdout.strip()
+        if state != "COMPLETING" and state:
+            break
+        assert time.monotonic() < end, f"requeued job {job} still {state or 'not in squeue'} after {timeout:.0f} s"
+        time.sleep(0.5)
+    if state == "PENDING":
+        subprocess.run(["scontrol", "update", f"jobid={job}", "StartTime=now"], check=True)
+
+
 def read_ckpt(path: Path) -> dict:
     return torch.load(path, map_location="cpu", weights_only=True)
 
@@ -109,17 +123,23 @@ def test_preempted_job_requeues_and_resumes_from_checkpoint(slurm_cluster, train
     while sacct_states(job)[:1] != ["REQUEUED"]:
         assert time.monotonic() < end, f"job not requeued: {sacct_states(job)}\n{log.read_text()[-3000:]}"
         time.sleep(0.5)
-    # slurmctld holds a requeued job back for ~2 min (BeginTime); release it now.
-    subprocess.run(["scontrol", "update", f"jobid={job}", "StartTime=now"], check=True)
+    release_requeued(job)
     state = wait_final(job, timeout=150)
     text = log.read_text()
     assert state == "COMPLETED", text[-3000:]
     assert sacct_states(job) == ["REQUEUED", "COMPLETED"]
     first, second = text.split("restart 1:", 1)
-    assert "Handling auto-requeue signal" in first or (run_dir / "hpc_ckpt_1.ckpt").is_file()
+    assert "Handling auto-requeue signal" in first and (run_dir / "hpc_ckpt_1.ckpt").is_file()
     steps_before = [int(s) for s in re.findall(r"epoch \d+ step (\d+):", first)]
     steps_after = [int(s) for s in re.findall(r"epoch \d+ step (\d+):", second)]
-    assert "resuming from" in second
+    resumed = re.search(r"resuming from (\S+)", second)
+    assert resumed and steps_after, second[-3000:]
+    # ckpt_path=auto takes the newer of last.ckpt and the pre-emption checkpoint: no step it saved is lost
+    hpc_step = read_ckpt(run_dir / "hpc_ckpt_1.ckpt")["global_step"]
+    if resumed.group(1) == str(run_dir / "hpc_ckpt_1.ckpt"):
+        assert steps_after[0] == hpc_step + 1
+    else:
+        assert resumed.group(1) == str(last) and steps_after[0] >= hpc_step + 1
     assert steps_after and steps_after[0] > 1, "the requeued run started from scratch"
     assert steps_after[0] <= max(steps_before) + 1, "the requeued run skipped steps"
     assert steps_after[-1] == max_steps
