@@ -10,6 +10,7 @@ from torch import nn
 from data_prep.basis import BasisTable
 from data_prep.torch_data import block_mask, edge_vectors
 
+from .block_scale import BlockScale
 from .layers import RadialBasis, envelope, mlp
 from .readout import BlockReadout
 
@@ -53,12 +54,14 @@ class EdgeEmbedding(nn.Module):
 
 
 class BlockHeads(nn.Module):
-    """Node / edge readout features -> symmetric on-site blocks and exactly reverse-transposed hoppings."""
+    """Node / edge readout features -> symmetric on-site blocks and exactly reverse-transposed hoppings,
+    scaled (and on-site shifted) per element pair and shell pair by ``block_stats`` (``block_scale``)."""
 
-    def __init__(self, basis: BasisTable, lmax: int):
+    def __init__(self, basis: BasisTable, lmax: int, block_stats: dict | None = None):
         super().__init__()
         self.basis = basis
         self.readout = BlockReadout(basis, lmax)
+        self.scale = BlockScale(basis, block_stats)
 
     @property
     def channels(self) -> int:
@@ -74,6 +77,7 @@ class BlockHeads(nn.Module):
         # H_ii(0) is symmetric and H_ij(R) = H_ji(-R)ᵀ, exactly: average each block with its partner.
         h_node = 0.5 * (h_node + h_node.transpose(1, 2))
         h_edge = 0.5 * (h_edge + h_edge[g.edge_rev].transpose(1, 2))
+        h_node, h_edge = self.scale(h_node, h_edge, g.z, g.edge_index)
         node_mask = block_mask(self.basis, g.z)
         edge_mask = block_mask(self.basis, g.z, g.edge_index)
         return {"h_node": h_node * node_mask, "h_edge": h_edge * edge_mask}

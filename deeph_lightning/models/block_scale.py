@@ -1,0 +1,197 @@
+"""Output scale and on-site shift per element pair and shell pair, set from training-set statistics.
+
+The heads produce O(1) numbers, while DFT blocks range from ~0.01 eV (far hoppings) to ~20 eV (on-site
+levels, which also carry the DFT energy zero). ``BlockScale`` maps the raw blocks to
+
+    H_ii[a, b] = shift_Z[a, b] · 1 + scale_Z[a, b] · raw_ii[a, b]         (on-site, element Z = Z_i)
+    H_ij[a, b] = hop_{Z_i Z_j}[a, b] · raw_ij[a, b]                        (hoppings)
+
+with a, b union shells (``basis.union_shells``) and 1 the identity of an l_a = l_b sub-block. A scalar
+per sub-block and a shift along the identity (the only rotation-invariant part of a block) keep exact
+O(3) equivariance; symmetric on-site tables and hop_{Z_j Z_i} = hop_{Z_i Z_j}ᵀ keep H_ij(R) = H_ji(-R)ᵀ
+bit for bit. ``block_statistics`` computes the tables (a JSON dict, the models' ``block_stats`` kwarg):
+
+    shift_Z[a, b] = mean over atoms of Z of tr(H_ii[a, b]) / (2l+1)          (l_a = l_b, else 0)
+    scale_Z[a, b] = RMS over atoms and entries of H_ii[a, b] - shift_Z[a, b] · 1
+    hop_{Z Z'}[a, b] = RMS over edges (both directions) and entries of H_ij[a, b]
+
+each floored at ``min_scale`` eV, so that a sub-block that happens to vanish in the training set is not
+frozen at zero.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+from data_prep.basis import BasisTable, element_symbol
+from data_prep.torch_data import block_mask
+
+from .so3 import Float64Buffers
+
+MIN_SCALE_EV = 0.01
+
+
+def union_shell_of_orbital(basis: BasisTable) -> np.ndarray:
+    """(M,) index into ``basis.union_shells`` of every union orbital."""
+    return np.repeat(np.arange(len(basis.union_shells)), [2 * l + 1 for l in basis.union_shells])
+
+
+def _same_m(basis: BasisTable) -> np.ndarray:
+    """(M, M) 1 where two union orbitals have the same l and the same position (m) in their shells."""
+    shells = basis.union_shells
+    ls = np.repeat(shells, [2 * l + 1 for l in shells])
+    pos = np.concatenate([np.arange(2 * l + 1) for l in shells])
+    return ((ls[:, None] == ls[None, :]) & (pos[:, None] == pos[None, :])).astype(np.float64)
+
+
+def _table(value, shape, what: str) -> np.ndarray:
+    t = np.asarray(value, dtype=np.float64)
+    if t.shape != shape:
+        raise ValueError(f"block_stats {what}: shape {t.shape}, expected {shape} (union shells × union shells)")
+    if not np.isfinite(t).all():
+        raise ValueError(f"block_stats {what}: non-finite entries")
+    return t
+
+
+class BlockScale(Float64Buffers):
+    """Applies ``block_stats`` (see module docstring) to symmetrised raw blocks; identity when None."""
+
+    def __init__(self, basis: BasisTable, block_stats: dict | None = None):
+        super().__init__()
+        self.enabled = block_stats is not None
+        if not self.enabled:
+            return
+        unknown = set(block_stats) - {"onsite_shift", "onsite_scale", "hopping_scale"}
+        if unknown:
+            raise ValueError(f"block_stats: unknown keys {sorted(unknown)}")
+        elements = list(basis.elements)
+        S, shells = len(basis.union_shells), np.asarray(basis.union_shells)
+        index = -np.ones(max(elements) + 1, dtype=np.int64)
+        index[elements] = np.arange(len(elements))
+        shift = np.zeros((len(elements), S, S))
+        scale = np.ones((len(elements), S, S))
+        hop = np.ones((len(elements), len(elements), S, S))
+        hop_set = np.zeros((len(elements), len(elements)), dtype=bool)
+
+        def element(key: str, what: str) -> int:
+            z = int(key)
+            if z < 0 or z >= len(index) or index[z] < 0:
+                raise ValueError(f"block_stats {what}: element {key} is not in the basis table {basis.to_dict()}")
+            return int(index[z])
+
+        for key, value in block_stats.get("onsite_shift", {}).items():
+            t = _table(value, (S, S), f"onsite_shift[{key}]")
+            if np.any(t[shells[:, None] != shells[None, :]] != 0) or not np.array_equal(t, t.T):
+                raise ValueError(f"block_stats onsite_shift[{key}]: must be symmetric and zero where l_a != l_b "
+                                 "(only the identity part of a block is rotation invariant)")
+            shift[element(key, "onsite_shift")] = t
+        for key, value in block_stats.get("onsite_scale", {}).items():
+            t = _table(value, (S, S), f"onsite_scale[{key}]")
+            if not np.array_equal(t, t.T):
+                raise ValueError(f"block_stats onsite_scale[{key}]: must be symmetric (H_ii is)")
+            scale[element(key, "onsite_scale")] = t
+        for key, value in block_stats.get("hopping_scale", {}).items():
+            parts = key.split("-")
+            if len(parts) != 2:
+                raise ValueError(f"block_stats hopping_scale: key {key!r} is not 'Zi-Zj'")
+            a, b = element(parts[0], "hopping_scale"), element(parts[1], "hopping_scale")
+            t = _table(value, (S, S), f"hopping_scale[{key}]")
+            for (p, q, m) in ((a, b, t), (b, a, t.T)):
+                if hop_set[p, q] and not np.array_equal(hop[p, q], m):
+                    raise ValueError(f"block_stats hopping_scale[{key}]: the reverse pair must be its transpose "
+                                     "(H_ij(R) = H_ji(-R)ᵀ)")
+                hop[p, q], hop_set[p, q] = m, True
+        shell_of = torch.from_numpy(union_shell_of_orbital(basis))
+        self.register_buffer("element_index", torch.from_numpy(index), persistent=False)
+        self.register_buffer("shell_of", shell_of, persistent=False)
+        self.register_buffer("same_m", torch.from_numpy(_same_m(basis)), persistent=False)
+        self.register_buffer("onsite_shift", torch.from_numpy(shift), persistent=False)
+        self.register_buffer("onsite_scale", torch.from_numpy(scale), persistent=False)
+        self.register_buffer("hopping_scale", torch.from_numpy(hop), persistent=False)
+
+    def _expand(self, t: torch.Tensor, dtype) -> torch.Tensor:
+        """(n, S, S) per shell pair -> (n, M, M) per orbital pair."""
+        return t[:, self.shell_of][:, :, self.shell_of].to(dtype)
+
+    def forward(self, h_node, h_edge, z, edge_index):
+        if not self.enabled:
+            return h_node, h_edge
+        k = self.element_index[z]
+        shift = self._expand(self.onsite_shift[k], h_node.dtype) * self.same_m.to(h_node.dtype)
+        h_node = self._expand(self.onsite_scale[k], h_node.dtype) * h_node + shift
+        h_edge = self._expand(self.hopping_scale[k[edge_index[0]], k[edge_index[1]]], h_edge.dtype) * h_edge
+        return h_node, h_edge
+
+
+def block_statistics(graphs, basis: BasisTable, min_scale: float = MIN_SCALE_EV) -> dict:
+    """``block_stats`` (JSON dict, see module docstring) from an iterable of ``BlockData`` graphs or batches
+    with ``h_node`` / ``h_edge`` (union basis, OpenMX order, eV), e.g. the training split."""
+    elements = list(basis.elements)
+    S, M = len(basis.union_shells), basis.n_union
+    shells = np.asarray(basis.union_shells)
+    shell_of = torch.from_numpy(union_shell_of_orbital(basis))
+    onehot = torch.nn.functional.one_hot(shell_of, S).double()  # (M, S)
+    same_m = torch.from_numpy(_same_m(basis))
+    degen = torch.from_numpy((2 * shells + 1).astype(np.float64))
+    same_l = torch.from_numpy(shells[:, None] == shells[None, :])
+    nE = max(elements) + 1
+    trace = torch.zeros(nE, S, S, dtype=torch.float64)
+    n_atoms = torch.zeros(nE, dtype=torch.float64)
+    node_sq = torch.zeros(nE, S, S, dtype=torch.float64)
+    edge_sq = torch.zeros(nE, nE, S, S, dtype=torch.float64)
+    n_edges = torch.zeros(nE, nE, dtype=torch.float64)
+
+    def per_shell(x):  # (n, M, M) -> (n, S, S) sums over each sub-block
+        return onehot.T @ x @ onehot
+
+    graphs = list(graphs)
+    if not graphs:
+        raise ValueError("block_statistics: no graphs")
+    for g in graphs:
+        if getattr(g, "h_node", None) is None:
+            raise ValueError(f"block_statistics: graph {getattr(g, 'structure_id', '?')!r} has no h_node/h_edge blocks")
+        z = g.atomic_numbers
+        unknown = sorted(set(z.tolist()) - set(elements))
+        if unknown:
+            raise ValueError(f"block_statistics: elements {[element_symbol(u) for u in unknown]} of "
+                             f"{getattr(g, 'structure_id', '?')!r} are not in the basis table")
+        hn = g.h_node.double() * block_mask(basis, z)
+        tr = per_shell(hn * same_m)
+        trace.index_add_(0, z, tr)
+        n_atoms.index_add_(0, z, torch.ones(len(z), dtype=torch.float64))
+        # squares of H - mean·1 need the mean first: accumulate Σ H² and Σ tr, combine below
+        node_sq.index_add_(0, z, per_shell(hn.square()))
+        i, j = g.edge_index
+        he = g.h_edge.double() * block_mask(basis, z, g.edge_index)
+        pair = z[i] * nE + z[j]
+        edge_sq.view(nE * nE, S, S).index_add_(0, pair, per_shell(he.square()))
+        n_edges.view(-1).index_add_(0, pair, torch.ones(len(pair), dtype=torch.float64))
+
+    out = {"onsite_shift": {}, "onsite_scale": {}, "hopping_scale": {}}
+    for z in elements:
+        if n_atoms[z] == 0:
+            continue
+        has = torch.from_numpy(basis.orbital_mask_table(max(elements))[z]).double() @ onehot > 0  # (S,)
+        mean = torch.where(same_l, trace[z] / (n_atoms[z] * degen[None, :]), 0.0)
+        # Σ over atoms and entries of (H - mean·1)² = Σ H² - 2·mean·Σ tr + n·(2l+1)·mean²
+        sq = node_sq[z] - 2 * mean * trace[z] + n_atoms[z] * degen[None, :] * mean.square()
+        mean, sq = 0.5 * (mean + mean.T), 0.5 * (sq + sq.T)  # DFT on-site blocks are symmetric only to ~1e-10
+        size = n_atoms[z] * degen[:, None] * degen[None, :]
+        rms = (sq.clamp(min=0) / size).sqrt().clamp(min=min_scale)
+        known = has[:, None] & has[None, :]
+        out["onsite_shift"][str(z)] = torch.where(known, mean, 0.0).tolist()
+        out["onsite_scale"][str(z)] = torch.where(known, rms, 1.0).tolist()
+    for a in elements:
+        for b in elements:
+            if b < a:
+                continue
+            n = n_edges[a, b] + n_edges[b, a]
+            if n == 0:
+                continue
+            sq = edge_sq[a, b] + edge_sq[b, a].T
+            has_a = torch.from_numpy(basis.orbital_mask_table(max(elements))[a]).double() @ onehot > 0
+            has_b = torch.from_numpy(basis.orbital_mask_table(max(elements))[b]).double() @ onehot > 0
+            rms = (sq / (n * degen[:, None] * degen[None, :])).sqrt().clamp(min=min_scale)
+            out["hopping_scale"][f"{a}-{b}"] = torch.where(has_a[:, None] & has_b[None, :], rms, 1.0).tolist()
+    return out
