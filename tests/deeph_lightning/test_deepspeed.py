@@ -145,3 +145,27 @@ def test_checkpoint_kind_must_match_the_strategy(zero_run, ddp_run):
     assert "plain checkpoint file" in strategy_mismatch(str(plain), CPUDeepSpeedStrategy(stage=2))
     assert strategy_mismatch(str(ds_dir), CPUDeepSpeedStrategy(stage=2)) is None
     assert strategy_mismatch(str(plain), DDPStrategy()) is None
+
+
+def test_auto_takes_the_newest_deepspeed_folder(zero_run, tmp_path):
+    """Under DeepSpeed, last.ckpt and Lightning's pre-emption hpc_ckpt_<n>.ckpt are folders, rewritten in place."""
+    import shutil
+    import time
+
+    from deeph_lightning.training import resolve_checkpoint
+
+    out = tmp_path / "run"
+    shutil.copytree(zero_run(2)[0] / "checkpoints", out / "checkpoints")
+    last, hpc = out / "checkpoints" / "last.ckpt", out / "hpc_ckpt_1.ckpt"
+    shutil.copytree(last, hpc)
+
+    def written(folder, seconds_ago):
+        for f in folder.rglob("*"):
+            os.utime(f, (time.time() - seconds_ago,) * 2)
+
+    written(last, 60)
+    written(hpc, 10)
+    path, meta = resolve_checkpoint("auto", out)
+    assert path == str(hpc) and meta["global_step"] == STEPS
+    (last / "latest").touch()  # DeepSpeed rewrote last.ckpt (its tag file) after the pre-emption checkpoint
+    assert resolve_checkpoint("auto", out)[0] == str(last)
