@@ -37,6 +37,7 @@ def pack(dft_out: Path, archive: Path = ARCHIVE) -> Path:
                 info.mtime, info.uid, info.gid, info.uname, info.gname = 0, 0, 0, "", ""
                 with open(file, "rb") as fh:
                     tar.addfile(info, fh)
+    os.chmod(tmp, 0o644)  # mkstemp creates 0600
     os.replace(tmp, archive)
     print(f"packed {len(folders)} structures into {archive} ({archive.stat().st_size / 1e6:.2f} MB)")
     return archive
