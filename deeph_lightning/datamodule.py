@@ -186,6 +186,20 @@ class DeepHDataModule(pl.LightningDataModule):
                 idx = self.records.split(name)
                 self.datasets[name] = LmdbGraphDataset(self.path, idx, dtype=self.torch_dtype, basis=self.basis)
 
+    def block_statistics(self, max_structures: int = 2000) -> dict:
+        """Output scale/shift tables of the training split (``models.block_scale.block_statistics``), from at
+        most ``max_structures`` structures (a fixed, seeded subset when the split is larger)."""
+        from .models.block_scale import block_statistics
+
+        idx = list(self.records.split("train"))
+        if not idx:
+            raise DataConfigError(f"{self.path}: the train split is empty")
+        if len(idx) > max_structures:
+            rng = np.random.default_rng(self.split_seed)
+            idx = sorted(rng.choice(idx, size=max_structures, replace=False).tolist())
+        graphs = LmdbGraphDataset(self.path, idx, dtype=torch.float64, basis=self.basis)
+        return block_statistics((graphs[k] for k in range(len(graphs))), self.basis)
+
     def padded_sizes(self, split: str) -> np.ndarray:
         """Matrix elements each structure occupies in the model ((atoms + edges) · M²)."""
         meta = self.metadata

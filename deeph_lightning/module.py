@@ -17,7 +17,7 @@ from typing import Any
 
 import pytorch_lightning as pl
 import torch
-from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
+from torch.optim.swa_utils import AveragedModel
 
 from data_prep.basis import BasisTable
 from data_prep.records import SCHEMA_VERSION
@@ -61,6 +61,19 @@ def warmup_cosine(warmup_steps: int, total_steps: int, min_ratio: float):
     return factor
 
 
+def ema_warmup_fn(decay: float):
+    """EMA update with warm-up: after n updates the decay is min(decay, (1 + n) / (10 + n)), so the average
+    forgets the random initial weights within a few steps instead of ~1/(1 - decay) steps (short runs,
+    e.g. the quickstart, would otherwise validate a network dominated by its initialisation)."""
+
+    def update(ema_params, params, num_averaged):
+        n = float(num_averaged)
+        d = min(decay, (1.0 + n) / (10.0 + n))
+        torch._foreach_lerp_(ema_params, params, 1.0 - d)
+
+    return update
+
+
 class HamiltonianModule(pl.LightningModule):
     def __init__(
         self,
@@ -72,9 +85,18 @@ class HamiltonianModule(pl.LightningModule):
         scheduler: dict | None = None,
         ema_decay: float | None = 0.999,
         per_pair_metrics: bool = True,
+        block_stats: dict | str | None = None,
     ):
         super().__init__()
-        net = _plain(net)
+        net = dict(_plain(net))
+        block_stats = _plain(block_stats)
+        if isinstance(block_stats, dict):  # part of the net's config: saved in checkpoints, rebuilt by load_model
+            net["block_stats"] = block_stats
+        elif block_stats not in (None, "auto"):
+            raise ValueError(f"model.block_stats must be auto, null or a dict of tables, got {block_stats!r}")
+        elif block_stats == "auto" and "block_stats" not in net:
+            raise ValueError("model.block_stats=auto: the training code computes the tables from the training "
+                             "split (deeph_lightning.training.run); pass the tables themselves here")
         basis = basis if isinstance(basis, BasisTable) else BasisTable.from_dict(_plain(basis))
         optimizer = dict(_plain(optimizer) or {})
         scheduler = dict(_plain(scheduler) or {"name": "none"})
@@ -82,7 +104,8 @@ class HamiltonianModule(pl.LightningModule):
             raise ValueError(f"model.loss must be 'mse', 'mae' or 'gauge', got {loss!r}")
         self.save_hyperparameters(
             {"net": net, "basis": basis.to_dict(), "cutoff": float(cutoff), "loss": loss, "optimizer": optimizer,
-             "scheduler": scheduler, "ema_decay": ema_decay, "per_pair_metrics": per_pair_metrics}
+             "scheduler": scheduler, "ema_decay": ema_decay, "per_pair_metrics": per_pair_metrics,
+             "block_stats": None}  # the tables live in net["block_stats"]
         )
         self.basis = basis
         self.cutoff = float(cutoff)
@@ -92,7 +115,7 @@ class HamiltonianModule(pl.LightningModule):
             # Parameters only: averaging buffers (use_buffers=True) round integer index buffers through
             # float (3 -> 2) and drifts float constants, so the in-memory EMA net validated during training
             # differed from the one saved (non-persistent buffers are rebuilt on load). See _update_ema.
-            self.ema = AveragedModel(self.net, multi_avg_fn=get_ema_multi_avg_fn(ema_decay), use_buffers=False)
+            self.ema = AveragedModel(self.net, multi_avg_fn=ema_warmup_fn(float(ema_decay)), use_buffers=False)
             self.ema.requires_grad_(False)
         self.run_config: dict | None = None  # resolved Hydra config, set by train.py, saved in checkpoints
         # the training data's DFT recipe (metadata.json "dft_recipe": basis, xc, pseudo, code), saved in

@@ -115,6 +115,15 @@ def strategy_mismatch(ckpt_path: str, strategy) -> str | None:
     return None
 
 
+def output_statistics(datamodule, resume_meta: dict | None) -> dict:
+    """``model.block_stats=auto``: the network's output scale/shift tables (``models.block_scale``), from the
+    checkpoint being resumed (the very same tables), else from the training split."""
+    stats = ((resume_meta or {}).get("net") or {}).get("block_stats")
+    if stats:
+        return stats
+    return datamodule.block_statistics()
+
+
 def instantiate_group(group: DictConfig | None) -> list:
     """Instantiate every entry with a ``_target_`` in a callbacks/logger group (null entries are skipped)."""
     out = []
@@ -152,7 +161,10 @@ def run(cfg: DictConfig, extra_callbacks: list | None = None) -> dict:
     ckpt_path, resume_meta = resolve_checkpoint(cfg.get("ckpt_path"), output_dir, Path(hpc_dir) if hpc_dir else None)
 
     datamodule.prepare_data()
-    model = instantiate(cfg.model, basis=datamodule.basis.to_dict(), cutoff=datamodule.cutoff)
+    extra = {}
+    if cfg.model.get("block_stats") == "auto":
+        extra["block_stats"] = output_statistics(datamodule, resume_meta)
+    model = instantiate(cfg.model, basis=datamodule.basis.to_dict(), cutoff=datamodule.cutoff, **extra)
     model.run_config = OmegaConf.to_container(cfg, resolve=True)
     model.dft_recipe = datamodule.metadata.get("dft_recipe")
 

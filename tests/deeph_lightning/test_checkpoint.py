@@ -64,6 +64,9 @@ def test_load_model_predicts_like_the_trained_module(trained, train_lmdb):
     meta = loaded.meta
     assert meta["schema_version"] == SCHEMA_VERSION and meta["has_ema"]
     assert meta["config"]["model"]["net"]["channels"] == 8 and meta["orbital_order"] == "openmx"
+    # the output scale/shift tables of the training split are part of the net's config (model.block_stats=auto)
+    stats = meta["net"]["block_stats"]
+    assert sorted(map(int, stats["onsite_shift"])) == sorted(ds.basis.elements)
     # the DFT recipe travels with the model: S(R) of new structures needs no dataset
     assert ds.metadata["dft_recipe"]["basis"] and loaded.dft_recipe == ds.metadata["dft_recipe"]
     from deeph_eval.model_io import dft_recipe
