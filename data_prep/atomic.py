@@ -12,6 +12,12 @@ import tempfile
 from pathlib import Path
 
 
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
 @contextlib.contextmanager
 def atomic_dir(target: str | os.PathLike, overwrite: bool = False):
     """``with atomic_dir(out) as tmp:`` fill the folder ``tmp``; it becomes ``out`` on success."""
@@ -20,6 +26,7 @@ def atomic_dir(target: str | os.PathLike, overwrite: bool = False):
         raise FileExistsError(f"{target} already exists")
     target.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.tmp-", dir=target.parent))
+    os.chmod(tmp, 0o777 & ~_umask())  # mkdtemp makes it private (0700); the result should be like mkdir's
     try:
         yield tmp
         if target.exists():
@@ -38,6 +45,7 @@ def atomic_file(target: str | os.PathLike):
     fd, name = tempfile.mkstemp(prefix=f".{target.name}.tmp-", dir=target.parent)
     os.close(fd)
     tmp = Path(name)
+    os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes it private (0600)
     try:
         yield tmp
         os.replace(tmp, target)

@@ -124,3 +124,15 @@ def test_nan_and_partner_and_hermiticity_errors(dft_folders, tmp_path):
         st = read_deeph(d)
         with pytest.raises(DeepHFormatError, match="no partner" if case == "partner" else "not the transpose"):
             check_hermitian(st.hamiltonians, str(d / "hamiltonians.h5"))
+
+
+def test_written_folder_is_readable_by_others(dft_folders, tmp_path):
+    import os
+    import stat
+
+    old = os.umask(0o022)
+    try:
+        out = write_deeph(read_deeph(dft_folders[0]), tmp_path / "shared")
+    finally:
+        os.umask(old)
+    assert stat.S_IMODE(out.stat().st_mode) == 0o755  # not mkdtemp's private 0700
