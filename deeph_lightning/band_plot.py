@@ -1,4 +1,6 @@
-"""Band structure of one validation structure, predicted vs DFT, every ``every_n_validations`` validations.
+"""Band structure of one validation structure, predicted vs DFT: at the first validation, then at the first
+validation at least ``every_n_steps`` optimizer steps after the last plot (a rule of the restored step
+counter, so a resumed run plots where an uninterrupted one would).
 
 Physicists judge a Hamiltonian by its bands, so the run shows them while it trains. The reference is the
 structure's DFT H(R), S(R) from its DeepH folder (the record's ``source``; all stored blocks), else the blocks
@@ -57,24 +59,24 @@ def band_mae_meV(ref, pred, fermi_level: float, emin: float, emax: float) -> flo
 
 
 class ValidationBandsPlot(pl.Callback):
-    def __init__(self, dirpath: str, every_n_validations: int = 5, structure: int | str = 0, npoints: int = 60,
+    def __init__(self, dirpath: str, every_n_steps: int = 500, structure: int | str = 0, npoints: int = 60,
                  kspacing: float = 0.3, emin: float = -6.0, emax: float = 6.0):
         """``structure``: index into the validation split, or a structure id."""
         self.dirpath = Path(dirpath)
-        self.every = max(1, int(every_n_validations))
+        self.every = max(1, int(every_n_steps))
         self.structure = structure
         self.npoints = int(npoints)
         self.kspacing = float(kspacing)
         self.emin, self.emax = float(emin), float(emax)
-        self.validations = 0
+        self.last_plot_step: int | None = None
         self._reference = None  # (DeepHStructure, BandResult, n_electrons), computed once
         self.last_plot: Path | None = None
 
     def state_dict(self) -> dict:
-        return {"validations": self.validations}
+        return {"last_plot_step": self.last_plot_step}
 
     def load_state_dict(self, state: dict) -> None:
-        self.validations = int(state.get("validations", 0))
+        self.last_plot_step = state.get("last_plot_step")
 
     def _record(self, datamodule) -> dict:
         records = datamodule.records
@@ -137,8 +139,11 @@ class ValidationBandsPlot(pl.Callback):
     def on_validation_end(self, trainer, pl_module) -> None:
         if trainer.sanity_checking:
             return
-        self.validations += 1
-        if (self.validations - 1) % self.every != 0 or not trainer.is_global_zero:
+        step = int(trainer.global_step)
+        if self.last_plot_step is not None and step - self.last_plot_step < self.every:
+            return
+        self.last_plot_step = step
+        if not trainer.is_global_zero:
             return
         try:
             with torch.inference_mode(False):

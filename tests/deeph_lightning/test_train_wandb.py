@@ -31,10 +31,10 @@ def offline_runs(run_dir: Path) -> list[Path]:
 def test_band_plots_logged_and_wandb_run_resumed(train_lmdb, tmp_path, monkeypatch):
     monkeypatch.setenv("WANDB_MODE", "offline")
     run_dir = tmp_path / "run"
-    # one step per epoch, a validation after each; bands at validations 1, 3, ...; last.ckpt every 2 steps
+    # one step per epoch, a validation after each; bands at steps 1, 3, ...; last.ckpt every 2 steps
     overrides = [o for o in train_overrides(train_lmdb, 10**9, trainer__max_steps=4, trainer__max_epochs=1000,
                                             callbacks__last_checkpoint__every_n_train_steps=2,
-                                            callbacks__val_bands__every_n_validations=2, test_after_training=False)
+                                            callbacks__val_bands__every_n_steps=2, test_after_training=False)
                  if o != "logger=csv"] + ["logger=wandb"]
     with pytest.raises(RuntimeError, match="simulated crash"):
         run(compose(overrides, run_dir), extra_callbacks=[CrashAt(3)])
@@ -45,7 +45,7 @@ def test_band_plots_logged_and_wandb_run_resumed(train_lmdb, tmp_path, monkeypat
     assert resumed.name.endswith(f"-{run_id}"), (first.name, resumed.name)  # the same W&B run continues
     for w in (first, resumed):
         assert len(list((w / "files" / "media" / "images" / "val").glob("bands_*.png"))) == 1, w
-    # validation 1 (step 1) before the crash, validation 3 (step 3) after the resume: the count is restored
+    # step 1 before the crash, step 3 after the resume (last.ckpt of step 2 restores the last plot's step)
     assert sorted(p.name for p in (run_dir / "bands").glob("*.png")) == ["val_bands_step0000001.png",
                                                                          "val_bands_step0000003.png"]
 
