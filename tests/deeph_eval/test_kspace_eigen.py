@@ -87,3 +87,20 @@ def test_overlap_that_is_not_positive_definite_is_reported(si_integrals):
     bad = {key: (blk if key[:3] == (0, 0, 0) and key[3] == key[4] else 3.0 * blk) for key, blk in st.overlaps.items()}
     with pytest.raises(EigenError, match="not positive definite"):
         dense_eigvals(st.hamiltonians, bad, st.n_orbitals(), [[0, 0, 0]], where="Si/overlaps.h5")
+
+
+def test_sparse_levels_keep_whole_degenerate_clusters(si_integrals):
+    """A 4x4x4 supercell: levels come in 3- and 6-fold clusters; all copies must be returned."""
+    st, _ = si_integrals
+    n_orb = st.n_orbitals()
+    reps = (4, 4, 4)
+    sh = SparseBloch(supercell_blocks(BlockList.from_blocks(st.hamiltonians, n_orb), reps))
+    ss = SparseBloch(supercell_blocks(BlockList.from_blocks(st.overlaps, n_orb), reps))
+    mesh = np.stack(np.meshgrid(*[np.arange(4) / 4] * 3, indexing="ij"), axis=-1).reshape(-1, 3)
+    folded = np.sort(dense_eigvals(st.hamiltonians, st.overlaps, n_orb, mesh).ravel())
+    n_occ = 240 + int(np.argmax(np.diff(folded[240:300]) > 0.05)) + 1  # σ between distinct levels
+    sigma = 0.5 * (folded[n_occ - 1] + folded[n_occ])
+    levels = sparse_levels_near(sh, ss, [0, 0, 0], sigma, 16)
+    nearest = np.sort(folded[np.argsort(np.abs(folded - sigma), kind="stable")[:16]])
+    np.testing.assert_allclose(levels.energies, nearest, atol=1e-6)
+    assert levels.first_index == n_occ - int(np.count_nonzero(nearest < sigma))  # inertia: band indices
