@@ -39,7 +39,7 @@ def test_experiment_composes_and_instantiates(experiment, tmp_path):
     assert cfg.trainer.use_distributed_sampler is False  # the batch sampler shards by rank itself
     dm = instantiate(cfg.data)
     assert dm.global_budget > 0
-    module = instantiate(cfg.model, basis=BASIS.to_dict(), cutoff=7.0)
+    module = instantiate(cfg.model, basis=BASIS.to_dict(), cutoff=7.0, block_stats=None)  # "auto" is resolved from data by run()
     assert sum(p.numel() for p in module.net.parameters()) > 0
     for conf in cfg.callbacks.values():
         instantiate(conf)
@@ -52,7 +52,7 @@ def test_every_group_option_composes(group, tmp_path):
     for option in sorted(p.stem for p in (CONF / group).glob("*.yaml")):
         cfg = composed(["+experiment=quickstart", f"{group}={option}"], tmp_path)
         if group == "model":
-            instantiate(cfg.model, basis=BASIS.to_dict(), cutoff=7.0)
+            instantiate(cfg.model, basis=BASIS.to_dict(), cutoff=7.0, block_stats=None)  # "auto" is resolved from data by run()
         if group == "logger":
             for name, conf in (cfg.logger or {}).items():
                 if name != "tensorboard":  # needs the optional tensorboard package

@@ -108,6 +108,6 @@ def trained_model(dft_folders, tmp_path_factory):
     meta_file.write_text(json.dumps(meta, indent=1))
     cfg = compose(train_overrides(data, 200_000, trainer__max_steps=8, trainer__max_epochs=1000,
                                   model__optimizer__lr=0.01, model__scheduler__warmup_steps=2,
-                                  trainer__precision="64-true"), root / "run")
+                                  trainer__precision="64-true", data__cutoff="5.0"), root / "run")
     result = run(cfg)
     return Path(result["best_checkpoint"]), result, data, dft_folders

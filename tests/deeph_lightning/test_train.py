@@ -79,14 +79,15 @@ def test_killed_run_resumes_exactly(train_lmdb, tmp_path):
     crashed = LossRecorder(stop_at=8)  # last.ckpt was written at step 6
     with pytest.raises(RuntimeError, match="simulated crash"):
         run(compose(train_overrides(train_lmdb, budget, **common), tmp_path / "killed"), extra_callbacks=[crashed])
-    # last.ckpt (step 6) holds the weights and the EMA of exactly that step, not the EMA one step behind
-    # (separate runs agree to ~1e-6 only: float32 reductions are not bit-reproducible across runs)
+    # last.ckpt (step 6) holds the weights and the EMA of exactly that step, not the EMA one step behind.
+    # Compared within the crashed run itself: separate runs differ slightly (float32 reductions are not
+    # bit-reproducible, and Adam turns sign noise of near-zero gradients into lr-sized steps).
     saved = torch.load(tmp_path / "killed" / "checkpoints" / "last.ckpt", weights_only=True)["state_dict"]
     ema = [k for k in saved if k.startswith("ema.module.") and saved[k].is_floating_point()]
-    step_change = max(float((reference.states[6][k] - reference.states[5][k]).abs().max()) for k in ema)
+    step_change = max(float((crashed.states[6][k] - crashed.states[5][k]).abs().max()) for k in ema)
     assert step_change > 1e-4  # one EMA update is well above the tolerance below
-    for key, value in reference.states[6].items():
-        torch.testing.assert_close(saved[key], value, rtol=1e-4, atol=1e-5)
+    for key, value in crashed.states[6].items():
+        torch.testing.assert_close(saved[key], value, rtol=1e-6, atol=1e-8, msg=lambda m, key=key: f"{key}: {m}")
     resumed = LossRecorder()
     run(compose(train_overrides(train_lmdb, budget, ckpt_path="auto", **common), tmp_path / "killed"),
         extra_callbacks=[resumed])
