@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 import scipy.linalg
-from conftest import HARTREE_EV
+from pyscf_integrals import HARTREE_EV
 
 from data_prep.kspace import bloch_sum
 from deeph_eval.blocklist import BlockList, supercell_blocks

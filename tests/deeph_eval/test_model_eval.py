@@ -157,7 +157,7 @@ def test_test_cli_matches_the_training_metric_and_skips_unknown_elements(trained
     root = tmp_path / "folders"
     for f in folders:
         write_deeph(read_deeph(f), root / f.name)
-    from conftest import integral_structure
+    from pyscf_integrals import integral_structure
 
     c_st, _ = integral_structure(bulk("C", "diamond", a=3.57), n_electrons=8)
     write_deeph(c_st, root / "diamond")

@@ -5,7 +5,7 @@ import pytest
 import scipy.linalg
 from ase import Atoms
 from ase.build import bulk, molecule, mx2
-from conftest import HARTREE_EV, integral_structure
+from pyscf_integrals import HARTREE_EV, integral_structure
 from pyscf import gto
 
 from deeph_eval.band_errors import band_errors

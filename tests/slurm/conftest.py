@@ -12,7 +12,6 @@ import shutil
 import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 import pytest
@@ -77,27 +76,3 @@ def our_processes(state: Path) -> list[str]:
         except OSError:
             continue
     return found
-
-
-def sacct_states(job_id: str) -> list[str]:
-    """States of every allocation of the job (requeues included, oldest first); array tasks for arrays."""
-    out = subprocess.run(["sacct", "-n", "-X", "-D", "-P", "-j", job_id, "-o", "JobID,State"],
-                         capture_output=True, text=True, check=True).stdout
-    return [line.split("|")[1].split()[0] for line in out.splitlines() if line.strip()]
-
-
-FINAL = {"COMPLETED", "FAILED", "CANCELLED", "TIMEOUT", "NODE_FAIL", "OUT_OF_MEMORY", "BOOT_FAIL", "DEADLINE"}
-
-
-def wait_final(job_id: str, timeout: float, poll: float = 1.0) -> str:
-    """Wait until the job's latest allocation is in a final state; returns it."""
-    end = time.monotonic() + timeout
-    while time.monotonic() < end:
-        states = sacct_states(job_id)
-        if states and states[-1] in FINAL:
-            return states[-1]
-        time.sleep(poll)
-    info = subprocess.run(["scontrol", "show", "job", job_id], capture_output=True, text=True).stdout
-    nodes = subprocess.run(["sinfo", "-N", "-o", "%N %T %E"], capture_output=True, text=True).stdout
-    subprocess.run(["scancel", job_id])
-    raise AssertionError(f"job {job_id} not finished after {timeout:.0f} s (states {sacct_states(job_id)})\n{info}\n{nodes}")

@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 import torch
 
-from conftest import REPO, sacct_states, wait_final
+from slurm_helpers import REPO, sacct_states, wait_final
 from lightning_helpers import TINY_NET, train_lmdb  # noqa: F401 (fixture)
 
 pytestmark = pytest.mark.slow
