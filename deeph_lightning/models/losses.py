@@ -24,21 +24,22 @@ def _masked_pairs(out: dict, batch, basis: BasisTable, which: str = "h"):
         yield key, out[f"h_{key}"], batch[f"{which}_{key}"], mask.to(out[f"h_{key}"].dtype), owner
 
 
-def mse_loss(out: dict, batch, basis: BasisTable) -> torch.Tensor:
-    """Mean squared error over the real orbital entries of all on-site and hopping blocks of the batch."""
+def _masked_mean(out: dict, batch, basis: BasisTable, elementwise) -> torch.Tensor:
     total, count = 0.0, 0.0
     for _, pred, target, mask, _ in _masked_pairs(out, batch, basis):
-        total = total + ((pred - target) * mask).square().sum()
+        total = total + elementwise((pred - target) * mask).sum()
         count = count + mask.sum()
     return total / count
+
+
+def mse_loss(out: dict, batch, basis: BasisTable) -> torch.Tensor:
+    """Mean squared error over the real orbital entries of all on-site and hopping blocks of the batch."""
+    return _masked_mean(out, batch, basis, torch.square)
 
 
 def mae_loss(out: dict, batch, basis: BasisTable) -> torch.Tensor:
-    total, count = 0.0, 0.0
-    for _, pred, target, mask, _ in _masked_pairs(out, batch, basis):
-        total = total + ((pred - target) * mask).abs().sum()
-        count = count + mask.sum()
-    return total / count
+    """Mean absolute error over the real orbital entries of all on-site and hopping blocks of the batch."""
+    return _masked_mean(out, batch, basis, torch.abs)
 
 
 def optimal_gauge_shift(out: dict, batch, basis: BasisTable) -> torch.Tensor:
