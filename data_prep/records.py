@@ -33,9 +33,13 @@ class RecordError(ValueError):
     pass
 
 
-def _flatten(blocks: Blocks, keys: list[tuple], where: str, what: str, missing: str) -> np.ndarray:
+def _gather(blocks: Blocks | None, keys, shapes, where: str, what: str, missing: str) -> np.ndarray:
+    """Concatenate the blocks of ``keys`` row-major; an absent block is an error, or zeros if missing='zero'."""
+    if blocks is None:
+        return np.zeros(0)
+    dtype = next(iter(blocks.values())).dtype if blocks else np.float64
     parts = []
-    for key in keys:
+    for key, shape in zip(keys, shapes):
         blk = blocks.get(key)
         if blk is None:
             if missing == "error":
@@ -43,20 +47,9 @@ def _flatten(blocks: Blocks, keys: list[tuple], where: str, what: str, missing: 
                     f"{where}: {what} has no block {format_block_key(key)}, which lies within the cutoff "
                     "(lower the cutoff, or pack with missing_blocks='zero' if absent blocks are exact zeros)"
                 )
-            raise KeyError(key)  # handled by caller for 'zero'
+            blk = np.zeros(shape, dtype=dtype)
         parts.append(blk.ravel())
-    return np.concatenate(parts) if parts else np.zeros(0)
-
-
-def _gather(blocks: Blocks | None, keys, shapes, where, what, missing) -> np.ndarray:
-    if blocks is None:
-        return np.zeros(0)
-    if missing == "zero":
-        dtype = next(iter(blocks.values())).dtype if blocks else np.float64
-        return np.concatenate(
-            [blocks.get(k, np.zeros(s, dtype=dtype)).ravel() for k, s in zip(keys, shapes)]
-        ) if keys else np.zeros(0, dtype=dtype)
-    return _flatten(blocks, keys, where, what, missing)
+    return np.concatenate(parts) if parts else np.zeros(0, dtype=dtype)
 
 
 def structure_to_record(

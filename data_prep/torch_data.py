@@ -90,6 +90,7 @@ def structure_to_data(
 ) -> BlockData:
     """Graph of a bare structure (no DFT blocks), e.g. for inference on a new material."""
     numbers = np.asarray(numbers, dtype=np.int64)
+    check_elements(basis, numbers, structure_id or "structure")
     ei, shift, rev = neighbor_graph(np.asarray(cell), np.asarray(positions), np.asarray(pbc), cutoff)
     rec = {
         "atomic_numbers": numbers,
@@ -103,7 +104,6 @@ def structure_to_data(
         "fermi_level": np.array([np.nan]),
         "structure_id": structure_id,
     }
-    check_elements(basis, numbers, structure_id or "structure")
     return record_to_data(rec, basis, dtype)
 
 

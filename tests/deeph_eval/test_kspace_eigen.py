@@ -40,15 +40,21 @@ def test_dense_eigenvalues_match_pyscf_generalized_problem(si_integrals):
     assert np.abs(ours - ref).max() < 1e-3  # eV; PySCF's lattice sums use their own cutoff
 
 
+def folded_supercell(st, n: int):
+    """Sparse H, S of the n×n×n supercell, and the primitive bands on the n×n×n mesh (sorted): its Γ levels."""
+    n_orb = st.n_orbitals()
+    reps = (n, n, n)
+    sh = SparseBloch(supercell_blocks(BlockList.from_blocks(st.hamiltonians, n_orb), reps))
+    ss = SparseBloch(supercell_blocks(BlockList.from_blocks(st.overlaps, n_orb), reps))
+    mesh = np.stack(np.meshgrid(*[np.arange(n) / n] * 3, indexing="ij"), axis=-1).reshape(-1, 3)
+    folded = np.sort(dense_eigvals(st.hamiltonians, st.overlaps, n_orb, mesh).ravel())
+    return sh, ss, folded
+
+
 def test_supercell_gamma_sparse_equals_folded_primitive_bands(si_integrals):
     """A 3x3x3 supercell at Γ has exactly the primitive cell's bands on the 3x3x3 mesh (band folding)."""
     st, _ = si_integrals
-    n_orb = st.n_orbitals()
-    reps = (3, 3, 3)
-    sh = SparseBloch(supercell_blocks(BlockList.from_blocks(st.hamiltonians, n_orb), reps))
-    ss = SparseBloch(supercell_blocks(BlockList.from_blocks(st.overlaps, n_orb), reps))
-    mesh = np.stack(np.meshgrid(*[np.arange(3) / 3] * 3, indexing="ij"), axis=-1).reshape(-1, 3)
-    folded = np.sort(dense_eigvals(st.hamiltonians, st.overlaps, n_orb, mesh).ravel())
+    sh, ss, folded = folded_supercell(st, 3)
     gap_after = 100 + int(np.argmax(np.diff(folded[100:140]) > 0.05))  # σ between distinct levels
     sigma = 0.5 * (folded[gap_after] + folded[gap_after + 1])
     levels = sparse_levels_near(sh, ss, [0, 0, 0], sigma, 12)
@@ -92,12 +98,7 @@ def test_overlap_that_is_not_positive_definite_is_reported(si_integrals):
 def test_sparse_levels_keep_whole_degenerate_clusters(si_integrals):
     """A 4x4x4 supercell: levels come in 3- and 6-fold clusters; all copies must be returned."""
     st, _ = si_integrals
-    n_orb = st.n_orbitals()
-    reps = (4, 4, 4)
-    sh = SparseBloch(supercell_blocks(BlockList.from_blocks(st.hamiltonians, n_orb), reps))
-    ss = SparseBloch(supercell_blocks(BlockList.from_blocks(st.overlaps, n_orb), reps))
-    mesh = np.stack(np.meshgrid(*[np.arange(4) / 4] * 3, indexing="ij"), axis=-1).reshape(-1, 3)
-    folded = np.sort(dense_eigvals(st.hamiltonians, st.overlaps, n_orb, mesh).ravel())
+    sh, ss, folded = folded_supercell(st, 4)
     n_occ = 240 + int(np.argmax(np.diff(folded[240:300]) > 0.05)) + 1  # σ between distinct levels
     sigma = 0.5 * (folded[n_occ - 1] + folded[n_occ])
     levels = sparse_levels_near(sh, ss, [0, 0, 0], sigma, 16)
