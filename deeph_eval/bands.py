@@ -1,8 +1,8 @@
 """Band structure and filling of one Hamiltonian (H(R), S(R) of a DeepH structure), dense or sparse.
 
 ``solver="dense"``: every band at every k (``scipy.linalg.eigh``), Fermi level from a uniform mesh.
-``solver="sparse"``: only ``n_bands`` levels nearest a centre energy (the stored/given Fermi level) at each
-k, for structures too large for dense matrices; band indices come from the inertia of H − σS (see
+``solver="sparse"``: only ``n_bands`` levels around a centre energy, half below and half above (the stored/given Fermi level, else
+the one found by ``fermi.inertia_filling``: mid-gap for an insulator) at each k, for structures too large for dense matrices; band indices come from the inertia of H − σS (see
 ``deeph_eval.eigen``), so the VBM/CBM are still identified from the electron count.
 Energies are returned as an (n_k, n_cols) array where column c is band ``band_offset + c`` (NaN where
 the sparse solver did not reach that band at that k).
@@ -83,13 +83,16 @@ def compute_bands(
         return BandResult(kpath, bands, 0, fill, "dense")
     if solver != "sparse":
         raise ValueError(f"solver must be 'auto', 'dense' or 'sparse', got {solver!r}")
-    if centre is None:
-        centre = st.fermi_level
-    if centre is None:
-        raise ValueError(f"{where}: the sparse solver needs a centre energy: info.json has no fermi_level; pass --fermi-level")
     sh = SparseBloch(BlockList.from_blocks(h, n_orb))
     ss = None if s is None else SparseBloch(BlockList.from_blocks(s, n_orb))
-    levels = [sparse_levels_near(sh, ss, k, centre, n_bands, where=where) for k in kpath.kpts]
+    if centre is None:
+        centre = st.fermi_level
+    if centre is None:  # find it: KPM-guided Γ inertia search (the structure is large: a supercell)
+        from .fermi import inertia_filling  # fermi imports this module
+
+        fill = inertia_filling(sh, ss, n_electrons, where=where)
+        centre = fill.fermi_level if fill.is_metal else 0.5 * (fill.vbm + fill.cbm)
+    levels = [sparse_levels_near(sh, ss, k, centre, n_bands, both_sides=True, where=where) for k in kpath.kpts]
     return _sparse_result(kpath, levels, n_electrons, centre, where)
 
 

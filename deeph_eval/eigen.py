@@ -89,8 +89,19 @@ def _hermitian(a: np.ndarray) -> np.ndarray:
     return 0.5 * (a + a.conj().T)
 
 
+def _ranked(mu: np.ndarray, both_sides: bool) -> np.ndarray:
+    """Ritz indices in the order they are wanted: largest |μ| (nearest σ) first, or alternating below/above σ."""
+    order = np.argsort(-np.abs(mu), kind="stable")
+    if not both_sides:
+        return order
+    below, above = order[mu[order] < 0], order[mu[order] >= 0]
+    k = min(len(below), len(above))
+    pairs = np.stack([below[:k], above[:k]], axis=1).ravel()
+    return np.concatenate([pairs, below[k:], above[k:]])
+
+
 def _block_krylov_shift_invert(lu, hk, sk, sigma: float, n_levels: int, *, tol: float, where: str,
-                               depth: int = 8, max_cycles: int = 100):
+                               both_sides: bool = False, depth: int = 8, max_cycles: int = 100):
     """Restarted block Krylov method for T = (H − σS)⁻¹S, the levels of H c = ε S c nearest σ.
 
     Each cycle builds K = span{X, TX, …, T^(depth−1)X} (Euclidean-orthonormal columns V, with W = TV) and
@@ -101,6 +112,8 @@ def _block_krylov_shift_invert(lu, hk, sk, sigma: float, n_levels: int, *, tol: 
     eigenspace and, on a highly symmetric supercell (folded k-points give 3- and 6-fold Γ levels), returned
     only part of a degenerate cluster (432-atom Si: 3 of 6 copies). The block carries spare vectors so
     clusters that straddle the n_levels-th level still converge.
+    ``both_sides``: half the levels just below σ and half just above (VBM and CBM with σ in a gap, however
+    asymmetric the gap) instead of the nearest ones.
     Energies are the Rayleigh quotients of the Ritz vectors; converged when every wanted residual
     ‖Hz − εSz‖/‖Sz‖ ≤ √tol·max(1, |σ|) eV (the energy error is ~ residual² / distance to the next level).
     """
@@ -122,8 +135,7 @@ def _block_krylov_shift_invert(lu, hk, sk, sigma: float, n_levels: int, *, tol: 
         v, w = np.hstack(vs), np.hstack(ws)
         sv = np.asarray(sk @ v)
         mu, y = scipy.linalg.eigh(_hermitian(sv.conj().T @ w), _hermitian(v.conj().T @ sv))
-        order = np.argsort(-np.abs(mu), kind="stable")
-        y = y[:, order]
+        y = y[:, _ranked(mu, both_sides)]
         z = v @ y[:, :n_levels]
         hz, sz = np.asarray(hk @ z), np.asarray(sk @ z)
         energies = np.einsum("ij,ij->j", z.conj(), hz).real / np.einsum("ij,ij->j", z.conj(), sz).real
@@ -136,9 +148,13 @@ def _block_krylov_shift_invert(lu, hk, sk, sigma: float, n_levels: int, *, tol: 
 
 
 def sparse_levels_near(
-    h: SparseBloch, s: SparseBloch | None, kpt_frac, sigma: float, n_levels: int, *, tol: float = 1e-10, where: str = ""
+    h: SparseBloch, s: SparseBloch | None, kpt_frac, sigma: float, n_levels: int, *, tol: float = 1e-10,
+    both_sides: bool = False, where: str = "",
 ) -> NearbyLevels:
-    """The ``n_levels`` eigenvalues of H(k) c = ε S(k) c nearest ``sigma`` (eV), with their band index."""
+    """The ``n_levels`` eigenvalues of H(k) c = ε S(k) c nearest ``sigma`` (eV), with their band index.
+
+    ``both_sides``: alternately the next level below σ and the next above (as far as the spectrum allows).
+    """
     hk = h.matrix(kpt_frac)
     sk = s.matrix(kpt_frac) if s is not None else sp.identity(h.dim, dtype=hk.dtype, format="csr")
     if sk.dtype != hk.dtype:
@@ -155,7 +171,8 @@ def sparse_levels_near(
             shift = 1e-4 * (attempt + 1) * (-1) ** attempt
     else:
         raise EigenError(f"{where}: H(k) - σS(k) is singular for σ near {sigma} eV at k={_fmt_k(kpt_frac)}")
-    vals = _block_krylov_shift_invert(lu, hk, sk, sigma + shift, n_levels, tol=tol, where=where)
+    vals = _block_krylov_shift_invert(lu, hk, sk, sigma + shift, n_levels, tol=tol, where=where,
+                                      both_sides=both_sides)
     first = None
     if n_below is not None:
         first = n_below - int(np.count_nonzero(vals < sigma + shift))

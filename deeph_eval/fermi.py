@@ -2,14 +2,16 @@
 
 Dense (≤ ``bands.DENSE_MAX_ORBITALS`` orbitals): all eigenvalues on a Γ-centred mesh, ``electrons.filling``.
 Large: the eigenvalue count below σ comes from the inertia of H − σS at Γ (``eigen.count_below``, one sparse
-LDLᴴ each); bisection on σ stops as soon as exactly N_e/2 levels lie below σ (σ is then in the gap), and
-the levels nearest σ give VBM and CBM. A large cell is treated as a supercell: Γ only. If no σ with exactly
-N_e/2 levels below exists within 1 meV (a metal, or degenerate levels at E_F), E_F is that σ.
+LDLᴴ each); a KPM estimate of the count (``level_count``) places the trial σ, and the search stops as soon as
+exactly N_e/2 levels lie below σ (σ is then in the gap); the levels nearest σ give VBM and CBM. A large cell
+is treated as a supercell: Γ only. If no σ with exactly N_e/2 levels below exists within 1 meV (a metal, or
+degenerate levels at E_F), E_F is that σ.
 """
 
 from __future__ import annotations
 
 import numpy as np
+import scipy.sparse as sp
 
 from data_prep.deeph_format import DeepHStructure
 
@@ -17,6 +19,7 @@ from .bands import DENSE_MAX_ORBITALS, checked_pair
 from .blocklist import BlockList
 from .eigen import count_below, dense_eigvals, sparse_levels_near
 from .electrons import DEFAULT_SMEARING, GAP_TOL, Filling, filling
+from .level_count import kpm_level_count
 from .kpath import mesh_size, periodic_directions, uniform_mesh
 from .sparse_bloch import SparseBloch
 
@@ -40,36 +43,42 @@ def fermi_filling(st: DeepHStructure, n_electrons: float, *, kspacing: float = 0
     return inertia_filling(sh, ss, n_electrons, where=where)
 
 
-def _bracket(h: SparseBloch, s: SparseBloch | None) -> tuple[float, float]:
-    hd = h.matrix(GAMMA).diagonal().real
-    sd = np.ones_like(hd) if s is None else s.matrix(GAMMA).diagonal().real
-    q = hd / sd
-    return float(q.min()) - 20.0, float(q.max()) + 20.0
-
-
 def inertia_filling(h: SparseBloch, s: SparseBloch | None, n_electrons: float, *, tol: float = 1e-3,
                     where: str = "") -> Filling:
+    """E_F (and gap) of a large structure at Γ with as few sparse LDLᴴ as possible.
+
+    A KPM estimate of the level count N(E) (linear in N, ``level_count``) gives the first trial σ in the middle
+    of the energies where N(E) is within its noise of N_e/2; each exact inertia count then moves σ by the
+    KPM curve corrected by the observed miss, safeguarded by bisection on the bracket of exact counts.
+    """
     n_occ = n_electrons / 2.0
     target = int(np.ceil(n_occ - 1e-8))
-    lo, hi = _bracket(h, s)
-    while count_below(h, s, GAMMA, lo, where=where) > 0:
-        lo -= 2 * (hi - lo)
-    while count_below(h, s, GAMMA, hi, where=where) < target:
-        hi += 2 * (hi - lo)
-    sigma = None
-    while hi - lo > tol:
-        mid = 0.5 * (lo + hi)
-        n = count_below(h, s, GAMMA, mid, where=where)
+    hk = h.matrix(GAMMA)
+    sk = None if s is None else s.matrix(GAMMA)
+    if sk is None:
+        sk = sp.identity(h.dim, dtype=hk.dtype, format="csr")
+    if not 0 < target <= h.dim:
+        raise ValueError(f"{where}: {n_electrons} electrons do not fit in {h.dim} spin-degenerate orbitals")
+    est = kpm_level_count(hk, sk, h.n_orb, where=where)
+    lo, hi = est.bounds  # exact counts 0 and dim: the bounds enclose the spectrum
+    sigma = 0.5 * (est.energy_at(target - est.noise) + est.energy_at(target + est.noise))
+    found = None
+    for _ in range(60):
+        n = count_below(h, s, GAMMA, sigma, where=where)
         if n == target and abs(n_occ - target) < 1e-8:
-            sigma = mid
+            found = sigma
             break
         if n < target:
-            lo = mid
+            lo = sigma
         else:
-            hi = mid
-    if sigma is None:
+            hi = sigma
+        if hi - lo <= tol:
+            break
+        step = est.energy_at(est.count_at(sigma) + (target - n) + (0.5 if n < target else -0.5))
+        sigma = step if lo < step < hi and abs(step - sigma) > 0.1 * tol else 0.5 * (lo + hi)
+    if found is None:
         return Filling(fermi_level=0.5 * (lo + hi), is_metal=True, n_electrons=n_electrons)
-    lv = sparse_levels_near(h, s, GAMMA, sigma, 8, where=where)
+    lv = sparse_levels_near(h, s, GAMMA, found, 8, both_sides=True, where=where)
     idx = lv.first_index + np.arange(len(lv.energies))
     vbm, cbm = lv.energies[idx == target - 1], lv.energies[idx == target]
     if len(vbm) and len(cbm) and cbm[0] - vbm[0] > GAP_TOL:
@@ -77,4 +86,4 @@ def inertia_filling(h: SparseBloch, s: SparseBloch | None, n_electrons: float, *
         return Filling(fermi_level=float(vbm[0]), is_metal=False, n_electrons=n_electrons, vbm=float(vbm[0]),
                        cbm=float(cbm[0]), gap=gap, direct_gap=gap, is_direct=True, vbm_kpt=[0.0, 0.0, 0.0],
                        cbm_kpt=[0.0, 0.0, 0.0])
-    return Filling(fermi_level=float(sigma), is_metal=True, n_electrons=n_electrons)
+    return Filling(fermi_level=float(found), is_metal=True, n_electrons=n_electrons)

@@ -25,7 +25,7 @@ def register(sub) -> None:
     p.add_argument("--solver", choices=("auto", "dense", "sparse"), default="auto")
     p.add_argument("--n-bands", type=int, default=16, help="sparse solver: levels per k nearest the Fermi level")
     p.add_argument("--fermi-level", type=float, default=None,
-                   help="sparse solver: centre energy (default: info.json fermi_level)")
+                   help="sparse solver: centre energy (default: info.json fermi_level, else found from the electron count)")
     p.add_argument("--window", type=float, default=2.0, help="band errors: ± window around E_F, eV")
     p.add_argument("--align", choices=("fermi", "none"), default="fermi", help="band errors: energy alignment")
     p.add_argument("--emin", type=float, default=-6.0)

@@ -1,0 +1,66 @@
+"""Large-structure path: KPM level count, Fermi level and gap from Γ inertia, sparse bands without a given E_F.
+
+Real DFT data (PySCF Si from the ``dft_folders`` fixture) tiled onto a 3×3×3 supercell: its Γ levels are
+exactly the primitive cell's levels on the 3×3×3 k-mesh (band folding), which the dense solver gives.
+"""
+
+import numpy as np
+import pytest
+
+from data_prep.deeph_format import DeepHStructure, read_deeph
+from deeph_eval.bands import compute_bands
+from deeph_eval.blocklist import BlockList, supercell_blocks, supercell_geometry
+from deeph_eval.eigen import count_below, dense_eigvals
+from deeph_eval.fermi import inertia_filling
+from deeph_eval.kpath import KPath
+from deeph_eval.level_count import kpm_level_count
+from deeph_eval.sparse_bloch import SparseBloch
+
+REPS = (3, 3, 3)
+
+
+@pytest.fixture(scope="module")
+def si_supercell(dft_folders):
+    prim = read_deeph(dft_folders[0])
+    n_orb = prim.n_orbitals()
+    h = supercell_blocks(BlockList.from_blocks(prim.hamiltonians, n_orb), REPS)
+    s = supercell_blocks(BlockList.from_blocks(prim.overlaps, n_orb), REPS)
+    cell, pos, numbers = supercell_geometry(prim.cell, prim.positions, prim.numbers, REPS)
+    big = DeepHStructure(cell=cell, positions=pos, numbers=numbers, orbital_types=prim.orbital_types * 27,
+                         hamiltonians=h.to_blocks(), overlaps=s.to_blocks(), source="Si 3x3x3")
+    mesh = np.stack(np.meshgrid(*[np.arange(3) / 3] * 3, indexing="ij"), axis=-1).reshape(-1, 3)
+    folded = dense_eigvals(prim.hamiltonians, prim.overlaps, n_orb, mesh)  # (27, n_bands)
+    return big, SparseBloch(h), SparseBloch(s), folded
+
+
+def test_kpm_count_follows_the_exact_count(si_supercell):
+    big, sh, ss, folded = si_supercell
+    levels = np.sort(folded.ravel())
+    est = kpm_level_count(sh.matrix([0, 0, 0]), ss.matrix([0, 0, 0]), sh.n_orb)
+    assert est.bounds[0] < levels[0] and est.bounds[1] > levels[-1]
+    resolution = np.pi * (est.bounds[1] - est.bounds[0]) / 128  # Jackson-smoothed step width
+    for e in np.linspace(levels[0], levels[-1], 7)[1:-1]:
+        lo, hi = np.count_nonzero(levels < e - resolution), np.count_nonzero(levels < e + resolution)
+        assert lo - 4 * est.noise <= est.count_at(e) <= hi + 4 * est.noise
+
+
+def test_inertia_filling_finds_the_folded_gap(si_supercell):
+    big, sh, ss, folded = si_supercell
+    n_electrons = 8 * 27  # Si: 4 valence electrons per atom, 54 atoms
+    fill = inertia_filling(sh, ss, n_electrons, where="Si 3x3x3")
+    assert not fill.is_metal
+    np.testing.assert_allclose(fill.vbm, folded[:, 3].max(), atol=1e-6)
+    np.testing.assert_allclose(fill.cbm, folded[:, 4].min(), atol=1e-6)
+    assert count_below(sh, ss, [0, 0, 0], 0.5 * (fill.vbm + fill.cbm)) == n_electrons // 2
+
+
+def test_sparse_bands_find_their_own_centre(si_supercell):
+    """No fermi_level in info.json and none given: the sparse bands still land around the gap."""
+    big, sh, ss, folded = si_supercell
+    gamma = KPath(kpts=np.zeros((1, 3)), x=np.zeros(1), special_x=np.zeros(1), labels=["Γ"], dimensionality=3, path="Γ")
+    res = compute_bands(big, 8 * 27, kpath=gamma, solver="sparse", n_bands=12)
+    assert not res.filling.is_metal
+    levels = np.sort(folded.ravel())
+    got = res.energies[0]
+    np.testing.assert_allclose(got, levels[res.band_offset : res.band_offset + len(got)], atol=1e-6)
+    assert res.band_offset < 4 * 27 < res.band_offset + len(got)  # both sides of the gap
