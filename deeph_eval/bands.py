@@ -1,9 +1,10 @@
 """Band structure and filling of one Hamiltonian (H(R), S(R) of a DeepH structure), dense or sparse.
 
 ``solver="dense"``: every band at every k (``scipy.linalg.eigh``), Fermi level from a uniform mesh.
-``solver="sparse"``: only ``n_bands`` levels around a centre energy, half below and half above (the stored/given Fermi level, else
-the one found by ``fermi.inertia_filling``: mid-gap for an insulator) at each k, for structures too large for dense matrices; band indices come from the inertia of H − σS (see
-``deeph_eval.eigen``), so the VBM/CBM are still identified from the electron count.
+``solver="sparse"``: for structures too large for dense matrices, only ``n_bands`` levels at each k, half
+below and half above a centre energy: the stored/given Fermi level, else the one ``fermi.inertia_filling``
+finds (mid-gap for an insulator). Band indices come from the inertia of H − σS (see ``deeph_eval.eigen``),
+so the VBM/CBM are still identified from the electron count.
 Energies are returned as an (n_k, n_cols) array where column c is band ``band_offset + c`` (NaN where
 the sparse solver did not reach that band at that k).
 """

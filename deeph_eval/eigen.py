@@ -147,6 +147,53 @@ def _block_krylov_shift_invert(lu, hk, sk, sigma: float, n_levels: int, *, tol: 
                      f"(largest residual {res.max():.2e} eV)")
 
 
+def bloch_pair(h: SparseBloch, s: SparseBloch | None, kpt_frac):
+    """Sparse H(k), S(k) of one dtype (S = 1 for an orthogonal basis)."""
+    hk = h.matrix(kpt_frac)
+    sk = s.matrix(kpt_frac) if s is not None else sp.identity(h.dim, dtype=hk.dtype, format="csr")
+    if sk.dtype != hk.dtype:
+        hk, sk = hk.astype(np.complex128), sk.astype(np.complex128)
+    return hk, sk
+
+
+class ShiftInvert:
+    """One sparse LDLᴴ of H(k) − σS(k): the count of levels below σ, and the levels around σ.
+
+    If H − σS is exactly singular (σ on a level) σ is nudged by ±0.1 meV; ``sigma`` is the value used.
+    """
+
+    def __init__(self, hk, sk, sigma: float, *, where: str = ""):
+        self.hk, self.sk, self.where = hk, sk, where
+        shift = 0.0
+        for attempt in range(4):
+            try:
+                self.lu, self.n_below = _factorize_symmetric(hk - (sigma + shift) * sk)
+                break
+            except RuntimeError:  # exactly singular: σ sits on an eigenvalue
+                shift = 1e-4 * (attempt + 1) * (-1) ** attempt
+        else:
+            raise EigenError(f"{where}: H(k) - σS(k) is singular for σ near {sigma} eV")
+        self.sigma = sigma + shift
+
+    def count_below(self) -> int:
+        if self.n_below is None:
+            raise EigenError(f"{self.where}: the sparse factorization of H - σS pivoted off the diagonal; "
+                             "inertia unknown")
+        return self.n_below
+
+    def levels(self, n_levels: int, *, both_sides: bool = False, tol: float = 1e-10) -> NearbyLevels:
+        dim = self.hk.shape[0]
+        n_levels = min(n_levels, dim - 2)
+        if n_levels < 1:
+            raise EigenError(f"{self.where}: too few orbitals ({dim}) for the sparse solver; use the dense one")
+        vals = _block_krylov_shift_invert(self.lu, self.hk, self.sk, self.sigma, n_levels, tol=tol,
+                                          where=self.where, both_sides=both_sides)
+        first = None
+        if self.n_below is not None:
+            first = self.n_below - int(np.count_nonzero(vals < self.sigma))
+        return NearbyLevels(vals, first, self.sigma)
+
+
 def sparse_levels_near(
     h: SparseBloch, s: SparseBloch | None, kpt_frac, sigma: float, n_levels: int, *, tol: float = 1e-10,
     both_sides: bool = False, where: str = "",
@@ -155,40 +202,10 @@ def sparse_levels_near(
 
     ``both_sides``: alternately the next level below σ and the next above (as far as the spectrum allows).
     """
-    hk = h.matrix(kpt_frac)
-    sk = s.matrix(kpt_frac) if s is not None else sp.identity(h.dim, dtype=hk.dtype, format="csr")
-    if sk.dtype != hk.dtype:
-        hk, sk = hk.astype(np.complex128), sk.astype(np.complex128)
-    n_levels = min(n_levels, h.dim - 2)
-    if n_levels < 1:
-        raise EigenError(f"{where}: too few orbitals ({h.dim}) for the sparse solver; use the dense one")
-    shift = 0.0
-    for attempt in range(4):
-        try:
-            lu, n_below = _factorize_symmetric((hk - (sigma + shift) * sk))
-            break
-        except RuntimeError:  # exactly singular: σ sits on an eigenvalue
-            shift = 1e-4 * (attempt + 1) * (-1) ** attempt
-    else:
-        raise EigenError(f"{where}: H(k) - σS(k) is singular for σ near {sigma} eV at k={_fmt_k(kpt_frac)}")
-    vals = _block_krylov_shift_invert(lu, hk, sk, sigma + shift, n_levels, tol=tol, where=where,
-                                      both_sides=both_sides)
-    first = None
-    if n_below is not None:
-        first = n_below - int(np.count_nonzero(vals < sigma + shift))
-    return NearbyLevels(vals, first, sigma + shift)
+    where = f"{where} k={_fmt_k(kpt_frac)}"
+    return ShiftInvert(*bloch_pair(h, s, kpt_frac), sigma, where=where).levels(n_levels, both_sides=both_sides, tol=tol)
 
 
 def count_below(h: SparseBloch, s: SparseBloch | None, kpt_frac, sigma: float, *, where: str = "") -> int:
     """Number of eigenvalues of H(k) c = ε S(k) c below ``sigma`` (Sylvester inertia of H − σS; S > 0)."""
-    hk = h.matrix(kpt_frac)
-    sk = s.matrix(kpt_frac) if s is not None else sp.identity(h.dim, dtype=hk.dtype, format="csr")
-    if sk.dtype != hk.dtype:
-        hk, sk = hk.astype(np.complex128), sk.astype(np.complex128)
-    try:
-        _, n_below = _factorize_symmetric(hk - sigma * sk)
-    except RuntimeError:  # singular: σ is an eigenvalue; nudge it
-        _, n_below = _factorize_symmetric(hk - (sigma + 1e-6) * sk)
-    if n_below is None:
-        raise EigenError(f"{where}: the sparse factorization of H - σS pivoted off the diagonal; inertia unknown")
-    return n_below
+    return ShiftInvert(*bloch_pair(h, s, kpt_frac), sigma, where=where).count_below()

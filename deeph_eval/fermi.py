@@ -11,13 +11,12 @@ degenerate levels at E_F), E_F is that σ.
 from __future__ import annotations
 
 import numpy as np
-import scipy.sparse as sp
 
 from data_prep.deeph_format import DeepHStructure
 
 from .bands import DENSE_MAX_ORBITALS, checked_pair
 from .blocklist import BlockList
-from .eigen import count_below, dense_eigvals, sparse_levels_near
+from .eigen import ShiftInvert, bloch_pair, dense_eigvals
 from .electrons import DEFAULT_SMEARING, GAP_TOL, Filling, filling
 from .level_count import kpm_level_count
 from .kpath import mesh_size, periodic_directions, uniform_mesh
@@ -53,10 +52,7 @@ def inertia_filling(h: SparseBloch, s: SparseBloch | None, n_electrons: float, *
     """
     n_occ = n_electrons / 2.0
     target = int(np.ceil(n_occ - 1e-8))
-    hk = h.matrix(GAMMA)
-    sk = None if s is None else s.matrix(GAMMA)
-    if sk is None:
-        sk = sp.identity(h.dim, dtype=hk.dtype, format="csr")
+    hk, sk = bloch_pair(h, s, GAMMA)
     if not 0 < target <= h.dim:
         raise ValueError(f"{where}: {n_electrons} electrons do not fit in {h.dim} spin-degenerate orbitals")
     est = kpm_level_count(hk, sk, h.n_orb, where=where)
@@ -64,10 +60,13 @@ def inertia_filling(h: SparseBloch, s: SparseBloch | None, n_electrons: float, *
     sigma = 0.5 * (est.energy_at(target - est.noise) + est.energy_at(target + est.noise))
     found = None
     for _ in range(60):
-        n = count_below(h, s, GAMMA, sigma, where=where)
+        factor = ShiftInvert(hk, sk, sigma, where=where)
+        n = factor.count_below()
         if n == target and abs(n_occ - target) < 1e-8:
-            found = sigma
+            found = factor
             break
+        sigma = factor.sigma
+        del factor  # one factorization in memory at a time
         if n < target:
             lo = sigma
         else:
@@ -78,7 +77,7 @@ def inertia_filling(h: SparseBloch, s: SparseBloch | None, n_electrons: float, *
         sigma = step if lo < step < hi and abs(step - sigma) > 0.1 * tol else 0.5 * (lo + hi)
     if found is None:
         return Filling(fermi_level=0.5 * (lo + hi), is_metal=True, n_electrons=n_electrons)
-    lv = sparse_levels_near(h, s, GAMMA, found, 8, both_sides=True, where=where)
+    lv = found.levels(8, both_sides=True)
     idx = lv.first_index + np.arange(len(lv.energies))
     vbm, cbm = lv.energies[idx == target - 1], lv.energies[idx == target]
     if len(vbm) and len(cbm) and cbm[0] - vbm[0] > GAP_TOL:
@@ -86,4 +85,4 @@ def inertia_filling(h: SparseBloch, s: SparseBloch | None, n_electrons: float, *
         return Filling(fermi_level=float(vbm[0]), is_metal=False, n_electrons=n_electrons, vbm=float(vbm[0]),
                        cbm=float(cbm[0]), gap=gap, direct_gap=gap, is_direct=True, vbm_kpt=[0.0, 0.0, 0.0],
                        cbm_kpt=[0.0, 0.0, 0.0])
-    return Filling(fermi_level=float(found), is_metal=True, n_electrons=n_electrons)
+    return Filling(fermi_level=float(found.sigma), is_metal=True, n_electrons=n_electrons)
