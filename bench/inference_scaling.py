@@ -1,15 +1,18 @@
-"""Inference scaling: predict H with a trained model on n×n×n Si supercells, then the bands nearest E_F.
+"""Inference scaling: H(R) on n×n×n Si supercells, then E_F, gap and the bands nearest E_F at Γ.
 
-Timed path per size (each in its own process): ``deeph_eval.predict.predict_blocks`` on the whole
-supercell (float64 inference, as deeph-eval runs it), sparse H(Γ)/S(Γ), and the --n-bands levels nearest
-E_F by shift-invert with one sparse LDLᴴ (``deeph_eval.eigen.sparse_levels_near``). S(R): the primitive
-cell's exact DFT overlaps (PySCF, SZV-MOLOPT-SR-GTH, within --radius Å) tiled onto the supercell (exact for a
-perfect crystal). E_F: mid-gap of the same model's primitive-cell bands (dense, 6×6×6 mesh).
-Peak MiB = peak RSS during predict+solve (VmHWM reset after imports; includes SuperLU's C allocations)
-minus the RSS after imports. Prints one row per size and the fitted exponents t ∝ N^a, mem ∝ N^b.
-Without --ckpt, the DFT H(R) is tiled instead of predicted (the solver alone).
+Timed path per size (each in its own process), as ``deeph-eval bands --solver sparse`` runs it:
+1. H(R): predicted on the whole supercell by --ckpt (``deeph_eval.predict.predict_blocks``, float64
+   inference), or without --ckpt the primitive cell's DFT H(R) tiled (the solver alone); S(R): the
+   primitive cell's exact DFT overlaps (PySCF, SZV-MOLOPT-SR-GTH, within --radius Å) tiled (exact for a
+   perfect crystal); sparse Bloch matrices.
+2. E_F+levels s: ``deeph_eval.fermi.gamma_filling`` from the electron count alone: KPM level count, Γ inertia
+   (sparse LDLᴴ) until exactly N_e/2 levels lie below σ, then --n-bands levels around σ (half below, half
+   above) by block Krylov on that same LDLᴴ: E_F, VBM, CBM, gap.
+Peak MiB = peak RSS during 1-2 (VmHWM reset after imports; includes SuperLU's C allocations) minus the RSS
+after imports. Without --ckpt the Γ gap is checked against the primitive cell's dense bands on the n×n×n
+mesh (band folding): "gap err". Prints one row per size and the fitted exponents t ∝ N^a, mem ∝ N^b.
 
-    python bench/inference_scaling.py --ckpt CKPT [--max-seconds 120] [--radius 6.0] [--n-bands 16]
+    python bench/inference_scaling.py [--ckpt CKPT] [--max-seconds 120] [--radius 6.0] [--n-bands 16]
 """
 
 from __future__ import annotations
@@ -67,30 +70,25 @@ def _reset_peak_rss() -> float:
     return _status_mib("VmRSS")
 
 
-def model_midgap(loaded, d) -> float:
-    """Mid-gap of the model's own primitive-cell bands (8 electrons: 4 occupied bands)."""
-    from ase.build import bulk
-
+def folded_gap(d, n: int) -> float:
+    """Γ gap of the perfect n×n×n supercell = gap of the primitive DFT bands on the n×n×n mesh (band folding)."""
     from deeph_eval.blocklist import BlockList
     from deeph_eval.eigen import dense_eigvals
-    from deeph_eval.kpath import uniform_mesh
-    from deeph_eval.predict import predict_blocks
 
-    si = bulk("Si", "diamond", a=5.43)
-    h = predict_blocks(loaded, si)
+    h = BlockList(d["n_orb"], d["i"], d["j"], d["shift"], d["h"]).to_blocks()
     s = BlockList(d["n_orb"], d["s_i"], d["s_j"], d["s_shift"], d["s"]).to_blocks()
-    e = dense_eigvals(h, s, d["n_orb"], uniform_mesh([6, 6, 6])[0])
-    return float(0.5 * (e[:, 3].max() + e[:, 4].min()))
+    mesh = np.stack(np.meshgrid(*[np.arange(n) / n] * 3, indexing="ij"), axis=-1).reshape(-1, 3)
+    e = dense_eigvals(h, s, d["n_orb"], mesh)
+    return float(e[:, 4].min() - e[:, 3].max())  # 8 electrons: 4 occupied bands
 
 
 def one_size(n: int, cache: Path, n_bands: int, ckpt: str | None) -> dict:
     from deeph_eval.blocklist import BlockList, supercell_blocks, supercell_geometry
-    from deeph_eval.eigen import sparse_levels_near
+    from deeph_eval.fermi import gamma_filling
     from deeph_eval.sparse_bloch import SparseBloch
 
     d = np.load(cache)
     s = BlockList(d["n_orb"], d["s_i"], d["s_j"], d["s_shift"], d["s"])
-    centre = float(d["midgap"])
     if ckpt:
         from ase import Atoms
         from ase.build import bulk
@@ -99,7 +97,6 @@ def one_size(n: int, cache: Path, n_bands: int, ckpt: str | None) -> dict:
         from deeph_eval.predict import predict_blocks
 
         loaded = load_checkpoint(ckpt)
-        centre = model_midgap(loaded, d)
         si = bulk("Si", "diamond", a=5.43)
         cell, pos, numbers = supercell_geometry(si.cell[:], si.positions, si.numbers, (n, n, n))
         atoms = Atoms(numbers=numbers, positions=pos, cell=cell, pbc=True)
@@ -114,19 +111,17 @@ def one_size(n: int, cache: Path, n_bands: int, ckpt: str | None) -> dict:
         h = BlockList(d["n_orb"], d["i"], d["j"], d["shift"], d["h"])
         sh = SparseBloch(supercell_blocks(h, (n, n, n)))
     ss = SparseBloch(supercell_blocks(s, (n, n, n)))
+    del h
     t_build = time.perf_counter() - t0
-    t1 = time.perf_counter()
     n_atoms = 2 * n**3
-    # centre: mid-gap of the crystal (E_F of the insulator, away from any level); levels found on both sides
-    lv = sparse_levels_near(sh, ss, [0, 0, 0], centre, n_bands)
+    t1 = time.perf_counter()
+    # E_F and gap from the electron count alone, and the n_bands Γ levels around E_F from the same LDLᴴ
+    fill, lv = gamma_filling(sh, ss, 4 * n_atoms, n_levels=n_bands)
     t_solve = time.perf_counter() - t1
-    n_occ = 4 * n_atoms // 2
-    idx = np.arange(lv.first_index, lv.first_index + len(lv.energies))
-    vbm = lv.energies[idx == n_occ - 1]
-    cbm = lv.energies[idx == n_occ]
+    peak = _status_mib("VmHWM") - base
     return {"n": n, "atoms": n_atoms, "orbitals": sh.dim, "nnz": sh.n_unique, "build_s": t_build, "solve_s": t_solve,
-            "peak_MiB": _status_mib("VmHWM") - base,
-            "gap_eV": float(cbm[0] - vbm[0]) if len(vbm) and len(cbm) else None}
+            "peak_MiB": peak, "gap_eV": fill.gap, "levels": 0 if lv is None else len(lv.energies),
+            "gap_ref_eV": None if ckpt else folded_gap(d, n)}
 
 
 def main() -> None:
@@ -147,7 +142,8 @@ def main() -> None:
     what = f"H predicted by {args.ckpt}" if args.ckpt else "DFT H(R) tiled"
     print(f"Si supercells, {what}, exact S(R) tiled (radius {args.radius} Å), {args.n_bands} levels nearest E_F at Γ, "
           f"OMP_NUM_THREADS={os.environ.get('OMP_NUM_THREADS', 'unset')}")
-    print(f"{'atoms':>7} {'orbitals':>9} {'nnz(H)':>11} {'H(R) s':>8} {'solve s':>8} {'peak MiB':>9} {'Γ gap eV':>8}")
+    print(f"{'atoms':>7} {'orbitals':>9} {'nnz(H)':>11} {'H(R) s':>8} {'E_F+levels s':>13} {'peak MiB':>9} "
+          f"{'Γ gap eV':>8} {'gap err meV':>11}")
     rows = []
     for n in args.sizes:
         t = time.perf_counter()
@@ -158,9 +154,10 @@ def main() -> None:
             break
         r = json.loads(proc.stdout.strip().splitlines()[-1])
         rows.append(r)
-        gap = "" if r["gap_eV"] is None else f"{r['gap_eV']:.3f}"
-        print(f"{r['atoms']:>7} {r['orbitals']:>9} {r['nnz']:>11} {r['build_s']:>8.2f} {r['solve_s']:>8.2f} "
-              f"{r['peak_MiB']:>9.0f} {gap:>8}", flush=True)
+        gap = "metal" if r["gap_eV"] is None else f"{r['gap_eV']:.3f}"
+        err = "" if r["gap_eV"] is None or r["gap_ref_eV"] is None else f"{1000 * (r['gap_eV'] - r['gap_ref_eV']):.4f}"
+        print(f"{r['atoms']:>7} {r['orbitals']:>9} {r['nnz']:>11} {r['build_s']:>8.2f} {r['solve_s']:>13.2f} "
+              f"{r['peak_MiB']:>9.0f} {gap:>8} {err:>11}", flush=True)
         if time.perf_counter() - t > args.max_seconds:
             break
     big = [r for r in rows if r["atoms"] >= 100]

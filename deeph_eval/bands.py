@@ -88,13 +88,19 @@ def compute_bands(
     ss = None if s is None else SparseBloch(BlockList.from_blocks(s, n_orb))
     if centre is None:
         centre = st.fermi_level
+    gamma = None
     if centre is None:  # find it: KPM-guided Γ inertia search (the structure is large: a supercell)
-        from .fermi import inertia_filling  # fermi imports this module
+        from .fermi import gamma_filling  # fermi imports this module
 
-        fill = inertia_filling(sh, ss, n_electrons, where=where)
-        centre = fill.fermi_level if fill.is_metal else 0.5 * (fill.vbm + fill.cbm)
-    levels = [sparse_levels_near(sh, ss, k, centre, n_bands, both_sides=True, where=where) for k in kpath.kpts]
+        fill, gamma = gamma_filling(sh, ss, n_electrons, n_levels=n_bands, where=where)
+        centre = gamma.sigma if gamma is not None else fill.fermi_level
+    levels = [gamma if gamma is not None and _is_gamma(k) else
+              sparse_levels_near(sh, ss, k, centre, n_bands, both_sides=True, where=where) for k in kpath.kpts]
     return _sparse_result(kpath, levels, n_electrons, centre, where)
+
+
+def _is_gamma(k) -> bool:
+    return bool(np.allclose(k, np.round(k), atol=1e-9))
 
 
 def _sparse_result(kpath, levels, n_electrons, centre, where) -> BandResult:

@@ -84,7 +84,7 @@ class RefinedSolver:
 
     The factor's fill-in, not H or S, is what limits system size (9,826-atom Si at 6 Å: ~10 GB in double), so
     it is kept in single precision: half the memory and factorization time. Each solve is corrected with the double-precision
-    residual, x ← x + LU⁻¹(b − Ax), until ‖b − Ax‖ ≤ 1e-8‖b‖ (one or two steps when κ(A)·ε₃₂ ≪ 1: σ not within
+    residual, x ← x + LU⁻¹(b − Ax), until ‖b − Ax‖ ≤ 1e-6‖b‖ (one step when κ(A)·ε₃₂ ≪ 1: σ not within
     ~µeV of a level); if that fails the matrix is refactorised in double precision. Pivot signs, hence the
     inertia, are those of the single-precision factor.
     """
@@ -107,7 +107,7 @@ class RefinedSolver:
         b_norm = np.linalg.norm(b, axis=0)
         for _ in range(4):
             r = b - self.a @ x
-            if np.all(np.linalg.norm(r, axis=0) <= 1e-8 * b_norm):
+            if np.all(np.linalg.norm(r, axis=0) <= 1e-6 * b_norm):
                 return x
             x += self.lu.solve(r.astype(low.dtype))
         self._double()

@@ -16,7 +16,7 @@ from data_prep.deeph_format import DeepHStructure
 
 from .bands import DENSE_MAX_ORBITALS, checked_pair
 from .blocklist import BlockList
-from .eigen import ShiftInvert, bloch_pair, dense_eigvals
+from .eigen import NearbyLevels, ShiftInvert, bloch_pair, dense_eigvals
 from .electrons import DEFAULT_SMEARING, GAP_TOL, Filling, filling
 from .level_count import kpm_level_count
 from .kpath import mesh_size, periodic_directions, uniform_mesh
@@ -44,7 +44,13 @@ def fermi_filling(st: DeepHStructure, n_electrons: float, *, kspacing: float = 0
 
 def inertia_filling(h: SparseBloch, s: SparseBloch | None, n_electrons: float, *, tol: float = 1e-3,
                     where: str = "") -> Filling:
-    """E_F (and gap) of a large structure at Γ with as few sparse LDLᴴ as possible.
+    """E_F (and gap) of a large structure at Γ with as few sparse LDLᴴ as possible (see ``gamma_filling``)."""
+    return gamma_filling(h, s, n_electrons, tol=tol, where=where)[0]
+
+
+def gamma_filling(h: SparseBloch, s: SparseBloch | None, n_electrons: float, *, n_levels: int = 8,
+                  tol: float = 1e-3, where: str = "") -> tuple[Filling, NearbyLevels | None]:
+    """E_F (and gap) at Γ, and the ``n_levels`` Γ levels around it (half below, half above) from the same LDLᴴ.
 
     A KPM estimate of the level count N(E) (linear in N, ``level_count``) gives the first trial σ in the middle
     of the energies where N(E) is within its noise of N_e/2; each exact inertia count then moves σ by the
@@ -57,7 +63,7 @@ def inertia_filling(h: SparseBloch, s: SparseBloch | None, n_electrons: float, *
         raise ValueError(f"{where}: {n_electrons} electrons do not fit in {h.dim} spin-degenerate orbitals")
     est = kpm_level_count(hk, sk, h.n_orb, where=where)
     lo, hi = est.bounds  # exact counts 0 and dim: the bounds enclose the spectrum
-    sigma = 0.5 * (est.energy_at(target - est.noise) + est.energy_at(target + est.noise))
+    sigma = est.fermi_estimate(n_electrons)
     found = None
     for _ in range(60):
         factor = ShiftInvert(hk, sk, sigma, where=where)
@@ -76,13 +82,13 @@ def inertia_filling(h: SparseBloch, s: SparseBloch | None, n_electrons: float, *
         step = est.energy_at(est.count_at(sigma) + (target - n) + (0.5 if n < target else -0.5))
         sigma = step if lo < step < hi and abs(step - sigma) > 0.1 * tol else 0.5 * (lo + hi)
     if found is None:
-        return Filling(fermi_level=0.5 * (lo + hi), is_metal=True, n_electrons=n_electrons)
-    lv = found.levels(8, both_sides=True)
+        return Filling(fermi_level=0.5 * (lo + hi), is_metal=True, n_electrons=n_electrons), None
+    lv = found.levels(max(n_levels, 2), both_sides=True)
     idx = lv.first_index + np.arange(len(lv.energies))
     vbm, cbm = lv.energies[idx == target - 1], lv.energies[idx == target]
     if len(vbm) and len(cbm) and cbm[0] - vbm[0] > GAP_TOL:
         gap = float(cbm[0] - vbm[0])
         return Filling(fermi_level=float(vbm[0]), is_metal=False, n_electrons=n_electrons, vbm=float(vbm[0]),
                        cbm=float(cbm[0]), gap=gap, direct_gap=gap, is_direct=True, vbm_kpt=[0.0, 0.0, 0.0],
-                       cbm_kpt=[0.0, 0.0, 0.0])
-    return Filling(fermi_level=float(found.sigma), is_metal=True, n_electrons=n_electrons)
+                       cbm_kpt=[0.0, 0.0, 0.0]), lv
+    return Filling(fermi_level=float(found.sigma), is_metal=True, n_electrons=n_electrons), lv

@@ -96,6 +96,53 @@ def spectral_bounds(hk, sk, *, where: str = "") -> tuple[float, float]:
 
 
 @dataclass
+class Moments:
+    """Stochastic Chebyshev moments μ_n ≈ tr T_n(Ã) of one pencil, Ã = (S⁻¹H − centre)/half."""
+
+    mu: np.ndarray
+    centre: float
+    half: float
+    dim: int
+    n_vectors: int
+
+    @property
+    def bounds(self) -> tuple[float, float]:
+        return self.centre - self.half, self.centre + self.half
+
+    @property
+    def noise(self) -> float:
+        """One standard deviation of a stochastic trace, in levels (≈ √(2·dim / n_vectors))."""
+        return float(np.sqrt(2.0 * self.dim / self.n_vectors))
+
+    def jackson(self) -> np.ndarray:
+        m = len(self.mu)
+        n, big = np.arange(m), m + 1
+        return ((big - n) * np.cos(np.pi * n / big) + np.sin(np.pi * n / big) / np.tan(np.pi / big)) / big
+
+
+def kpm_moments(hk, sk, n_orb, n_moments: int, *, n_vectors: int = 4, seed: int = 0, where: str = "") -> Moments:
+    dim = hk.shape[0]
+    lo, hi = spectral_bounds(hk, sk, where=where)
+    centre, half = 0.5 * (hi + lo), 0.5 * (hi - lo)
+    precond = block_jacobi(sk, n_orb)
+    z = np.random.default_rng(seed).choice([-1.0, 1.0], size=(dim, n_vectors)).astype(hk.dtype)
+
+    def scaled(v):  # Ã v = (S⁻¹H v − c v)/a; 1e-6 is ample for an estimate smoothed over ~0.1 eV
+        return (solve_overlap(sk, precond, np.asarray(hk @ v), rtol=1e-6, where=where) - centre * v) / half
+
+    def trace(t):
+        return np.mean(np.einsum("ij,ij->j", z.conj(), t).real)
+
+    mu = np.empty(n_moments)
+    t_prev, t = z, scaled(z)
+    mu[0], mu[1] = trace(t_prev), trace(t)
+    for n in range(2, n_moments):
+        t_prev, t = t, 2.0 * scaled(t) - t_prev
+        mu[n] = trace(t)
+    return Moments(mu, centre, half, dim, n_vectors)
+
+
+@dataclass
 class LevelCount:
     """Estimated counting function N(E) of one H(k), S(k): number of levels below ``energies``."""
 
@@ -103,7 +150,7 @@ class LevelCount:
     counts: np.ndarray  # estimated levels below each energy
     dim: int
     bounds: tuple[float, float]
-    noise: float  # one standard deviation of the stochastic estimate, levels (≈ √(2·dim / n_vectors))
+    noise: float  # one standard deviation of the stochastic estimate, levels
 
     def energy_at(self, count: float) -> float:
         """Energy where the (monotone-clipped) estimate reaches ``count`` levels."""
@@ -113,34 +160,65 @@ class LevelCount:
     def count_at(self, energy: float) -> float:
         return float(np.interp(energy, self.energies, np.maximum.accumulate(np.clip(self.counts, 0, self.dim))))
 
+    def fermi_estimate(self, n_electrons: float) -> float:
+        """E_F estimate: the flattest stretch of N(E) (a gap) where N(E) is within 3 noise σ of N_e/2, its middle.
 
-def kpm_level_count(hk, sk, n_orb, *, n_moments: int = 128, n_vectors: int = 4, n_grid: int = 4001,
-                    seed: int = 0, where: str = "") -> LevelCount:
-    """KPM estimate of N(E) for the pencil (H(k), S(k)) on a grid spanning its whole spectrum."""
-    dim = hk.shape[0]
-    lo, hi = spectral_bounds(hk, sk, where=where)
-    centre, half = 0.5 * (hi + lo), 0.5 * (hi - lo)
-    precond = block_jacobi(sk, n_orb)
-    rng = np.random.default_rng(seed)
-    z = rng.choice([-1.0, 1.0], size=(dim, n_vectors)).astype(hk.dtype)
+        An insulator's plateau may sit a noise σ or two off N_e/2, so the window is wide and the flattest
+        part of it (lowest DOS), not the crossing point, is taken; for a metal that is near the crossing.
+        """
+        target = n_electrons / 2.0
+        n = np.maximum.accumulate(np.clip(self.counts, 0, self.dim))
+        lo, hi = self.energy_at(target - 3 * self.noise), self.energy_at(target + 3 * self.noise)
+        inside = np.flatnonzero((self.energies >= lo) & (self.energies <= hi))
+        if len(inside) < 3:
+            return 0.5 * (lo + hi)
+        slope = np.gradient(n, self.energies)[inside]
+        flat = slope <= slope.min() + 0.1 * (slope.max() - slope.min())
+        # the longest run of consecutive flat grid points
+        edges = np.flatnonzero(np.diff(np.concatenate([[0], flat.astype(int), [0]])))
+        starts, stops = edges[::2], edges[1::2]
+        k = int(np.argmax(stops - starts))
+        return float(0.5 * (self.energies[inside[starts[k]]] + self.energies[inside[stops[k] - 1]]))
 
-    def scaled(v):  # Ã v = (S⁻¹H v − c v)/a
-        return (solve_overlap(sk, precond, np.asarray(hk @ v), where=where) - centre * v) / half
 
-    mu = np.empty(n_moments)
-    t_prev, t = z, scaled(z)
-    mu[0] = np.mean(np.einsum("ij,ij->j", z.conj(), t_prev).real)
-    mu[1] = np.mean(np.einsum("ij,ij->j", z.conj(), t).real)
-    for n in range(2, n_moments):
-        t_prev, t = t, 2.0 * scaled(t) - t_prev
-        mu[n] = np.mean(np.einsum("ij,ij->j", z.conj(), t).real)
-    n = np.arange(n_moments)
-    big = n_moments + 1  # Jackson kernel
-    jackson = ((big - n) * np.cos(np.pi * n / big) + np.sin(np.pi * n / big) / np.tan(np.pi / big)) / big
+def level_count(moments: Moments, n_grid: int = 4001) -> LevelCount:
+    """N(E) from the moments: Jackson-damped Chebyshev series of the step θ(E − ε) on a grid over the spectrum."""
+    lo, hi = moments.bounds
     energies = np.linspace(lo, hi, n_grid)
-    theta0 = np.arccos(np.clip((energies - centre) / half, -1.0, 1.0))
-    coeff = np.empty((n_grid, n_moments))
+    theta0 = np.arccos(np.clip((energies - moments.centre) / moments.half, -1.0, 1.0))
+    n = np.arange(1, len(moments.mu))
+    coeff = np.empty((n_grid, len(moments.mu)))
     coeff[:, 0] = 1.0 - theta0 / np.pi
-    coeff[:, 1:] = -2.0 * np.sin(np.outer(theta0, n[1:])) / (np.pi * n[1:])
-    counts = coeff @ (jackson * mu)
-    return LevelCount(energies, counts, dim, (lo, hi), float(np.sqrt(2.0 * dim / n_vectors)))
+    coeff[:, 1:] = -2.0 * np.sin(np.outer(theta0, n)) / (np.pi * n)
+    return LevelCount(energies, coeff @ (moments.jackson() * moments.mu), moments.dim, (lo, hi), moments.noise)
+
+
+def kpm_level_count(hk, sk, n_orb, *, n_moments: int = 128, n_vectors: int = 4, seed: int = 0,
+                    where: str = "") -> LevelCount:
+    """KPM estimate of N(E) for the pencil (H(k), S(k)) on a grid spanning its whole spectrum."""
+    return level_count(kpm_moments(hk, sk, n_orb, n_moments, n_vectors=n_vectors, seed=seed, where=where))
+
+
+def moments_for_broadening(half_width: float, sigma: float) -> int:
+    """Moments that resolve a Gaussian of width σ (eV) on a spectrum of half-width ``half_width`` (eV)."""
+    return int(np.clip(np.ceil(4.0 * half_width / sigma), 64, 8192))
+
+
+def kpm_dos(moments: Moments, energies, sigma: float, spin_factor: float = 2.0) -> np.ndarray:
+    """DOS broadened by a Gaussian of width σ (eV), states/eV/cell (spin included), from the moments.
+
+    ρ_σ(E) = Σ_i g_σ(E − ε_i) = tr g_σ(E − A): the Chebyshev coefficients of x ↦ g_σ(E − centre − half·x) by
+    Chebyshev–Gauss quadrature, times the moments. No damping kernel: with ``moments_for_broadening`` the
+    Gaussian's own coefficients have decayed to ~e⁻⁸ at the last moment, so there is no Gibbs ringing to damp
+    and the broadening is σ alone.
+    """
+    m = len(moments.mu)
+    k = 2 * m
+    theta = np.pi * (np.arange(k) + 0.5) / k
+    x = moments.centre + moments.half * np.cos(theta)  # quadrature nodes, eV
+    energies = np.asarray(energies, dtype=float)
+    g = np.exp(-0.5 * ((energies[:, None] - x[None, :]) / sigma) ** 2) / (sigma * np.sqrt(2 * np.pi))
+    basis = np.cos(np.outer(theta, np.arange(m)))  # T_n(cos θ_k)
+    coeff = g @ basis * (2.0 / k)
+    coeff[:, 0] *= 0.5
+    return spin_factor * coeff @ moments.mu

@@ -64,3 +64,25 @@ def test_sparse_bands_find_their_own_centre(si_supercell):
     got = res.energies[0]
     np.testing.assert_allclose(got, levels[res.band_offset : res.band_offset + len(got)], atol=1e-6)
     assert res.band_offset < 4 * 27 < res.band_offset + len(got)  # both sides of the gap
+
+
+def test_kpm_dos_cli_matches_the_folded_levels(si_supercell, tmp_path):
+    """`deeph-eval dos --solver kpm` on the supercell folder: the Gaussian DOS of its exact Γ levels."""
+    import json
+
+    from data_prep.deeph_format import write_deeph
+    from deeph_eval.cli import main
+    from deeph_eval.dos import gaussian_dos
+
+    big, sh, ss, folded = si_supercell
+    big.info = {"n_electrons": 8 * 27}
+    folder = write_deeph(big, tmp_path / "si333")
+    out = tmp_path / "dos"
+    assert main(["dos", "--hamiltonian", str(folder), "--out", str(out), "--solver", "kpm", "--sigma", "0.3",
+                 "--n-vectors", "64", "--emin", "-12", "--emax", "8"]) == 0
+    data = json.loads((out / "dos.json").read_text())
+    assert data["solver"] == "kpm" and data["n_moments"] >= 4 * 12 / 0.3
+    energies, dos = np.array(data["energies_eV"]), np.array(data["dos_states_per_eV"])
+    exact = gaussian_dos(np.sort(folded.ravel())[None, :], [1.0], energies, 0.3)
+    assert np.abs(dos - exact).mean() < 0.05 * exact.max()  # stochastic: ~√(2/(64·levels within σ))
+    assert folded[:, 3].max() < data["fermi_level_eV"] < folded[:, 4].min()  # estimate lands in the gap
