@@ -259,7 +259,13 @@ def sparse_levels_near(
     ``both_sides``: alternately the next level below σ and the next above (as far as the spectrum allows).
     """
     where = f"{where} k={_fmt_k(kpt_frac)}"
-    return ShiftInvert(*bloch_pair(h, s, kpt_frac), sigma, where=where).levels(n_levels, both_sides=both_sides, tol=tol)
+    hk, sk = bloch_pair(h, s, kpt_frac)
+    lv = ShiftInvert(hk, sk, sigma, where=where).levels(n_levels, both_sides=both_sides, tol=tol)
+    if lv.first_index is not None and np.abs(lv.energies - lv.sigma).min() < 1e-6 * max(1.0, abs(sigma)):
+        # σ on a level (e.g. E_F = VBM of an insulator): whether the pivots counted it below σ is a matter of
+        # round-off, so the band indices would be too; move σ off it
+        lv = ShiftInvert(hk, sk, sigma + 1e-3, where=where).levels(n_levels, both_sides=both_sides, tol=tol)
+    return lv
 
 
 def count_below(h: SparseBloch, s: SparseBloch | None, kpt_frac, sigma: float, *, where: str = "") -> int:

@@ -86,3 +86,15 @@ def test_kpm_dos_cli_matches_the_folded_levels(si_supercell, tmp_path):
     exact = gaussian_dos(np.sort(folded.ravel())[None, :], [1.0], energies, 0.3)
     assert np.abs(dos - exact).mean() < 0.05 * exact.max()  # stochastic: ~√(2/(64·levels within σ))
     assert folded[:, 3].max() < data["fermi_level_eV"] < folded[:, 4].min()  # estimate lands in the gap
+
+
+def test_centre_on_a_level_keeps_band_indices(si_supercell):
+    """E_F = VBM (how an insulator's Fermi level is stored): σ sits on a level; indices must stay right."""
+    big, sh, ss, folded = si_supercell
+    levels = np.sort(folded.ravel())
+    vbm = folded[:, 3].max()
+    gamma = KPath(kpts=np.zeros((1, 3)), x=np.zeros(1), special_x=np.zeros(1), labels=["Γ"], dimensionality=3, path="Γ")
+    res = compute_bands(big, 8 * 27, kpath=gamma, solver="sparse", n_bands=8, centre=vbm)
+    got = res.energies[0]
+    np.testing.assert_allclose(got, levels[res.band_offset : res.band_offset + len(got)], atol=1e-6)
+    assert res.filling.vbm == pytest.approx(vbm, abs=1e-6)
