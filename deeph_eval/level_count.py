@@ -3,7 +3,8 @@
 For a large structure the exact count (Sylvester inertia of H − σS, ``eigen.count_below``) costs one sparse
 LDLᴴ per energy, whose fill-in grows faster than N. This module estimates the whole counting function
 N(E) = #{ε_i < E} at once, in time and memory linear in N, and is used to put the first trial Fermi level
-close to the right place so that only one or two exact inertia counts are needed (``fermi.inertia_filling``).
+close to the right place so that only one or two exact inertia counts are needed (``fermi.gamma_filling``),
+and for the Γ DOS of large cells (``kpm_dos``).
 
 KPM (Weiße et al., Rev. Mod. Phys. 78, 275 (2006)): with Ã = (S⁻¹H − c)/a scaled into [−1, 1], the step
 function θ(x₀ − x) has Chebyshev coefficients c₀ = 1 − θ₀/π, c_n = −2 sin(nθ₀)/(nπ), θ₀ = arccos x₀, so
