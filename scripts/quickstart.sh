@@ -16,7 +16,7 @@ ckpt="$out/checkpoints/best.ckpt"
 
 echo
 echo "== evaluating $ckpt on the test split of the embedded dataset =="
-data="${DEEPH_DATA_DIR:-data}/quickstart.lmdb"  # conf/data/quickstart.yaml: ${paths.data_dir}/quickstart.lmdb
+data="${DEEPH_DATA_DIR:-data}/quickstart_sic.lmdb"  # conf/data/quickstart.yaml: ${paths.data_dir}/quickstart_sic.lmdb
 deeph-eval test --ckpt "$ckpt" --data "$data" --split test --out "$out/eval/report.json"
 
 # The band structure of the first test structure, predicted vs its DFT reference.
