@@ -97,6 +97,8 @@ def run(args) -> int:
         pred_e, ref_e = common_bands(res, ref)
         errs = band_errors(pred_e, ref_e, res.filling.fermi_level, ref.filling.fermi_level,
                            window=args.window, align=args.align)
+        if not res.filling.is_metal and not ref.filling.is_metal:  # the band window may hold no conduction band
+            errs["gap_error_meV"] = 1000.0 * (res.filling.gap - ref.filling.gap)
         payload["reference"] = {"structure": ref_st.source, **ref.to_json()}
         payload["band_errors"] = errs
         if loaded is not None:
@@ -107,6 +109,8 @@ def run(args) -> int:
         lines = [describe_filling("DFT  ", ref.filling, molecule), describe_filling("DeepH", res.filling, molecule),
                  f"band error within ±{args.window} eV of E_F ({args.align} alignment): "
                  f"MAE {errs['mae_meV']:.2f} meV, max {errs['max_abs_meV']:.2f} meV over {errs['n_values']} values"]
+        if "gap_error_meV" in errs:
+            lines[-1] += f"; gap error {errs['gap_error_meV']:+.1f} meV (DeepH − DFT)"
         if loaded is not None:
             f = payload["truncation_floor"]
             lines[-1] = "model " + lines[-1]

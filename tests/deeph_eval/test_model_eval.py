@@ -126,8 +126,15 @@ def test_bands_cli_reports_model_error_and_truncation_floor(trained_model, loade
     write_deeph(ref, tmp_path / "trunc")
     assert main(["bands", "--hamiltonian", str(tmp_path / "trunc"), "--reference", str(si_folder),
                  "--out", str(tmp_path / "t"), *opts]) == 0
-    by_hand = json.loads((tmp_path / "t" / "bands.json").read_text())["band_errors"]
+    by_hand_json = json.loads((tmp_path / "t" / "bands.json").read_text())
+    by_hand = by_hand_json["band_errors"]
     assert floor["mae_meV"] == pytest.approx(by_hand["mae_meV"], rel=1e-9)
+    ref_fill = by_hand_json["reference"]["filling"]
+    assert not ref_fill["is_metal"]  # Si
+    if not by_hand_json["filling"]["is_metal"]:  # gap error reported, conduction bands outside the window or not
+        assert by_hand["gap_error_meV"] == pytest.approx(1000 * (by_hand_json["filling"]["gap"] - ref_fill["gap"]))
+    else:
+        assert "gap_error_meV" not in by_hand
     assert floor["max_abs_meV"] == pytest.approx(by_hand["max_abs_meV"], rel=1e-9)
 
 
