@@ -2,7 +2,7 @@
 
 ``solver="dense"``: every band at every k (``scipy.linalg.eigh``), Fermi level from a uniform mesh.
 ``solver="sparse"``: for structures too large for dense matrices, only ``n_bands`` levels at each k, half
-below and half above a centre energy: the stored/given Fermi level, else the one ``fermi.inertia_filling``
+below and half above a centre energy: the stored/given Fermi level, else the one ``fermi.gamma_filling``
 finds (mid-gap for an insulator). Band indices come from the inertia of H − σS (see ``deeph_eval.eigen``),
 so the VBM/CBM are still identified from the electron count.
 Energies are returned as an (n_k, n_cols) array where column c is band ``band_offset + c`` (NaN where

@@ -215,6 +215,7 @@ class ShiftInvert:
     """One sparse LDLᴴ of H(k) − σS(k): the count of levels below σ, and the levels around σ.
 
     If H − σS is exactly singular (σ on a level) σ is nudged by ±0.1 meV; ``sigma`` is the value used.
+    ``levels`` refactorizes 1 meV higher when a computed level lies on σ (band indices would be round-off).
     """
 
     def __init__(self, hk, sk, sigma: float, *, where: str = ""):
@@ -223,13 +224,16 @@ class ShiftInvert:
         for attempt in range(4):
             try:
                 self.lu = RefinedSolver(hk - (sigma + shift) * sk)
-                self.n_below = self.lu.n_below
                 break
             except RuntimeError:  # exactly singular: σ sits on an eigenvalue
                 shift = 1e-4 * (attempt + 1) * (-1) ** attempt
         else:
             raise EigenError(f"{where}: H(k) - σS(k) is singular for σ near {sigma} eV")
         self.sigma = sigma + shift
+
+    @property
+    def n_below(self) -> int | None:
+        return self.lu.n_below  # that of the factor in use (a double-precision refactorization may replace it)
 
     def count_below(self) -> int:
         if self.n_below is None:
@@ -244,10 +248,14 @@ class ShiftInvert:
             raise EigenError(f"{self.where}: too few orbitals ({dim}) for the sparse solver; use the dense one")
         vals = _block_krylov_shift_invert(self.lu, self.hk, self.sk, self.sigma, n_levels, tol=tol,
                                           where=self.where, both_sides=both_sides)
-        first = None
-        if self.n_below is not None:
-            first = self.n_below - int(np.count_nonzero(vals < self.sigma))
-        return NearbyLevels(vals, first, self.sigma)
+        if self.n_below is None:
+            return NearbyLevels(vals, None, self.sigma)
+        if np.abs(vals - self.sigma).min() < 1e-6 * max(1.0, abs(self.sigma)):
+            # σ on a level (e.g. E_F = VBM of an insulator): whether the pivots counted it below σ is a matter
+            # of round-off, so the band indices would be too; move σ off it
+            return ShiftInvert(self.hk, self.sk, self.sigma + 1e-3, where=self.where).levels(
+                n_levels, both_sides=both_sides, tol=tol)
+        return NearbyLevels(vals, self.n_below - int(np.count_nonzero(vals < self.sigma)), self.sigma)
 
 
 def sparse_levels_near(
@@ -259,13 +267,7 @@ def sparse_levels_near(
     ``both_sides``: alternately the next level below σ and the next above (as far as the spectrum allows).
     """
     where = f"{where} k={_fmt_k(kpt_frac)}"
-    hk, sk = bloch_pair(h, s, kpt_frac)
-    lv = ShiftInvert(hk, sk, sigma, where=where).levels(n_levels, both_sides=both_sides, tol=tol)
-    if lv.first_index is not None and np.abs(lv.energies - lv.sigma).min() < 1e-6 * max(1.0, abs(sigma)):
-        # σ on a level (e.g. E_F = VBM of an insulator): whether the pivots counted it below σ is a matter of
-        # round-off, so the band indices would be too; move σ off it
-        lv = ShiftInvert(hk, sk, sigma + 1e-3, where=where).levels(n_levels, both_sides=both_sides, tol=tol)
-    return lv
+    return ShiftInvert(*bloch_pair(h, s, kpt_frac), sigma, where=where).levels(n_levels, both_sides=both_sides, tol=tol)
 
 
 def count_below(h: SparseBloch, s: SparseBloch | None, kpt_frac, sigma: float, *, where: str = "") -> int:

@@ -81,7 +81,7 @@ def solve_overlap(sk, precond, b: np.ndarray, *, rtol: float = 1e-8, max_iter: i
                      "(S nearly singular: an over-complete basis?)")
 
 
-def spectral_bounds(hk, sk, *, where: str = "") -> tuple[float, float]:
+def spectral_bounds(hk, sk) -> tuple[float, float]:
     """Lowest and highest level of H c = ε S c (LOBPCG, no factorisation), padded so they enclose the spectrum."""
     rng = np.random.default_rng(1)
     x = rng.standard_normal((hk.shape[0], 2)).astype(hk.dtype)
@@ -121,9 +121,11 @@ class Moments:
         return ((big - n) * np.cos(np.pi * n / big) + np.sin(np.pi * n / big) / np.tan(np.pi / big)) / big
 
 
-def kpm_moments(hk, sk, n_orb, n_moments: int, *, n_vectors: int = 4, seed: int = 0, where: str = "") -> Moments:
+def kpm_moments(hk, sk, n_orb, n_moments: int, *, n_vectors: int = 4, seed: int = 0,
+                bounds: tuple[float, float] | None = None, where: str = "") -> Moments:
+    """``bounds``: ``spectral_bounds(hk, sk)`` if the caller already has them."""
     dim = hk.shape[0]
-    lo, hi = spectral_bounds(hk, sk, where=where)
+    lo, hi = bounds if bounds is not None else spectral_bounds(hk, sk)
     centre, half = 0.5 * (hi + lo), 0.5 * (hi - lo)
     precond = block_jacobi(sk, n_orb)
     z = np.random.default_rng(seed).choice([-1.0, 1.0], size=(dim, n_vectors)).astype(hk.dtype)
