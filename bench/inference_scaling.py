@@ -7,12 +7,14 @@ Timed path per size (each in its own process), as ``deeph-eval bands --solver sp
    perfect crystal); sparse Bloch matrices.
 2. E_F+levels s: ``deeph_eval.fermi.gamma_filling`` from the electron count alone: KPM level count, Γ inertia
    (sparse LDLᴴ) until exactly N_e/2 levels lie below σ, then --n-bands levels around σ (half below, half
-   above) by block Krylov on that same LDLᴴ: E_F, VBM, CBM, gap.
+   above) by block Krylov on that same LDLᴴ: E_F, VBM, CBM, gap. With --solver matrix-free: no factorization;
+   σ from the KPM count, the levels by folded-spectrum block Krylov (``deeph_eval.matrix_free``), memory linear.
 Peak MiB = peak RSS during 1-2 (VmHWM reset after imports; includes SuperLU's C allocations) minus the RSS
 after imports. Without --ckpt the Γ gap is checked against the primitive cell's dense bands on the n×n×n
 mesh (band folding): "gap err". Prints one row per size and the fitted exponents t ∝ N^a, mem ∝ N^b.
 
     python bench/inference_scaling.py [--ckpt CKPT] [--max-seconds 120] [--radius 6.0] [--n-bands 16]
+                                      [--solver sparse|matrix-free]
 """
 
 from __future__ import annotations
@@ -82,7 +84,7 @@ def folded_gap(d, n: int) -> float:
     return float(e[:, 4].min() - e[:, 3].max())  # 8 electrons: 4 occupied bands
 
 
-def one_size(n: int, cache: Path, n_bands: int, ckpt: str | None) -> dict:
+def one_size(n: int, cache: Path, n_bands: int, ckpt: str | None, solver: str) -> dict:
     from deeph_eval.blocklist import BlockList, supercell_blocks, supercell_geometry
     from deeph_eval.fermi import gamma_filling
     from deeph_eval.sparse_bloch import SparseBloch
@@ -116,7 +118,7 @@ def one_size(n: int, cache: Path, n_bands: int, ckpt: str | None) -> dict:
     n_atoms = 2 * n**3
     t1 = time.perf_counter()
     # E_F and gap from the electron count alone, and the n_bands Γ levels around E_F from the same LDLᴴ
-    fill, _ = gamma_filling(sh, ss, 4 * n_atoms, n_levels=n_bands)
+    fill, _ = gamma_filling(sh, ss, 4 * n_atoms, n_levels=n_bands, solver=solver)
     t_solve = time.perf_counter() - t1
     peak = _status_mib("VmHWM") - base
     return {"n": n, "atoms": n_atoms, "orbitals": sh.dim, "nnz": sh.n_unique, "build_s": t_build, "solve_s": t_solve,
@@ -130,16 +132,18 @@ def main() -> None:
     ap.add_argument("--n-bands", type=int, default=16)
     ap.add_argument("--sizes", type=int, nargs="*", default=SIZES)
     ap.add_argument("--ckpt", default=None, help="checkpoint that predicts Si (default: tile the DFT H instead)")
+    ap.add_argument("--solver", choices=("sparse", "matrix-free"), default="sparse")
     ap.add_argument("--one", type=int, default=None, help=argparse.SUPPRESS)
     ap.add_argument("--cache", default=None, help=argparse.SUPPRESS)
     args = ap.parse_args()
     cache = Path(args.cache or f"/tmp/deeph_bench_si_r{args.radius:g}.npz")
     if args.one is not None:
-        print(json.dumps(one_size(args.one, cache, args.n_bands, args.ckpt)))
+        print(json.dumps(one_size(args.one, cache, args.n_bands, args.ckpt, args.solver)))
         return
     primitive(cache, args.radius)
     what = f"H predicted by {args.ckpt}" if args.ckpt else "DFT H(R) tiled"
     print(f"Si supercells, {what}, exact S(R) tiled (radius {args.radius} Å), {args.n_bands} levels nearest E_F at Γ, "
+          f"solver {args.solver}, "
           f"OMP_NUM_THREADS={os.environ.get('OMP_NUM_THREADS', 'unset')}")
     print(f"{'atoms':>7} {'orbitals':>9} {'nnz(H)':>11} {'H(R) s':>8} {'E_F+levels s':>13} {'peak MiB':>9} "
           f"{'Γ gap eV':>8} {'gap err meV':>11}")
@@ -147,7 +151,8 @@ def main() -> None:
     for n in args.sizes:
         t = time.perf_counter()
         proc = subprocess.run([sys.executable, __file__, "--one", str(n), "--cache", str(cache), "--n-bands",
-                               str(args.n_bands)] + (["--ckpt", args.ckpt] if args.ckpt else []), capture_output=True, text=True, timeout=args.max_seconds * 4)
+                               str(args.n_bands), "--solver", args.solver] + (["--ckpt", args.ckpt] if args.ckpt else []),
+                              capture_output=True, text=True, timeout=args.max_seconds * 4)
         if proc.returncode != 0:
             print(f"{2 * n**3:>7} failed: {proc.stderr.strip().splitlines()[-1] if proc.stderr else proc.returncode}")
             break

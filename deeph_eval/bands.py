@@ -5,6 +5,9 @@
 below and half above a centre energy: the stored/given Fermi level, else the one ``fermi.gamma_filling``
 finds (mid-gap for an insulator). Band indices come from the inertia of H − σS (see ``deeph_eval.eigen``),
 so the VBM/CBM are still identified from the electron count.
+``solver="matrix-free"``: the same levels without a factorization (``deeph_eval.matrix_free``; memory linear in
+the number of atoms); band indices assume N_e/2 levels below the centre at every k (exact for an insulator with
+the centre in its gap; for a metal, columns near E_F may belong to different bands at different k).
 Energies are returned as an (n_k, n_cols) array where column c is band ``band_offset + c`` (NaN where
 the sparse solver did not reach that band at that k).
 """
@@ -18,9 +21,10 @@ import numpy as np
 from data_prep.deeph_format import DeepHFormatError, DeepHStructure, check_hermitian
 
 from .blocklist import BlockList
-from .eigen import EigenError, dense_eigvals, sparse_levels_near
+from .eigen import EigenError, bloch_pair, dense_eigvals, sparse_levels_near
 from .electrons import DEFAULT_SMEARING, GAP_TOL, Filling, filling
 from .kpath import DEFAULT_VACUUM, KPath, band_path, mesh_size, periodic_directions, uniform_mesh
+from .matrix_free import nearby_levels
 from .sparse_bloch import SparseBloch
 
 DENSE_MAX_ORBITALS = 3000
@@ -82,8 +86,8 @@ def compute_bands(
         fill = filling(mesh_eigs, mesh, weights, n_electrons, smearing=smearing, extra_eigs=bands,
                        extra_kpts=kpath.kpts, where=where)
         return BandResult(kpath, bands, 0, fill, "dense")
-    if solver != "sparse":
-        raise ValueError(f"solver must be 'auto', 'dense' or 'sparse', got {solver!r}")
+    if solver not in ("sparse", "matrix-free"):
+        raise ValueError(f"solver must be 'auto', 'dense', 'sparse' or 'matrix-free', got {solver!r}")
     sh = SparseBloch(BlockList.from_blocks(h, n_orb))
     ss = None if s is None else SparseBloch(BlockList.from_blocks(s, n_orb))
     if centre is None:
@@ -92,18 +96,25 @@ def compute_bands(
     if centre is None:  # find it: KPM-guided Γ inertia search (the structure is large: a supercell)
         from .fermi import gamma_filling  # fermi imports this module
 
-        fill, gamma = gamma_filling(sh, ss, n_electrons, n_levels=n_bands, where=where)
+        fill, gamma = gamma_filling(sh, ss, n_electrons, n_levels=n_bands, solver=solver, where=where)
         centre = gamma.sigma if gamma is not None else fill.fermi_level
-    levels = [gamma if gamma is not None and _is_gamma(k) else
-              sparse_levels_near(sh, ss, k, centre, n_bands, both_sides=True, where=where) for k in kpath.kpts]
-    return _sparse_result(kpath, levels, n_electrons, centre, where)
+
+    def levels_at(k):
+        if gamma is not None and _is_gamma(k):
+            return gamma
+        if solver == "sparse":
+            return sparse_levels_near(sh, ss, k, centre, n_bands, both_sides=True, where=where)
+        n_occupied = int(np.ceil(n_electrons / 2.0 - 1e-8))
+        return nearby_levels(*bloch_pair(sh, ss, k), sh.n_orb, centre, n_bands, n_occupied, where=f"{where} k={k}")
+
+    return _sparse_result(kpath, [levels_at(k) for k in kpath.kpts], n_electrons, centre, where, solver)
 
 
 def _is_gamma(k) -> bool:
     return bool(np.allclose(k, np.round(k), atol=1e-9))
 
 
-def _sparse_result(kpath, levels, n_electrons, centre, where) -> BandResult:
+def _sparse_result(kpath, levels, n_electrons, centre, where, solver) -> BandResult:
     if any(lv.first_index is None for lv in levels):
         raise EigenError(f"{where}: the sparse factorization gave no inertia; band indices unknown")
     lo = min(lv.first_index for lv in levels)
@@ -124,7 +135,7 @@ def _sparse_result(kpath, levels, n_electrons, centre, where) -> BandResult:
                 is_direct=bool(iv == ic or (c - v).min() - (c[ic] - v[iv]) < GAP_TOL),
                 vbm_kpt=kpath.kpts[iv].tolist(), cbm_kpt=kpath.kpts[ic].tolist(),
             )
-    return BandResult(kpath, energies, lo, fill, "sparse")
+    return BandResult(kpath, energies, lo, fill, solver)
 
 
 def common_bands(a: BandResult, b: BandResult) -> tuple[np.ndarray, np.ndarray]:

@@ -1,11 +1,17 @@
 """Fermi level (and gap) of a structure's H(R), S(R): dense k-mesh for small cells, Γ-point inertia for large ones.
 
 Dense (≤ ``bands.DENSE_MAX_ORBITALS`` orbitals): all eigenvalues on a Γ-centred mesh, ``electrons.filling``.
-Large: the eigenvalue count below σ comes from the inertia of H − σS at Γ (``eigen.count_below``, one sparse
-LDLᴴ each); a KPM estimate of the count (``level_count``) places the trial σ, and the search stops as soon as
-exactly N_e/2 levels lie below σ (σ is then in the gap); the levels nearest σ give VBM and CBM. A large cell
-is treated as a supercell: Γ only. If no σ with exactly N_e/2 levels below exists within 1 meV (a metal, or
-degenerate levels at E_F), E_F is that σ.
+Large (``solver="sparse"``): the eigenvalue count below σ comes from the inertia of H − σS at Γ
+(``eigen.count_below``, one sparse LDLᴴ each); a KPM estimate of the count (``level_count``) places the trial σ,
+and the search stops as soon as exactly N_e/2 levels lie below σ (σ is then in the gap); the levels nearest σ
+give VBM and CBM. A large cell is treated as a supercell: Γ only. If no σ with exactly N_e/2 levels below exists
+within 1 meV (a metal, or degenerate levels at E_F), E_F is that σ.
+``solver="matrix-free"`` (memory linear in N): no factorization, so no exact count; σ is the KPM estimate and
+the levels around it come from ``matrix_free.folded_levels``. If they leave a gap around σ and the KPM count there
+is within its noise of N_e/2, σ is taken to lie in *the* gap (exactly N_e/2 levels below): VBM, CBM and band
+indices follow. Otherwise the structure is reported as a metal with E_F = the KPM estimate (resolution
+~π·(spectral width)/(number of moments), ~0.6 eV for Si; see ``level_count``), and band indices assume N_e/2 levels
+below E_F.
 """
 
 from __future__ import annotations
@@ -18,7 +24,8 @@ from .bands import DENSE_MAX_ORBITALS, checked_pair
 from .blocklist import BlockList
 from .eigen import NearbyLevels, ShiftInvert, bloch_pair, dense_eigvals
 from .electrons import DEFAULT_SMEARING, GAP_TOL, Filling, filling
-from .level_count import kpm_level_count
+from .level_count import LevelCount, kpm_level_count
+from .matrix_free import nearby_levels
 from .kpath import mesh_size, periodic_directions, uniform_mesh
 from .sparse_bloch import SparseBloch
 
@@ -39,7 +46,7 @@ def fermi_filling(st: DeepHStructure, n_electrons: float, *, kspacing: float = 0
         return filling(eigs, mesh, weights, n_electrons, smearing=smearing, where=where)
     sh = SparseBloch(BlockList.from_blocks(h, n_orb))
     ss = None if s is None else SparseBloch(BlockList.from_blocks(s, n_orb))
-    return inertia_filling(sh, ss, n_electrons, where=where)
+    return gamma_filling(sh, ss, n_electrons, solver=solver, where=where)[0]
 
 
 def inertia_filling(h: SparseBloch, s: SparseBloch | None, n_electrons: float, *, tol: float = 1e-3,
@@ -49,7 +56,7 @@ def inertia_filling(h: SparseBloch, s: SparseBloch | None, n_electrons: float, *
 
 
 def gamma_filling(h: SparseBloch, s: SparseBloch | None, n_electrons: float, *, n_levels: int = 8,
-                  tol: float = 1e-3, where: str = "") -> tuple[Filling, NearbyLevels | None]:
+                  tol: float = 1e-3, solver: str = "sparse", where: str = "") -> tuple[Filling, NearbyLevels | None]:
     """E_F (and gap) at Γ, and the ``n_levels`` Γ levels around it (half below, half above) from the same LDLᴴ.
 
     A KPM estimate of the level count N(E) (linear in N, ``level_count``) gives the first trial σ in the middle
@@ -62,6 +69,10 @@ def gamma_filling(h: SparseBloch, s: SparseBloch | None, n_electrons: float, *, 
     if not 0 < target <= h.dim:
         raise ValueError(f"{where}: {n_electrons} electrons do not fit in {h.dim} spin-degenerate orbitals")
     est = kpm_level_count(hk, sk, h.n_orb, where=where)
+    if solver == "matrix-free":
+        return _matrix_free_filling(hk, sk, h.n_orb, est, n_electrons, max(n_levels, 2), where)
+    if solver != "sparse":
+        raise ValueError(f"solver must be 'sparse' or 'matrix-free', got {solver!r}")
     lo, hi = est.bounds  # exact counts 0 and dim: the bounds enclose the spectrum
     sigma = est.fermi_estimate(n_electrons)
     found = None
@@ -83,7 +94,11 @@ def gamma_filling(h: SparseBloch, s: SparseBloch | None, n_electrons: float, *, 
         sigma = step if lo < step < hi and abs(step - sigma) > 0.1 * tol else 0.5 * (lo + hi)
     if found is None:
         return Filling(fermi_level=0.5 * (lo + hi), is_metal=True, n_electrons=n_electrons), None
-    lv = found.levels(max(n_levels, 2), both_sides=True)
+    return _gamma_result(found.levels(max(n_levels, 2), both_sides=True), target, n_electrons)
+
+
+def _gamma_result(lv: NearbyLevels, target: int, n_electrons: float) -> tuple[Filling, NearbyLevels]:
+    """Insulator (VBM = level ``target - 1``, CBM = level ``target``) if they are a gap apart, else a metal at σ."""
     idx = lv.first_index + np.arange(len(lv.energies))
     vbm, cbm = lv.energies[idx == target - 1], lv.energies[idx == target]
     if len(vbm) and len(cbm) and cbm[0] - vbm[0] > GAP_TOL:
@@ -91,4 +106,16 @@ def gamma_filling(h: SparseBloch, s: SparseBloch | None, n_electrons: float, *, 
         return Filling(fermi_level=float(vbm[0]), is_metal=False, n_electrons=n_electrons, vbm=float(vbm[0]),
                        cbm=float(cbm[0]), gap=gap, direct_gap=gap, is_direct=True, vbm_kpt=[0.0, 0.0, 0.0],
                        cbm_kpt=[0.0, 0.0, 0.0]), lv
-    return Filling(fermi_level=float(found.sigma), is_metal=True, n_electrons=n_electrons), lv
+    return Filling(fermi_level=float(lv.sigma), is_metal=True, n_electrons=n_electrons), lv
+
+
+def _matrix_free_filling(hk, sk, n_orb, est: LevelCount, n_electrons: float, n_levels: int,
+                         where: str) -> tuple[Filling, NearbyLevels]:
+    """E_F, gap and the levels around it at Γ without factorising (see the module docstring)."""
+    target = int(np.ceil(n_electrons / 2.0 - 1e-8))
+    sigma = est.fermi_estimate(n_electrons)
+    lv = nearby_levels(hk, sk, n_orb, sigma, n_levels, target, where=where)
+    integer = abs(n_electrons / 2.0 - target) < 1e-8
+    if not integer or abs(est.count_at(sigma) - target) > 3 * est.noise:  # σ need not lie in a gap
+        return Filling(fermi_level=sigma, is_metal=True, n_electrons=n_electrons), lv
+    return _gamma_result(lv, target, n_electrons)

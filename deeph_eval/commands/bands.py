@@ -22,7 +22,9 @@ def register(sub) -> None:
     p.add_argument("--path", default=None, help="special points in ASE notation, e.g. GXWKGL (default: automatic)")
     p.add_argument("--npoints", type=int, default=120, help="k-points along the path")
     p.add_argument("--kspacing", type=float, default=0.2, help="uniform-mesh spacing for the Fermi level, 1/Å")
-    p.add_argument("--solver", choices=("auto", "dense", "sparse"), default="auto")
+    p.add_argument("--solver", choices=("auto", "dense", "sparse", "matrix-free"), default="auto",
+                   help="auto: dense up to 3000 orbitals, else sparse (shift-invert LDL^H); matrix-free: no "
+                        "factorization, memory linear in the number of atoms")
     p.add_argument("--n-bands", type=int, default=16, help="sparse solver: levels per k nearest the Fermi level")
     p.add_argument("--fermi-level", type=float, default=None,
                    help="sparse solver: centre energy (default: info.json fermi_level, else found from the electron count)")

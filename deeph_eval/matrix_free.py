@@ -1,0 +1,88 @@
+"""The levels of H c = ε S c nearest an energy σ from products with H and S only: memory linear in N.
+
+The shift-invert solver (``eigen.ShiftInvert``) keeps a sparse LDLᴴ of H − σS whose fill-in grows faster than the
+number of atoms (3D bulk: ~N^1.4 between 10³ and 10⁴ atoms; nested dissection cannot do better than N^4/3).
+This solver stores only H, S and a fixed number of block vectors.
+
+Folded spectrum: A = S⁻¹(H − σS) is self-adjoint in the S inner product and its eigenvalues are ε − σ, so the
+levels nearest σ are the *smallest* θ = (ε − σ)² of the pencil ((H − σS)S⁻¹(H − σS), S): an extremal problem, so
+Rayleigh–Ritz on a Krylov space converges to them without the spurious interior Ritz values a plain (H, S)
+projection produces near σ. The space is a restarted block Krylov space of A; its degree-2k polynomials contain
+every degree-k polynomial of the folded operator A², so it converges at least as fast as Krylov on A² for the same
+number of products. With R = (H − σS)V and W = S⁻¹R (conjugate gradients, as in the KPM level count), the
+projected pencil is (RᴴW, VᴴSV). Levels at σ − δ and σ + δ share θ, so a final Rayleigh–Ritz of (H, S) inside the
+selected vectors separates them; energies are those Rayleigh quotients and converge when every wanted residual
+‖Hz − εSz‖/‖Sz‖ ≤ √tol·max(1, |σ|) eV (energy error ~ residual² / distance to the next level).
+
+Cost: each block step is one CG solve with S (~40 products at κ(S) ≈ 13) and the number of steps grows slowly
+with N (Si, 16 levels: ~120 block steps at 432 atoms, ~140 at 1024), so time is ~N^1.1–1.3 while the shift-invert
+factorization grows ~N^2 (``bench/inference_scaling.py --solver matrix-free``).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import scipy.linalg
+
+from .eigen import EigenError, NearbyLevels, _grow, _hermitian, _orthonormal_columns, _ranked
+from .level_count import block_jacobi, solve_overlap
+
+
+def folded_levels(hk, sk, n_orb, sigma: float, n_levels: int, *, both_sides: bool = False, tol: float = 1e-8,
+                  depth: int = 16, max_cycles: int = 100, where: str = "") -> np.ndarray:
+    """The ``n_levels`` eigenvalues of H c = ε S c nearest ``sigma`` (eV), ascending, without factorising.
+
+    ``both_sides``: alternately the next level below σ and the next above. The block carries as many spare
+    vectors as wanted ones: on a large supercell the levels near a band edge come in near-degenerate clusters
+    that straddle the n_levels-th level.
+    """
+    dim = hk.shape[0]
+    n_levels = min(n_levels, dim - 2)
+    if n_levels < 1:
+        raise EigenError(f"{where}: too few orbitals ({dim}) for the matrix-free solver; use the dense one")
+    m = min(dim - 1, n_levels + max(16, n_levels))
+    depth = max(2, min(depth, (dim - 1) // m))
+    limit = np.sqrt(tol) * max(1.0, abs(sigma))
+    shifted = (hk - sigma * sk).tocsr()
+    precond = block_jacobi(sk, n_orb)
+    x = np.random.default_rng(0).standard_normal((dim, m)).astype(hk.dtype)
+    for _ in range(max_cycles):
+        block = _orthonormal_columns(x, None)
+        v = r = None
+        folded = mass = np.zeros((0, 0), dtype=hk.dtype)  # projected RᴴS⁻¹R and VᴴSV, grown a block at a time
+        for _ in range(depth):
+            r_block = np.asarray(shifted @ block)
+            w_block = solve_overlap(sk, precond, r_block, rtol=1e-8, where=where)
+            s_block = np.asarray(sk @ block)
+            v = block if v is None else np.hstack([v, block])
+            r = r_block if r is None else np.hstack([r, r_block])
+            folded = _grow(folded, r.conj().T @ w_block, block.shape[1])
+            mass = _grow(mass, v.conj().T @ s_block, block.shape[1])
+            _, y = scipy.linalg.eigh(_hermitian(folded), _hermitian(mass))
+            y = y[:, :m]  # the m smallest θ = (ε − σ)²
+            z = v @ y
+            sz = np.asarray(sk @ z)
+            hz = r @ y + sigma * sz  # H V = R + σ S V
+            energies, u = scipy.linalg.eigh(_hermitian(z.conj().T @ hz), _hermitian(z.conj().T @ sz))
+            with np.errstate(divide="ignore"):
+                wanted = _ranked(1.0 / (energies - sigma), both_sides)[:n_levels]
+            hu, su = hz @ u[:, wanted], sz @ u[:, wanted]
+            res = np.linalg.norm(hu - su * energies[wanted], axis=0) / np.linalg.norm(su, axis=0)
+            if res.max() <= limit:
+                return np.sort(energies[wanted])
+            block = _orthonormal_columns(w_block, v)
+            if block.shape[1] == 0:  # the Krylov space is invariant: it holds every level it can reach
+                break
+        x = z
+    raise EigenError(f"{where}: the levels nearest σ = {sigma:.4f} eV did not converge in {max_cycles} cycles of the "
+                     f"matrix-free solver (largest residual {res.max():.2e} eV)")
+
+
+def nearby_levels(hk, sk, n_orb, sigma: float, n_levels: int, n_below: int, *, where: str = "") -> NearbyLevels:
+    """``folded_levels`` on both sides of σ, with band indices taken from ``n_below``, the number of levels below σ
+    (not counted: there is no factorization; for σ in a gap it is the number of occupied levels). A level on σ
+    (E_F = VBM, as stored for an insulator) counts as below it.
+    """
+    energies = folded_levels(hk, sk, n_orb, sigma, n_levels, both_sides=True, where=where)
+    on_or_below = int(np.count_nonzero(energies < sigma + 1e-6 * max(1.0, abs(sigma))))
+    return NearbyLevels(energies, n_below - on_or_below, sigma)
