@@ -11,7 +11,8 @@ the levels around it come from ``matrix_free.folded_levels``. If they leave a ga
 is within its noise of N_e/2, σ is taken to lie in *the* gap (exactly N_e/2 levels below): VBM, CBM and band
 indices follow. Otherwise the structure is reported as a metal with E_F = the KPM estimate (resolution
 ~π·(spectral width)/(number of moments), ~0.6 eV for Si; see ``level_count``), and band indices assume N_e/2 levels
-below E_F.
+below E_F. The count is stochastic (±√(2N/4) levels), so a gap a few levels away from N_e/2 (a charged defect,
+a doped cell) is not told apart from the one at N_e/2: such structures need the exact count (``solver="sparse"``).
 """
 
 from __future__ import annotations

@@ -49,7 +49,8 @@ def folded_levels(hk, sk, n_orb, sigma: float, n_levels: int, *, both_sides: boo
     for _ in range(max_cycles):
         block = _orthonormal_columns(x, None)
         v = r = None
-        folded = mass = np.zeros((0, 0), dtype=hk.dtype)  # projected RᴴS⁻¹R and VᴴSV, grown a block at a time
+        # projected RᴴS⁻¹R, VᴴSV and Vᴴ(H − σS)V, grown a block at a time
+        folded = mass = shifted_proj = np.zeros((0, 0), dtype=hk.dtype)
         for _ in range(depth):
             r_block = np.asarray(shifted @ block)
             w_block = solve_overlap(sk, precond, r_block, rtol=1e-8, where=where)
@@ -58,8 +59,15 @@ def folded_levels(hk, sk, n_orb, sigma: float, n_levels: int, *, both_sides: boo
             r = r_block if r is None else np.hstack([r, r_block])
             folded = _grow(folded, r.conj().T @ w_block, block.shape[1])
             mass = _grow(mass, v.conj().T @ s_block, block.shape[1])
-            _, y = scipy.linalg.eigh(_hermitian(folded), _hermitian(mass))
-            y = y[:, :m]  # the m smallest θ = (ε − σ)²
+            shifted_proj = _grow(shifted_proj, v.conj().T @ r_block, block.shape[1])
+            theta, y = scipy.linalg.eigh(_hermitian(folded), _hermitian(mass))  # ascending θ = (ε − σ)²
+            if both_sides:  # keep the m/2 nearest σ, then the nearest on alternate sides (σ on a band edge)
+                side = np.sign(np.einsum("ij,ij->j", y.conj(), shifted_proj @ y).real)
+                with np.errstate(divide="ignore"):
+                    alternate = _ranked(side / np.sqrt(np.maximum(theta, 0.0)), True)
+                keep = np.arange(m // 2)
+                y = y[:, np.concatenate([keep, alternate[~np.isin(alternate, keep)]])]
+            y = y[:, :m]
             z = v @ y
             sz = np.asarray(sk @ z)
             hz = r @ y + sigma * sz  # H V = R + σ S V

@@ -1,4 +1,4 @@
-"""Large-structure path: KPM level count, Fermi level and gap from Γ inertia, sparse bands without a given E_F.
+"""Large-structure path: KPM level count, Fermi level and gap from Γ inertia or matrix-free, bands without a given E_F.
 
 Real DFT data (PySCF Si from the ``dft_folders`` fixture) tiled onto a 3×3×3 supercell: its Γ levels are
 exactly the primitive cell's levels on the 3×3×3 k-mesh (band folding), which the dense solver gives.
@@ -11,7 +11,7 @@ from data_prep.deeph_format import DeepHStructure, read_deeph
 from deeph_eval.bands import compute_bands
 from deeph_eval.blocklist import BlockList, supercell_blocks, supercell_geometry
 from deeph_eval.eigen import count_below, dense_eigvals
-from deeph_eval.fermi import inertia_filling
+from deeph_eval.fermi import gamma_filling, inertia_filling
 from deeph_eval.kpath import KPath
 from deeph_eval.level_count import kpm_level_count
 from deeph_eval.sparse_bloch import SparseBloch
@@ -54,11 +54,24 @@ def test_inertia_filling_finds_the_folded_gap(si_supercell):
     assert count_below(sh, ss, [0, 0, 0], 0.5 * (fill.vbm + fill.cbm)) == n_electrons // 2
 
 
-def test_sparse_bands_find_their_own_centre(si_supercell):
+def test_matrix_free_filling_finds_the_folded_gap(si_supercell):
+    """No factorization: KPM places σ in the gap, the folded-spectrum solver gives VBM and CBM exactly."""
+    big, sh, ss, folded = si_supercell
+    fill, levels = gamma_filling(sh, ss, 8 * 27, n_levels=8, solver="matrix-free", where="Si 3x3x3")
+    assert not fill.is_metal
+    np.testing.assert_allclose(fill.vbm, folded[:, 3].max(), atol=1e-6)
+    np.testing.assert_allclose(fill.cbm, folded[:, 4].min(), atol=1e-6)
+    all_levels = np.sort(folded.ravel())
+    np.testing.assert_allclose(levels.energies, all_levels[levels.first_index : levels.first_index + 8], atol=1e-6)
+
+
+@pytest.mark.parametrize("solver", ["sparse", "matrix-free"])
+def test_sparse_bands_find_their_own_centre(si_supercell, solver):
     """No fermi_level in info.json and none given: the sparse bands still land around the gap."""
     big, sh, ss, folded = si_supercell
     gamma = KPath(kpts=np.zeros((1, 3)), x=np.zeros(1), special_x=np.zeros(1), labels=["Γ"], dimensionality=3, path="Γ")
-    res = compute_bands(big, 8 * 27, kpath=gamma, solver="sparse", n_bands=12)
+    res = compute_bands(big, 8 * 27, kpath=gamma, solver=solver, n_bands=12)
+    assert res.solver == solver
     assert not res.filling.is_metal
     levels = np.sort(folded.ravel())
     got = res.energies[0]
@@ -88,13 +101,14 @@ def test_kpm_dos_cli_matches_the_folded_levels(si_supercell, tmp_path):
     assert folded[:, 3].max() < data["fermi_level_eV"] < folded[:, 4].min()  # estimate lands in the gap
 
 
-def test_centre_on_a_level_keeps_band_indices(si_supercell):
+@pytest.mark.parametrize("solver", ["sparse", "matrix-free"])
+def test_centre_on_a_level_keeps_band_indices(si_supercell, solver):
     """E_F = VBM (how an insulator's Fermi level is stored): σ sits on a level; indices must stay right."""
     big, sh, ss, folded = si_supercell
     levels = np.sort(folded.ravel())
     vbm = folded[:, 3].max()
     gamma = KPath(kpts=np.zeros((1, 3)), x=np.zeros(1), special_x=np.zeros(1), labels=["Γ"], dimensionality=3, path="Γ")
-    res = compute_bands(big, 8 * 27, kpath=gamma, solver="sparse", n_bands=8, centre=vbm)
+    res = compute_bands(big, 8 * 27, kpath=gamma, solver=solver, n_bands=8, centre=vbm)
     got = res.energies[0]
     np.testing.assert_allclose(got, levels[res.band_offset : res.band_offset + len(got)], atol=1e-6)
     assert res.filling.vbm == pytest.approx(vbm, abs=1e-6)
