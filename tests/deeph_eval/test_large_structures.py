@@ -112,3 +112,29 @@ def test_centre_on_a_level_keeps_band_indices(si_supercell, solver):
     got = res.energies[0]
     np.testing.assert_allclose(got, levels[res.band_offset : res.band_offset + len(got)], atol=1e-6)
     assert res.filling.vbm == pytest.approx(vbm, abs=1e-6)
+
+
+def test_matrix_free_bands_cli_equals_the_shift_invert_one(si_supercell, tmp_path):
+    """`deeph-eval bands --solver matrix-free` (no factorization) on a folder without a Fermi level: the same
+    band indices and energies along a path as the shift-invert solver, whose indices come from exact inertia."""
+    import json
+
+    from data_prep.deeph_format import write_deeph
+    from deeph_eval.cli import main
+
+    big, sh, ss, folded = si_supercell
+    big.info = {"n_electrons": 8 * 27}
+    folder = write_deeph(big, tmp_path / "si333")
+    results = {}
+    for solver in ("sparse", "matrix-free"):
+        out = tmp_path / solver
+        assert main(["bands", "--hamiltonian", str(folder), "--out", str(out), "--solver", solver, "--path", "GX",
+                     "--npoints", "3", "--n-bands", "8"]) == 0
+        assert (out / "bands.png").stat().st_size > 0
+        results[solver] = json.loads((out / "bands.json").read_text())
+    a, b = results["sparse"], results["matrix-free"]
+    assert b["solver"] == "matrix-free" and not b["filling"]["is_metal"]
+    assert a["band_offset"] == b["band_offset"]
+    np.testing.assert_allclose(np.array(b["energies_eV"], dtype=float), np.array(a["energies_eV"], dtype=float),
+                               atol=1e-6)
+    assert b["filling"]["vbm"] == pytest.approx(folded[:, 3].max(), abs=1e-6)
