@@ -46,17 +46,20 @@ def folded_levels(hk, sk, n_orb, sigma: float, n_levels: int, *, both_sides: boo
     shifted = (hk - sigma * sk).tocsr()
     precond = block_jacobi(sk, n_orb)
     x = np.random.default_rng(0).standard_normal((dim, m)).astype(hk.dtype)
+    v_store = np.empty((dim, depth * m), dtype=hk.dtype)  # V and R = (H − σS)V, filled a block at a time
+    r_store = np.empty_like(v_store)
     for _ in range(max_cycles):
         block = _orthonormal_columns(x, None)
-        v = r = None
+        k = 0
         # projected RᴴS⁻¹R, VᴴSV and Vᴴ(H − σS)V, grown a block at a time
         folded = mass = shifted_proj = np.zeros((0, 0), dtype=hk.dtype)
         for _ in range(depth):
             r_block = np.asarray(shifted @ block)
             w_block = solve_overlap(sk, precond, r_block, rtol=1e-8, where=where)
             s_block = np.asarray(sk @ block)
-            v = block if v is None else np.hstack([v, block])
-            r = r_block if r is None else np.hstack([r, r_block])
+            v_store[:, k : k + block.shape[1]], r_store[:, k : k + block.shape[1]] = block, r_block
+            k += block.shape[1]
+            v, r = v_store[:, :k], r_store[:, :k]
             folded = _grow(folded, r.conj().T @ w_block, block.shape[1])
             mass = _grow(mass, v.conj().T @ s_block, block.shape[1])
             shifted_proj = _grow(shifted_proj, v.conj().T @ r_block, block.shape[1])
