@@ -18,17 +18,16 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from data_prep.deeph_format import DeepHFormatError, DeepHStructure, check_hermitian
+from data_prep.deeph_format import DeepHStructure
 
 from .blocklist import BlockList
-from .eigen import EigenError, bloch_pair, dense_eigvals, sparse_levels_near
+from .checks import checked_pair
+from .eigen import DENSE_MAX_ORBITALS, EigenError, bloch_pair, dense_eigvals, sparse_levels_near
 from .electrons import DEFAULT_SMEARING, GAP_TOL, Filling, filling
+from .fermi import gamma_filling
 from .kpath import DEFAULT_VACUUM, KPath, band_path, mesh_size, periodic_directions, uniform_mesh
 from .matrix_free import nearby_levels
 from .sparse_bloch import SparseBloch
-
-DENSE_MAX_ORBITALS = 3000
-
 
 @dataclass
 class BandResult:
@@ -47,23 +46,6 @@ class BandResult:
             "filling": self.filling.to_json(),
             "solver": self.solver,
         }
-
-
-def checked_pair(st: DeepHStructure):
-    """(H blocks, S blocks or None) after Hermiticity checks with errors naming the file."""
-    where = st.source or "structure"
-    if not st.hamiltonians:
-        raise DeepHFormatError(f"{where}: no Hamiltonian blocks (hamiltonians.h5 missing or empty)")
-    check_hermitian(st.hamiltonians, f"{where}/hamiltonians.h5")
-    if st.overlaps is None:
-        if not st.isorthogonal:
-            raise DeepHFormatError(f"{where}: no overlap blocks (overlaps.h5) and info.json does not say isorthogonal")
-        return st.hamiltonians, None
-    check_hermitian(st.overlaps, f"{where}/overlaps.h5", tol=1e-6)
-    on_site = [k for k in st.overlaps if k[:3] == (0, 0, 0) and k[3] == k[4]]
-    if len(on_site) != st.n_atoms:
-        raise DeepHFormatError(f"{where}/overlaps.h5: on-site blocks S_ii(0) present for {len(on_site)} of {st.n_atoms} atoms")
-    return st.hamiltonians, st.overlaps
 
 
 def compute_bands(
@@ -94,8 +76,6 @@ def compute_bands(
         centre = st.fermi_level
     gamma = None
     if centre is None:  # find it: KPM-guided Γ inertia search (the structure is large: a supercell)
-        from .fermi import gamma_filling  # fermi imports this module
-
         fill, gamma = gamma_filling(sh, ss, n_electrons, n_levels=n_bands, solver=solver, where=where)
         centre = gamma.sigma if gamma is not None else fill.fermi_level
 

@@ -22,6 +22,8 @@ from data_prep.kspace import bloch_sum
 
 from .sparse_bloch import SparseBloch
 
+DENSE_MAX_ORBITALS = 3000  # above this, solver="auto" builds nothing dense
+
 
 class EigenError(ValueError):
     """The Hamiltonian/overlap pair has no physical spectrum (S not positive definite, ...)."""

@@ -1,6 +1,6 @@
 """Fermi level (and gap) of a structure's H(R), S(R): dense k-mesh for small cells, Γ-point inertia for large ones.
 
-Dense (≤ ``bands.DENSE_MAX_ORBITALS`` orbitals): all eigenvalues on a Γ-centred mesh, ``electrons.filling``.
+Dense (≤ ``eigen.DENSE_MAX_ORBITALS`` orbitals): all eigenvalues on a Γ-centred mesh, ``electrons.filling``.
 Large (``solver="sparse"``): the eigenvalue count below σ comes from the inertia of H − σS at Γ
 (``eigen.count_below``, one sparse LDLᴴ each); a KPM estimate of the count (``level_count``) places the trial σ,
 and the search stops as soon as exactly N_e/2 levels lie below σ (σ is then in the gap); the levels nearest σ
@@ -21,13 +21,13 @@ import numpy as np
 
 from data_prep.deeph_format import DeepHStructure
 
-from .bands import DENSE_MAX_ORBITALS, checked_pair
 from .blocklist import BlockList
-from .eigen import NearbyLevels, ShiftInvert, bloch_pair, dense_eigvals
+from .checks import checked_pair
+from .eigen import DENSE_MAX_ORBITALS, NearbyLevels, ShiftInvert, bloch_pair, dense_eigvals
 from .electrons import DEFAULT_SMEARING, GAP_TOL, Filling, filling
 from .level_count import LevelCount, kpm_level_count
-from .matrix_free import nearby_levels
 from .kpath import mesh_size, periodic_directions, uniform_mesh
+from .matrix_free import nearby_levels
 from .sparse_bloch import SparseBloch
 
 GAMMA = np.zeros(3)

@@ -7,10 +7,10 @@ from pathlib import Path
 
 import numpy as np
 
-from ..bands import DENSE_MAX_ORBITALS, checked_pair
 from ..blocklist import BlockList
+from ..checks import checked_pair
 from ..dos import gaussian_dos
-from ..eigen import bloch_pair, dense_eigvals
+from ..eigen import DENSE_MAX_ORBITALS, bloch_pair, dense_eigvals
 from ..electrons import filling
 from ..kpath import mesh_size, periodic_directions, uniform_mesh
 from ..level_count import kpm_dos, kpm_moments, level_count, moments_for_broadening, spectral_bounds
