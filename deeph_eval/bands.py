@@ -29,6 +29,10 @@ from .kpath import DEFAULT_VACUUM, KPath, band_path, mesh_size, periodic_directi
 from .matrix_free import nearby_levels
 from .sparse_bloch import SparseBloch
 
+MATRIX_FREE_INDICES = ("assumed: N_e/2 levels below the centre energy at every k (no inertia count without a "
+                       "factorization); exact for an insulator whose gap holds the centre")
+
+
 @dataclass
 class BandResult:
     kpath: KPath
@@ -45,6 +49,7 @@ class BandResult:
             "fermi_level_eV": self.filling.fermi_level,
             "filling": self.filling.to_json(),
             "solver": self.solver,
+            **({"band_indices": MATRIX_FREE_INDICES} if self.solver == "matrix-free" else {}),
         }
 
 

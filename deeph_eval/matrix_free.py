@@ -21,11 +21,15 @@ factorization grows ~N^2 (``bench/inference_scaling.py --solver matrix-free``).
 
 from __future__ import annotations
 
+import logging
+
 import numpy as np
 import scipy.linalg
 
 from .eigen import EigenError, NearbyLevels, _grow, _hermitian, _orthonormal_columns, _ranked
 from .level_count import block_jacobi, solve_overlap
+
+log = logging.getLogger(__name__)
 
 
 def folded_levels(hk, sk, n_orb, sigma: float, n_levels: int, *, both_sides: bool = False, tol: float = 1e-8,
@@ -79,6 +83,7 @@ def folded_levels(hk, sk, n_orb, sigma: float, n_levels: int, *, both_sides: boo
                 wanted = _ranked(1.0 / (energies - sigma), both_sides)[:n_levels]
             hu, su = hz @ u[:, wanted], sz @ u[:, wanted]
             res = np.linalg.norm(hu - su * energies[wanted], axis=0) / np.linalg.norm(su, axis=0)
+            log.debug("block %d: largest residual %.2e eV (limit %.1e)", k // m, res.max(), limit)
             if res.max() <= limit:
                 return np.sort(energies[wanted])
             block = _orthonormal_columns(w_block, v)

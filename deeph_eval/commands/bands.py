@@ -122,6 +122,8 @@ def run(args) -> int:
     write_json(out / "bands.json", payload)
     title = f"{formula(st)}: " + ("Γ-point levels" if molecule else f"path {res.kpath.path}")
     plot_bands(res.kpath, series, out / "bands.png", emin=args.emin, emax=args.emax, title=title)
+    if res.solver == "matrix-free":
+        lines.append(f"matrix-free solver: band indices {res.to_json()['band_indices']}")
     if molecule:
         levels = ", ".join(f"{e:.3f}" for e in res.energies[0])
         lines.append(f"levels (eV): {levels}")
