@@ -101,7 +101,8 @@ def test_zero2_checkpoint_resumes_and_converts_for_load_model(train_lmdb, zero_r
     assert path == str(tmp_path / "resumed" / "checkpoints" / "last.ckpt") and meta["global_step"] == 4
     rest = train(train_lmdb, tmp_path / "resumed", zero(2), ckpt_path="auto")
     assert f"resuming from {path}" in rest["stdout"]
-    assert rest["rows"] == [5, 6], "the resumed run did not continue at step 5"  # (it rewrites metrics.csv)
+    # metrics.csv continues: the first run's rows, then the resumed steps
+    assert rest["rows"] == [1, 2, 3, 4, 5, 6], "the resumed run did not continue at step 5"
     for s in (5, 6):  # optimizer shards, LR schedule, EMA and data position were restored
         assert rest["loss"][s] == pytest.approx(full["loss"][s], rel=2e-4), s
 

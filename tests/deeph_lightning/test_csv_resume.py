@@ -1,0 +1,29 @@
+"""logger=csv: a run resumed into its own folder (ckpt_path=auto) continues csv/metrics.csv."""
+
+from __future__ import annotations
+
+import csv
+from pathlib import Path
+
+from deeph_lightning.training import run
+
+from lightning_helpers import compose, train_lmdb, train_overrides  # noqa: F401 (fixture)
+
+
+def train_steps(dataset: Path, out: Path, max_steps: int, **kw) -> list[tuple[int, str]]:
+    """Train ``out`` up to ``max_steps``; returns the (step, train/loss) rows of its metrics.csv."""
+    run(compose(train_overrides(dataset, 10**9, trainer__max_steps=max_steps, trainer__max_epochs=1000,
+                                trainer__log_every_n_steps=1, test_after_training=False, **kw), out))
+    with open(out / "csv" / "metrics.csv") as f:
+        return [(int(r["step"]), r["train/loss"]) for r in csv.DictReader(f) if r.get("train/loss")]
+
+
+def test_resumed_run_appends_to_metrics_csv(train_lmdb, tmp_path):
+    before = train_steps(train_lmdb, tmp_path, 2)
+    assert [step for step, _ in before] == [0, 1]  # Lightning's step column: global step minus one
+
+    after = train_steps(train_lmdb, tmp_path, 4, ckpt_path="auto")
+    assert after[:2] == before, "the rows logged before the resume were lost"
+    assert len(after) == 4 and 1 < after[2][0] < after[3][0], after  # the resumed steps follow them
+    lines = (tmp_path / "csv" / "metrics.csv").read_text().splitlines()
+    assert lines.count(lines[0]) == 1 and "train/loss" in lines[0], "header missing or written twice"
