@@ -14,9 +14,12 @@ projected pencil is (RᴴW, VᴴSV). Levels at σ − δ and σ + δ share θ, s
 selected vectors separates them; energies are those Rayleigh quotients and converge when every wanted residual
 ‖Hz − εSz‖/‖Sz‖ ≤ √tol·max(1, |σ|) eV (energy error ~ residual² / distance to the next level).
 
-Cost: each block step is one CG solve with S (~40 products at κ(S) ≈ 13) and the number of steps grows slowly
-with N (Si, 16 levels: ~120 block steps at 432 atoms, ~140 at 1024), so time is ~N^1.1–1.3 while the shift-invert
-factorization grows ~N^2 (``bench/inference_scaling.py --solver matrix-free``).
+Cost: each block step is one CG solve with S (~35 products at κ(S) ≈ 13) for all block vectors, and a level
+converges at a rate ~½·√(Δθ/θ_max) per step, Δθ being the folded gap between the last wanted level and the first
+unwanted one: near-degenerate band-edge clusters of a large supercell make that small. Measured on Si supercells
+(``bench/inference_scaling.py --solver matrix-free``, docs/evaluation.md): memory ~N (3,456 atoms: 387 MiB against
+1.4 GB for the shift-invert factorization) but ~4× the shift-invert time there; use it when the factorization does
+not fit in memory.
 """
 
 from __future__ import annotations
