@@ -74,6 +74,37 @@ def ema_warmup_fn(decay: float):
     return update
 
 
+def resume_where_training_stopped(checkpoint: dict) -> None:
+    """Make a checkpoint written after the fit loop closed an epoch resume at the step it was written.
+
+    A run that stops (``max_steps``, ``should_stop``) lets the fit loop count its epoch as finished, even
+    part-way through, and ModelCheckpoint then writes ``last.ckpt`` in ``on_train_end``. Lightning 2.x resumes
+    that state one epoch too far (Lightning issue #19617): the next epoch starts at the old epoch's batch
+    position, so it is cut short, and the sampler, shuffled by epoch, serves other batches than an
+    uninterrupted run. Such a state is recognised by the train sampler's saved epoch being the one before
+    the epochs the fit loop counts as done; its loop counters are rewritten in place into those of a
+    checkpoint written in ``on_train_batch_end`` of the same step, which Lightning resumes exactly (inside an
+    epoch and at its end).
+    """
+    fit = (checkpoint.get("loops") or {}).get("fit_loop") or {}
+    epochs, batches = fit.get("epoch_progress"), fit.get("epoch_loop.batch_progress")
+    stepped = fit.get("epoch_loop.state_dict") or {}
+    samplers = (fit.get("state_dict") or {}).get("combined_loader") or [{}]
+    if not epochs or not batches or "_batches_that_stepped" not in stepped or "epoch" not in samplers[0]:
+        return
+    e, b = epochs["current"], batches["total"]
+    epoch_closed = e["processed"] == e["completed"] == int(samplers[0]["epoch"]) + 1
+    batch_done = b["ready"] == b["started"] == b["processed"] == b["completed"] and batches["current"]["completed"] >= 1
+    if not (epoch_closed and batch_done):
+        return
+    for p in (epochs["total"], epochs["current"]):
+        done = p["completed"]
+        p.update(ready=done, started=done, processed=done - 1, completed=done - 1)  # inside the epoch again
+    for p in (batches["total"], batches["current"]):
+        p["completed"] -= 1  # the last batch is processed, its on_train_batch_end hooks not yet finished
+    stepped["_batches_that_stepped"] -= 1
+
+
 class HamiltonianModule(pl.LightningModule):
     def __init__(
         self,
@@ -260,6 +291,9 @@ class HamiltonianModule(pl.LightningModule):
         raise ValueError(f"unknown scheduler {name!r} (use none, warmup_cosine or plateau)")
 
     # --- checkpoints ------------------------------------------------------------------------------
+    def on_load_checkpoint(self, checkpoint: dict) -> None:
+        resume_where_training_stopped(checkpoint)  # before Lightning restores its loops from it
+
     def on_save_checkpoint(self, checkpoint: dict) -> None:
         wandb_id = None
         for logger in self.loggers:
