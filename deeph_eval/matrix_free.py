@@ -18,8 +18,8 @@ Cost: each block step is one CG solve with S (~35 products at κ(S) ≈ 13) for 
 converges at a rate ~½·√(Δθ/θ_max) per step, Δθ being the folded gap between the last wanted level and the first
 unwanted one: near-degenerate band-edge clusters of a large supercell make that small. Measured on Si supercells
 (``bench/inference_scaling.py --solver matrix-free``, docs/evaluation.md): memory ~N (3,456 atoms: 387 MiB against
-1.4 GB for the shift-invert factorization) but ~4× the shift-invert time there; use it when the factorization does
-not fit in memory.
+1.4 GB for the shift-invert factorization) but 2–9× the shift-invert time up to there; use it when the
+factorization does not fit in memory.
 """
 
 from __future__ import annotations
