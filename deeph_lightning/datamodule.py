@@ -230,6 +230,11 @@ class DeepHDataModule(pl.LightningDataModule):
         """Optimizer steps in the first epoch (packing varies slightly from epoch to epoch)."""
         return len(self.train_sampler())
 
+    def _epoch(self) -> int:
+        """The epoch the fit loop is starting (what Lightning passes to the sampler's ``set_epoch``)."""
+        trainer = getattr(self, "trainer", None)
+        return 0 if trainer is None else int(trainer.fit_loop.epoch_progress.current.processed)
+
     def _loader(self, split: str, budget: int, shuffle: bool) -> DataLoader:
         if split not in self.datasets:
             self.setup()
@@ -241,6 +246,11 @@ class DeepHDataModule(pl.LightningDataModule):
             self.padded_sizes(split), budget, shuffle=shuffle, seed=self.seed, rank=rank, world_size=world,
             max_structures=self.max_structures, min_structures=self.min_structures,
         )
+        if split == "train":
+            # Packing varies by epoch and Lightning takes an epoch's length from len(loader) when the loader is
+            # made, so the trainer rebuilds it every epoch (reload_dataloaders_every_n_epochs: 1) and its length
+            # must be that of the epoch it serves; with a stale length Lightning skips or cuts batches.
+            sampler.set_epoch(self._epoch())
         cls = ResumableDataLoader if split == "train" else DataLoader
         extra = {"progress": self._progress} if split == "train" else {}
         return cls(
