@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 CONF_DIR = str(Path(__file__).resolve().parents[2] / "conf")
@@ -70,3 +71,13 @@ def train_overrides(dataset: Path, budget: int, **kw) -> list[str]:
     ]
     out += [f"{k.replace('__', '.')}={v}" for k, v in kw.items()]
     return out
+
+
+def budget_for(dataset: Path, structures_per_batch: int) -> int:
+    """A per-batch budget (padded matrix elements) of ``structures_per_batch`` median-sized structures."""
+    from data_prep.lmdb_dataset import LmdbDataset
+
+    ds = LmdbDataset(dataset)
+    m = ds.metadata
+    sizes = (np.asarray(m["n_atoms"]) + np.asarray(m["n_edges"])) * ds.basis.n_union**2
+    return int(np.sort(sizes)[len(sizes) // 2] * structures_per_batch)

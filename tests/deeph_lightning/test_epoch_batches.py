@@ -4,24 +4,13 @@ gives more batches than epoch 0 (Lightning alone kept epoch 0's length and dropp
 from __future__ import annotations
 
 from collections import defaultdict
-from pathlib import Path
 
-import numpy as np
 import pytorch_lightning as pl
 from hydra.utils import instantiate
 
 from deeph_lightning.training import run
 
-from lightning_helpers import compose, train_lmdb, train_overrides  # noqa: F401 (fixture)
-
-
-def median_budget(dataset: Path, structures_per_batch: int) -> int:
-    from data_prep.lmdb_dataset import LmdbDataset
-
-    ds = LmdbDataset(dataset)
-    m = ds.metadata
-    sizes = (np.asarray(m["n_atoms"]) + np.asarray(m["n_edges"])) * ds.basis.n_union**2
-    return int(np.sort(sizes)[len(sizes) // 2] * structures_per_batch)
+from lightning_helpers import budget_for, compose, train_lmdb, train_overrides  # noqa: F401 (fixture)
 
 
 class SeenStructures(pl.Callback):
@@ -36,7 +25,7 @@ class SeenStructures(pl.Callback):
 
 def test_every_epoch_trains_every_structure(train_lmdb, tmp_path):
     epochs = 4
-    overrides = train_overrides(train_lmdb, median_budget(train_lmdb, 3), trainer__max_epochs=epochs,
+    overrides = train_overrides(train_lmdb, budget_for(train_lmdb, 3), trainer__max_epochs=epochs,
                                 trainer__max_steps=-1, test_after_training=False)
     sampler = instantiate(compose(overrides).data).train_sampler()
     packed = [len(sampler.global_batches(e)) for e in range(epochs)]

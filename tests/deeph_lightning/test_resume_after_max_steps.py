@@ -8,23 +8,13 @@ from __future__ import annotations
 import csv
 from pathlib import Path
 
-import numpy as np
 import pytest
 import pytorch_lightning as pl
 from hydra.utils import instantiate
 
 from deeph_lightning.training import run
 
-from lightning_helpers import compose, train_lmdb, train_overrides  # noqa: F401 (fixture)
-
-
-def budget_for(dataset: Path, structures_per_batch: int) -> int:
-    from data_prep.lmdb_dataset import LmdbDataset
-
-    ds = LmdbDataset(dataset)
-    m = ds.metadata
-    sizes = (np.asarray(m["n_atoms"]) + np.asarray(m["n_edges"])) * ds.basis.n_union**2
-    return int(np.sort(sizes)[len(sizes) // 2] * structures_per_batch)
+from lightning_helpers import budget_for, compose, train_lmdb, train_overrides  # noqa: F401 (fixture)
 
 
 class StepRecorder(pl.Callback):

@@ -15,18 +15,9 @@ import torch
 
 from deeph_lightning.training import run
 
-from lightning_helpers import compose, train_lmdb, train_overrides  # noqa: F401 (fixture)
+from lightning_helpers import budget_for, compose, train_lmdb, train_overrides  # noqa: F401 (fixture)
 
 REPO = Path(__file__).resolve().parents[2]
-
-
-def padded_budget(dataset: Path, structures_per_batch: int) -> int:
-    from data_prep.lmdb_dataset import LmdbDataset
-
-    ds = LmdbDataset(dataset)
-    m = ds.metadata
-    sizes = (np.asarray(m["n_atoms"]) + np.asarray(m["n_edges"])) * ds.basis.n_union**2
-    return int(np.sort(sizes)[len(sizes) // 2] * structures_per_batch)
 
 
 class LossRecorder(pl.Callback):
@@ -72,7 +63,7 @@ def test_quickstart_loss_falls(train_lmdb, tmp_path, capsys):
 def test_killed_run_resumes_exactly(train_lmdb, tmp_path):
     """Crash mid-epoch after the last checkpoint; ckpt_path=auto continues as if nothing happened
     (optimizer, LR schedule, EMA and the sampler position inside the epoch are all restored)."""
-    budget = padded_budget(train_lmdb, 3)  # a few steps per epoch: the run crosses epoch boundaries
+    budget = budget_for(train_lmdb, 3)  # a few steps per epoch: the run crosses epoch boundaries
     common = dict(trainer__max_steps=10, trainer__max_epochs=1000, callbacks__last_checkpoint__every_n_train_steps=3,
                   test_after_training=False)
     reference = LossRecorder()
@@ -121,7 +112,7 @@ def _train_subprocess(args: list[str], run_dir: Path) -> dict[int, float]:
 def test_ddp_two_processes_match_one_process(train_lmdb, tmp_path):
     """trainer=ddp on 2 CPU processes (gloo) with the same global batch reproduces the single-process
     loss curve: each rank trains on its half of every global batch, gradients are averaged exactly."""
-    budget = padded_budget(train_lmdb, 4)
+    budget = budget_for(train_lmdb, 4)
     args = train_overrides(train_lmdb, budget, trainer__max_steps=5, trainer__max_epochs=1000, data__min_structures=2,
                            trainer__log_every_n_steps=1, test_after_training=False)
     args = [a for a in args if not a.startswith("trainer.enable_progress_bar")]
