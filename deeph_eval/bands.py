@@ -24,7 +24,7 @@ from .blocklist import BlockList
 from .checks import checked_pair
 from .eigen import DENSE_MAX_ORBITALS, EigenError, bloch_pair, dense_eigvals, sparse_levels_near
 from .electrons import DEFAULT_SMEARING, GAP_TOL, Filling, filling
-from .fermi import gamma_filling
+from .fermi import gamma_filling, occupied_levels
 from .kpath import DEFAULT_VACUUM, KPath, band_path, mesh_size, periodic_directions, uniform_mesh
 from .matrix_free import nearby_levels
 from .sparse_bloch import SparseBloch
@@ -89,8 +89,8 @@ def compute_bands(
             return gamma
         if solver == "sparse":
             return sparse_levels_near(sh, ss, k, centre, n_bands, both_sides=True, where=where)
-        n_occupied = int(np.ceil(n_electrons / 2.0 - 1e-8))
-        return nearby_levels(*bloch_pair(sh, ss, k), sh.n_orb, centre, n_bands, n_occupied, where=f"{where} k={k}")
+        return nearby_levels(*bloch_pair(sh, ss, k), sh.n_orb, centre, n_bands, occupied_levels(n_electrons),
+                             where=f"{where} k={k}")
 
     return _sparse_result(kpath, [levels_at(k) for k in kpath.kpts], n_electrons, centre, where, solver)
 

@@ -56,6 +56,11 @@ def inertia_filling(h: SparseBloch, s: SparseBloch | None, n_electrons: float, *
     return gamma_filling(h, s, n_electrons, tol=tol, where=where)[0]
 
 
+def occupied_levels(n_electrons: float) -> int:
+    """Spin-degenerate levels holding ``n_electrons`` (the last one partly filled for an odd count)."""
+    return int(np.ceil(n_electrons / 2.0 - 1e-8))
+
+
 def gamma_filling(h: SparseBloch, s: SparseBloch | None, n_electrons: float, *, n_levels: int = 8,
                   tol: float = 1e-3, solver: str = "sparse", where: str = "") -> tuple[Filling, NearbyLevels | None]:
     """E_F (and gap) at Γ, and the ``n_levels`` Γ levels around it (half below, half above) from the same LDLᴴ.
@@ -65,13 +70,13 @@ def gamma_filling(h: SparseBloch, s: SparseBloch | None, n_electrons: float, *, 
     KPM curve corrected by the observed miss, safeguarded by bisection on the bracket of exact counts.
     """
     n_occ = n_electrons / 2.0
-    target = int(np.ceil(n_occ - 1e-8))
+    target = occupied_levels(n_electrons)
     hk, sk = bloch_pair(h, s, GAMMA)
     if not 0 < target <= h.dim:
         raise ValueError(f"{where}: {n_electrons} electrons do not fit in {h.dim} spin-degenerate orbitals")
     est = kpm_level_count(hk, sk, h.n_orb, where=where)
     if solver == "matrix-free":
-        return _matrix_free_filling(hk, sk, h.n_orb, est, n_electrons, max(n_levels, 2), where)
+        return _matrix_free_filling(hk, sk, h.n_orb, est, n_electrons, target, max(n_levels, 2), where)
     if solver != "sparse":
         raise ValueError(f"solver must be 'sparse' or 'matrix-free', got {solver!r}")
     lo, hi = est.bounds  # exact counts 0 and dim: the bounds enclose the spectrum
@@ -110,10 +115,9 @@ def _gamma_result(lv: NearbyLevels, target: int, n_electrons: float) -> tuple[Fi
     return Filling(fermi_level=float(lv.sigma), is_metal=True, n_electrons=n_electrons), lv
 
 
-def _matrix_free_filling(hk, sk, n_orb, est: LevelCount, n_electrons: float, n_levels: int,
+def _matrix_free_filling(hk, sk, n_orb, est: LevelCount, n_electrons: float, target: int, n_levels: int,
                          where: str) -> tuple[Filling, NearbyLevels]:
     """E_F, gap and the levels around it at Γ without factorising (see the module docstring)."""
-    target = int(np.ceil(n_electrons / 2.0 - 1e-8))
     sigma = est.fermi_estimate(n_electrons)
     lv = nearby_levels(hk, sk, n_orb, sigma, n_levels, target, where=where)
     integer = abs(n_electrons / 2.0 - target) < 1e-8
