@@ -6,7 +6,10 @@ below and half above a centre energy: the stored/given Fermi level, else the one
 finds (mid-gap for an insulator). Band indices come from the inertia of H − σS (see ``deeph_eval.eigen``),
 so the VBM/CBM are still identified from the electron count.
 ``solver="matrix-free"``: the same levels without a factorization (``deeph_eval.matrix_free``; memory linear in
-the number of atoms); band indices assume N_e/2 levels below the centre at every k (exact for an insulator with
+the number of atoms), around the Γ mid-gap (or E_F of a metal) that ``fermi.gamma_filling`` finds, never the
+stored E_F: for an insulator that is the VBM, and a folded spectrum centred on a band edge reaches the first
+levels across the gap only after every level of the dense band closer to σ (432 Si atoms: 4× the time; 1,024:
+no convergence). Band indices assume N_e/2 levels below the centre at every k (exact for an insulator with
 the centre in its gap; for a metal, columns near E_F may belong to different bands at different k).
 Energies are returned as an (n_k, n_cols) array where column c is band ``band_offset + c`` (NaN where
 the sparse solver did not reach that band at that k).
@@ -40,6 +43,7 @@ class BandResult:
     band_offset: int
     filling: Filling
     solver: str
+    centre: float | None = None  # eV; sparse solvers: the energy the levels were sought around
 
     def to_json(self) -> dict:
         return {
@@ -49,6 +53,7 @@ class BandResult:
             "fermi_level_eV": self.filling.fermi_level,
             "filling": self.filling.to_json(),
             "solver": self.solver,
+            **({"centre_eV": self.centre} if self.centre is not None else {}),
             **({"band_indices": MATRIX_FREE_INDICES} if self.solver == "matrix-free" else {}),
         }
 
@@ -77,12 +82,15 @@ def compute_bands(
         raise ValueError(f"solver must be 'auto', 'dense', 'sparse' or 'matrix-free', got {solver!r}")
     sh = SparseBloch(BlockList.from_blocks(h, n_orb))
     ss = None if s is None else SparseBloch(BlockList.from_blocks(s, n_orb))
-    if centre is None:
+    if centre is None and solver == "sparse":
         centre = st.fermi_level
     gamma = None
-    if centre is None:  # find it: KPM-guided Γ inertia search (the structure is large: a supercell)
+    if centre is None:  # find it at Γ: KPM-guided inertia search, or the KPM estimate (matrix-free)
         fill, gamma = gamma_filling(sh, ss, n_electrons, n_levels=n_bands, solver=solver, where=where)
-        centre = gamma.sigma if gamma is not None else fill.fermi_level
+        if solver == "matrix-free" and not fill.is_metal:
+            centre = 0.5 * (fill.vbm + fill.cbm)
+        else:
+            centre = gamma.sigma if gamma is not None else fill.fermi_level
 
     def levels_at(k):
         if gamma is not None and _is_gamma(k):
@@ -120,7 +128,7 @@ def _sparse_result(kpath, levels, n_electrons, centre, where, solver) -> BandRes
                 is_direct=bool(iv == ic or (c - v).min() - (c[ic] - v[iv]) < GAP_TOL),
                 vbm_kpt=kpath.kpts[iv].tolist(), cbm_kpt=kpath.kpts[ic].tolist(),
             )
-    return BandResult(kpath, energies, lo, fill, solver)
+    return BandResult(kpath, energies, lo, fill, solver, float(centre))
 
 
 def common_bands(a: BandResult, b: BandResult) -> tuple[np.ndarray, np.ndarray]:

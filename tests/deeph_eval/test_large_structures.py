@@ -4,6 +4,8 @@ Real DFT data (PySCF Si from the ``dft_folders`` fixture) tiled onto a 3×3×3 s
 exactly the primitive cell's levels on the 3×3×3 k-mesh (band folding), which the dense solver gives.
 """
 
+import dataclasses
+
 import numpy as np
 import pytest
 
@@ -115,16 +117,18 @@ def test_centre_on_a_level_keeps_band_indices(si_supercell, solver):
 
 
 def test_matrix_free_bands_cli_equals_the_shift_invert_one(si_supercell, tmp_path):
-    """`deeph-eval bands --solver matrix-free` (no factorization) on a folder without a Fermi level: the same
-    band indices and energies along a path as the shift-invert solver, whose indices come from exact inertia."""
+    """`deeph-eval bands --solver matrix-free` (no factorization): the same band indices and energies along a path
+    as the shift-invert solver, whose indices come from exact inertia. The folder stores E_F = VBM, as DFT codes
+    do for an insulator; the shift-invert solver centres there, the matrix-free one must centre inside the gap."""
     import json
 
     from data_prep.deeph_format import write_deeph
     from deeph_eval.cli import main
 
     big, sh, ss, folded = si_supercell
+    vbm, cbm = folded[:, 3].max(), folded[:, 4].min()
     big.info = {"n_electrons": 8 * 27}
-    folder = write_deeph(big, tmp_path / "si333")
+    folder = write_deeph(dataclasses.replace(big, fermi_level=vbm), tmp_path / "si333")
     results = {}
     for solver in ("sparse", "matrix-free"):
         out = tmp_path / solver
@@ -137,4 +141,5 @@ def test_matrix_free_bands_cli_equals_the_shift_invert_one(si_supercell, tmp_pat
     assert a["band_offset"] == b["band_offset"]
     np.testing.assert_allclose(np.array(b["energies_eV"], dtype=float), np.array(a["energies_eV"], dtype=float),
                                atol=1e-6)
-    assert b["filling"]["vbm"] == pytest.approx(folded[:, 3].max(), abs=1e-6)
+    assert b["filling"]["vbm"] == pytest.approx(vbm, abs=1e-6)
+    assert a["centre_eV"] == pytest.approx(vbm) and vbm + 0.3 < b["centre_eV"] < cbm - 0.3
