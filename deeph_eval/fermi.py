@@ -7,7 +7,7 @@ and the search stops as soon as exactly N_e/2 levels lie below σ (σ is then in
 give VBM and CBM. A large cell is treated as a supercell: Γ only. If no σ with exactly N_e/2 levels below exists
 within 1 meV (a metal, or degenerate levels at E_F), E_F is that σ.
 ``solver="matrix-free"`` (memory linear in N): no factorization, so no exact count; σ is the KPM estimate and
-the levels around it come from ``matrix_free.folded_levels``. If they leave a gap around σ and the KPM count there
+the levels around it come from ``matrix_free.levels_near``. If they leave a gap around σ and the KPM count there
 is within its noise of N_e/2, σ is taken to lie in *the* gap (exactly N_e/2 levels below): VBM, CBM and band
 indices follow. Otherwise the structure is reported as a metal with E_F = the KPM estimate (resolution
 ~π·(spectral width)/(number of moments), ~0.6 eV for Si; see ``level_count``), and band indices assume N_e/2 levels

@@ -80,9 +80,9 @@ def test_sparse_and_dense_agree_at_general_k(si_integrals):
 
 
 def test_matrix_free_levels_match_dense_at_general_k(si_integrals):
-    """Complex Hermitian H(k), S(k): the folded-spectrum Krylov solver (no factorization) gives the dense levels."""
+    """Complex Hermitian H(k), S(k): the MINRES shift-invert solver (no factorization) gives the dense levels."""
     from deeph_eval.eigen import bloch_pair
-    from deeph_eval.matrix_free import folded_levels
+    from deeph_eval.matrix_free import levels_near
 
     st, _ = si_integrals
     n_orb = st.n_orbitals()
@@ -93,20 +93,20 @@ def test_matrix_free_levels_match_dense_at_general_k(si_integrals):
     sigma = 0.5 * (dense[10] + dense[11])
     hk, sk = bloch_pair(SparseBloch(hb), SparseBloch(sb), k)
     assert np.iscomplexobj(hk.data)
-    levels = folded_levels(hk, sk, hb.n_orb, sigma, 8, both_sides=True, tol=1e-12)
+    levels = levels_near(hk, sk, hb.n_orb, sigma, 8, both_sides=True, tol=1e-12)
     np.testing.assert_allclose(levels, dense[7:15], atol=1e-7)  # 4 below σ, 4 above
 
 
 def test_matrix_free_levels_keep_whole_degenerate_clusters(si_integrals):
     """As the shift-invert test below: the 16 nearest levels cut a 16-fold cluster; the solver returns them all."""
     from deeph_eval.eigen import bloch_pair
-    from deeph_eval.matrix_free import folded_levels
+    from deeph_eval.matrix_free import levels_near
 
     st, _ = si_integrals
     sh, ss, folded = folded_supercell(st, 4)
     n_occ = 240 + int(np.argmax(np.diff(folded[240:300]) > 0.05)) + 1
     sigma = folded[n_occ - 1] + 0.6 * (folded[n_occ] - folded[n_occ - 1])
-    levels = folded_levels(*bloch_pair(sh, ss, [0, 0, 0]), sh.n_orb, sigma, 16, tol=1e-12)
+    levels = levels_near(*bloch_pair(sh, ss, [0, 0, 0]), sh.n_orb, sigma, 16, tol=1e-12)
     nearest = np.sort(folded[np.argsort(np.abs(folded - sigma), kind="stable")[:16]])
     np.testing.assert_allclose(levels, nearest, atol=1e-6)
 

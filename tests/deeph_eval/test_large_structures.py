@@ -57,7 +57,7 @@ def test_inertia_filling_finds_the_folded_gap(si_supercell):
 
 
 def test_matrix_free_filling_finds_the_folded_gap(si_supercell):
-    """No factorization: KPM places σ in the gap, the folded-spectrum solver gives VBM and CBM exactly."""
+    """No factorization: KPM places σ in the gap, the MINRES shift-invert solver gives VBM and CBM exactly."""
     big, sh, ss, folded = si_supercell
     fill, levels = gamma_filling(sh, ss, 8 * 27, n_levels=8, solver="matrix-free", where="Si 3x3x3")
     assert not fill.is_metal
