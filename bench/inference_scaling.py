@@ -8,7 +8,8 @@ Timed path per size (each in its own process), as ``deeph-eval bands --solver sp
 2. E_F+levels s: ``deeph_eval.fermi.gamma_filling`` from the electron count alone: KPM level count, Γ inertia
    (sparse LDLᴴ) until exactly N_e/2 levels lie below σ, then --n-bands levels around σ (half below, half
    above) by block Krylov on that same LDLᴴ: E_F, VBM, CBM, gap. With --solver matrix-free: no factorization;
-   σ from the KPM count, the levels by folded-spectrum block Krylov (``deeph_eval.matrix_free``), memory linear.
+   σ from the KPM count, the levels by block Krylov shift-invert with preconditioned MINRES solves
+   (``deeph_eval.matrix_free``), memory linear.
 Peak MiB = peak RSS during 1-2 (VmHWM reset after imports; includes SuperLU's C allocations) minus the RSS
 after imports. Without --ckpt the Γ gap is checked against the primitive cell's dense bands on the n×n×n
 mesh (band folding): "gap err". Prints one row per size and the fitted exponents t ∝ N^a, mem ∝ N^b.

@@ -9,11 +9,14 @@ convention H_ij(R) = <φ_i,0|H|φ_j,R>.
 
 Batching: ``predict_many`` packs several structures into one forward pass up to ``max_graph_size``
 nodes + edges; a structure larger than that runs alone (the network's message passing needs the whole
-graph, so one structure is never split).
+graph, so one structure is never split). Within the forward pass a model that accepts ``edge_chunk`` (DeepH-2)
+works through the edges ``EDGE_CHUNK`` at a time, so the per-edge features of a 10,000-atom structure are never
+all held at once: the result is the same, the peak memory is node features plus one chunk.
 """
 
 from __future__ import annotations
 
+import inspect
 from typing import Iterable, Iterator
 
 import numpy as np
@@ -25,6 +28,7 @@ from data_prep.torch_data import structure_to_data
 from .model_io import check_known_elements
 
 DEFAULT_MAX_GRAPH_SIZE = 200_000  # nodes + edges per forward pass
+EDGE_CHUNK = 8192  # edges whose features a forward pass holds at once (models with an edge_chunk argument)
 
 
 def geometry_of(structure) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, str]:
@@ -91,8 +95,9 @@ def predict_many(loaded, structures: Iterable, *, max_graph_size: int = DEFAULT_
     def flush():
         batch = Batch.from_data_list(pending)
         device = next(loaded.model.parameters()).device
+        chunked = "edge_chunk" in inspect.signature(loaded.model.forward).parameters
         with torch.inference_mode():
-            out = loaded.model(batch.to(device))
+            out = loaded.model(batch.to(device), **({"edge_chunk": EDGE_CHUNK} if chunked else {}))
         n_ptr = batch.ptr.tolist()
         e_counts = [d.edge_index.shape[1] for d in pending]
         e_ptr = np.concatenate([[0], np.cumsum(e_counts)])

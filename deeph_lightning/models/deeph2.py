@@ -21,6 +21,14 @@ from .so2 import SO2Linear
 from .so3 import EdgeFrame, degree_of_component, m_major_order, num_coeffs
 
 
+def edge_spans(n_edges: int, edge_chunk: int | None) -> list[slice]:
+    """Consecutive edge ranges of at most ``edge_chunk`` edges (one range if None): inference on a large
+    structure holds one range's per-edge features at a time instead of every edge's."""
+    if not edge_chunk or n_edges <= edge_chunk:
+        return [slice(0, n_edges)]
+    return [slice(a, min(a + edge_chunk, n_edges)) for a in range(0, n_edges, edge_chunk)]
+
+
 def pair_channels(a: torch.Tensor, b: torch.Tensor, nat: int) -> torch.Tensor:
     """Concatenate two feature tensors channel-wise keeping natural channels first."""
     return torch.cat([a[..., :nat], b[..., :nat], a[..., nat:], b[..., nat:]], dim=-1)
@@ -42,16 +50,26 @@ class SO2Attention(nn.Module):
         head = torch.cat([torch.arange(nat) * heads // nat, torch.arange(channels - nat) * heads // max(channels - nat, 1)])
         self.register_buffer("head_of_channel", head, persistent=False)
 
-    def forward(self, x, g: GraphInputs, rot, edge_scalars):
+    def forward(self, x, g: GraphInputs, rot, edge_scalars, edge_chunk: int | None = None):
         i, j = g.edge_index
-        xe = EdgeFrame.to_frame(rot, pair_channels(x[i], x[j], self.nat))
-        rad = self.radial(edge_scalars).view(len(i), self.conv1.n_radial_scales, -1)
-        y = self.conv1(xe, rad)
-        logits = self.attn(y[:, 0, : self.nat])
+        spans = edge_spans(len(i), edge_chunk)
+
+        def conv1(sl):
+            xe = EdgeFrame.to_frame(rot[sl], pair_channels(x[i[sl]], x[j[sl]], self.nat))
+            rad = self.radial(edge_scalars[sl]).view(len(xe), self.conv1.n_radial_scales, -1)
+            return self.conv1(xe, rad)
+
+        # attention weights need every edge of a node (softmax over them): a first pass over the chunks keeps
+        # only the logits, the second recomputes each chunk's features
+        whole = conv1(spans[0]) if len(spans) == 1 else None
+        logits = torch.cat([self.attn((whole if whole is not None else conv1(sl))[:, 0, : self.nat]) for sl in spans])
         alpha = softmax(logits, i, num_nodes=x.shape[0]) * g.env[:, None]
-        v = self.conv2(self.gate(y)) * alpha[:, self.head_of_channel][:, None, :]
-        msg = EdgeFrame.from_frame(rot, v)
-        return self.proj(scatter(msg, i, dim=0, dim_size=x.shape[0], reduce="sum"))
+        out = 0
+        for sl in spans:
+            y = whole if whole is not None else conv1(sl)
+            v = self.conv2(self.gate(y)) * alpha[sl][:, self.head_of_channel][:, None, :]
+            out = out + scatter(EdgeFrame.from_frame(rot[sl], v), i[sl], dim=0, dim_size=x.shape[0], reduce="sum")
+        return self.proj(out)
 
 
 class FeedForward(nn.Module):
@@ -74,8 +92,8 @@ class TransformerBlock(nn.Module):
         self.norm2 = EquivariantLayerNorm(lmax, channels, nat)
         self.ffn = FeedForward(lmax, channels, nat, ffn_channels)
 
-    def forward(self, x, g, rot, edge_scalars):
-        x = x + self.attention(self.norm1(x), g, rot, edge_scalars)
+    def forward(self, x, g, rot, edge_scalars, edge_chunk=None):
+        x = x + self.attention(self.norm1(x), g, rot, edge_scalars, edge_chunk)
         return x + self.ffn(self.norm2(x))
 
 
@@ -116,29 +134,34 @@ class DeepH2(nn.Module):
         self.edge_gate = Gate([degree_of_component(lmax)[k] for k in m_major_order(lmax, lmax)], C, channels)
         self.edge_out = SO2Linear(lmax, lmax, C, R, channels, nat_r)
 
-    def forward(self, data) -> dict:
+    def forward(self, data, edge_chunk: int | None = None) -> dict:
+        """``edge_chunk``: process edges this many at a time (same result; inference memory on large structures)."""
         check_elements_known(self.basis, data.atomic_numbers)
         g = GraphInputs.from_batch(data, self.cutoff)
-        N, E, K = g.z.shape[0], g.vec.shape[0], num_coeffs(self.lmax)
+        N, K = g.z.shape[0], num_coeffs(self.lmax)
         rot_full = self.frame(g.vec)
         rot = rot_full[:, : self.n_frame]
         edge_scalars = self.edge_embedding(g)
+        i, j = g.edge_index
+        spans = edge_spans(len(i), edge_chunk)
 
         x = g.vec.new_zeros(N, K, self.blocks[0].norm1.scale.shape[1])
         x[:, 0, : self.nat] = self.node_embedding(g.z)
         # initial l>0 features: radial/element-dependent m=0 components of each bond, rotated back
-        m0 = self.degree_embedding(edge_scalars).view(E, self.lmax + 1, self.nat) * g.env[:, None, None]
-        deg = scatter(torch.ones_like(g.dist), g.edge_index[0], dim=0, dim_size=N, reduce="sum").clamp(min=1)
-        x0 = torch.bmm(rot_full[:, : self.lmax + 1].transpose(1, 2), m0)
-        x[:, :, : self.nat] = x[:, :, : self.nat] + scatter(x0, g.edge_index[0], 0, dim_size=N, reduce="sum") / deg.sqrt()[:, None, None]
+        deg = scatter(torch.ones_like(g.dist), i, dim=0, dim_size=N, reduce="sum").clamp(min=1)
+        for sl in spans:
+            m0 = self.degree_embedding(edge_scalars[sl]).view(-1, self.lmax + 1, self.nat) * g.env[sl, None, None]
+            x0 = torch.bmm(rot_full[sl, : self.lmax + 1].transpose(1, 2), m0)
+            x[:, :, : self.nat] = x[:, :, : self.nat] + scatter(x0, i[sl], 0, dim_size=N, reduce="sum") / deg.sqrt()[:, None, None]
 
         for block in self.blocks:
-            x = block(x, g, rot, edge_scalars)
+            x = block(x, g, rot, edge_scalars, edge_chunk)
         x = self.norm(x)
 
-        i, j = g.edge_index
-        xe = EdgeFrame.to_frame(rot_full, pair_channels(x[i], x[j], self.nat))
-        rad = self.edge_radial(edge_scalars).view(E, self.edge_conv.n_radial_scales, -1)
-        ye = self.edge_out(self.edge_gate(self.edge_conv(xe, rad)))
-        edge_feat = EdgeFrame.from_frame(rot_full, ye)
+        def edge_features(sl):
+            xe = EdgeFrame.to_frame(rot_full[sl], pair_channels(x[i[sl]], x[j[sl]], self.nat))
+            rad = self.edge_radial(edge_scalars[sl]).view(len(xe), self.edge_conv.n_radial_scales, -1)
+            return EdgeFrame.from_frame(rot_full[sl], self.edge_out(self.edge_gate(self.edge_conv(xe, rad))))
+
+        edge_feat = torch.cat([edge_features(sl) for sl in spans])
         return self.heads(self.node_out(x), edge_feat, g)

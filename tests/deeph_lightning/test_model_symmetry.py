@@ -135,3 +135,16 @@ def test_unknown_element_and_small_lmax_rejected():
         model(Batch.from_data_list([data]))
     with pytest.raises(ValueError, match="lmax"):
         make_model("deeph2", lmax=3, mmax=2)
+
+
+@pytest.mark.parametrize("chunk", [1, 7, 64])
+def test_deeph2_edge_chunks_give_the_same_output(chunk):
+    """Inference on a large structure works through the edges a chunk at a time (attention's softmax over a
+    node's edges spans chunks): the output must equal the one-pass forward for any chunk size."""
+    model = make_model("deeph2")
+    batch = Batch.from_data_list([graph(*STRUCTURES[k]) for k in range(3)])
+    assert batch.edge_index.shape[1] > 64  # several chunks for every size tried
+    with torch.no_grad():
+        whole, chunked = model(batch), model(batch, edge_chunk=chunk)
+    for key in ("h_node", "h_edge"):
+        torch.testing.assert_close(chunked[key], whole[key], rtol=0, atol=1e-12)
