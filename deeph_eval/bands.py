@@ -24,7 +24,7 @@ from data_prep.deeph_format import DeepHStructure
 
 from .blocklist import BlockList
 from .checks import checked_pair
-from .eigen import DENSE_MAX_ORBITALS, EigenError, bloch_pair, dense_eigvals, sparse_levels_near
+from .eigen import EigenError, auto_solver, bloch_pair, dense_eigvals, sparse_levels_near
 from .electrons import DEFAULT_SMEARING, GAP_TOL, Filling, filling
 from .fermi import gamma_filling, occupied_levels
 from .kpath import DEFAULT_VACUUM, KPath, band_path, mesh_size, periodic_directions, uniform_mesh
@@ -68,7 +68,7 @@ def compute_bands(
     if kpath is None:
         kpath = band_path(st.cell, st.positions, st.pbc, npoints=npoints, path=path, vacuum=vacuum)
     if solver == "auto":
-        solver = "dense" if n_orb.sum() <= DENSE_MAX_ORBITALS else "sparse"
+        solver = auto_solver(int(n_orb.sum()))
     if solver == "dense":
         bands = dense_eigvals(h, s, n_orb, kpath.kpts, where=where)
         periodic = periodic_directions(st.cell, st.positions, st.pbc, vacuum)

@@ -23,7 +23,7 @@ from data_prep.deeph_format import DeepHStructure
 
 from .blocklist import BlockList
 from .checks import checked_pair
-from .eigen import DENSE_MAX_ORBITALS, NearbyLevels, ShiftInvert, bloch_pair, dense_eigvals
+from .eigen import NearbyLevels, ShiftInvert, auto_solver, bloch_pair, dense_eigvals
 from .electrons import DEFAULT_SMEARING, GAP_TOL, Filling, filling
 from .level_count import LevelCount, kpm_level_count
 from .kpath import mesh_size, periodic_directions, uniform_mesh
@@ -39,7 +39,7 @@ def fermi_filling(st: DeepHStructure, n_electrons: float, *, kspacing: float = 0
     n_orb = st.n_orbitals()
     where = st.source or "structure"
     if solver == "auto":
-        solver = "dense" if n_orb.sum() <= DENSE_MAX_ORBITALS else "sparse"
+        solver = auto_solver(int(n_orb.sum()))
     if solver == "dense":
         periodic = periodic_directions(st.cell, st.positions, st.pbc)
         mesh, weights = uniform_mesh(mesh_size(st.cell, periodic, kspacing))

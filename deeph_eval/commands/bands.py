@@ -23,11 +23,12 @@ def register(sub) -> None:
     p.add_argument("--npoints", type=int, default=120, help="k-points along the path")
     p.add_argument("--kspacing", type=float, default=0.2, help="uniform-mesh spacing for the Fermi level, 1/Å")
     p.add_argument("--solver", choices=("auto", "dense", "sparse", "matrix-free"), default="auto",
-                   help="auto: dense up to 3000 orbitals, else sparse (shift-invert LDL^H); matrix-free: no "
-                        "factorization, memory linear in the number of atoms")
+                   help="auto: dense up to 3000 orbitals, sparse (shift-invert LDL^H, exact band indices) up to "
+                        "20000, else matrix-free (no factorization, memory linear in the number of atoms)")
     p.add_argument("--n-bands", type=int, default=16, help="sparse solver: levels per k nearest the Fermi level")
     p.add_argument("--fermi-level", type=float, default=None,
-                   help="sparse solver: centre energy (default: info.json fermi_level, else found from the electron count)")
+                   help="sparse solvers: centre energy (default: sparse: info.json fermi_level, else found from the "
+                        "electron count; matrix-free: the Γ mid-gap found from the electron count)")
     p.add_argument("--window", type=float, default=2.0, help="band errors: ± window around E_F, eV")
     p.add_argument("--align", choices=("fermi", "none"), default="fermi", help="band errors: energy alignment")
     p.add_argument("--emin", type=float, default=-6.0)

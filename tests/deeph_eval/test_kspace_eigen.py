@@ -139,3 +139,12 @@ def test_sparse_levels_keep_whole_degenerate_clusters(si_integrals):
     nearest = np.sort(folded[np.argsort(np.abs(folded - sigma), kind="stable")[:16]])
     np.testing.assert_allclose(levels.energies, nearest, atol=1e-6)
     assert levels.first_index == n_occ - int(np.count_nonzero(nearest < sigma))  # inertia: band indices
+
+
+def test_auto_solver_regimes():
+    """`--solver auto`: dense, then the factorization (exact inertia), then matrix-free (linear memory)."""
+    from deeph_eval.eigen import DENSE_MAX_ORBITALS, SPARSE_MAX_ORBITALS, auto_solver
+
+    assert [auto_solver(n) for n in (64, DENSE_MAX_ORBITALS, DENSE_MAX_ORBITALS + 1, SPARSE_MAX_ORBITALS,
+                                     SPARSE_MAX_ORBITALS + 1, 39_304)] == [
+        "dense", "dense", "sparse", "sparse", "matrix-free", "matrix-free"]
