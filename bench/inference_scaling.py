@@ -11,8 +11,8 @@ Timed path per size (each in its own process), as ``deeph-eval bands --solver sp
    σ from the KPM count, the levels by block Krylov shift-invert with preconditioned MINRES solves
    (``deeph_eval.matrix_free``), memory linear.
 Peak MiB = peak RSS during 1-2 (VmHWM reset after imports; includes SuperLU's C allocations) minus the RSS
-after imports. Without --ckpt the Γ gap is checked against the primitive cell's dense bands on the n×n×n
-mesh (band folding): "gap err". Prints one row per size and the fitted exponents t ∝ N^a, mem ∝ N^b.
+after imports. The Γ gap is checked against the primitive cell's dense bands on the n×n×n mesh (band
+folding; with --ckpt the primitive cell's predicted H): "gap err". Prints one row per size and the fitted exponents t ∝ N^a, mem ∝ N^b.
 
     python bench/inference_scaling.py [--ckpt CKPT] [--max-seconds 120] [--radius 6.0] [--n-bands 16]
                                       [--solver sparse|matrix-free]
@@ -73,12 +73,14 @@ def _reset_peak_rss() -> float:
     return _status_mib("VmRSS")
 
 
-def folded_gap(d, n: int) -> float:
-    """Γ gap of the perfect n×n×n supercell = gap of the primitive DFT bands on the n×n×n mesh (band folding)."""
+def folded_gap(d, n: int, h_blocks=None) -> float:
+    """Γ gap of the perfect n×n×n supercell = gap of the primitive bands on the n×n×n mesh (band folding).
+    ``h_blocks``: the primitive cell's predicted H (a prediction is translation invariant, so the supercell's
+    predicted H is the tiled primitive one); default: its DFT H."""
     from deeph_eval.blocklist import BlockList
     from deeph_eval.eigen import dense_eigvals
 
-    h = BlockList(d["n_orb"], d["i"], d["j"], d["shift"], d["h"]).to_blocks()
+    h = h_blocks if h_blocks is not None else BlockList(d["n_orb"], d["i"], d["j"], d["shift"], d["h"]).to_blocks()
     s = BlockList(d["n_orb"], d["s_i"], d["s_j"], d["s_shift"], d["s"]).to_blocks()
     mesh = np.stack(np.meshgrid(*[np.arange(n) / n] * 3, indexing="ij"), axis=-1).reshape(-1, 3)
     e = dense_eigvals(h, s, d["n_orb"], mesh)
@@ -123,7 +125,8 @@ def one_size(n: int, cache: Path, n_bands: int, ckpt: str | None, solver: str) -
     t_solve = time.perf_counter() - t1
     peak = _status_mib("VmHWM") - base
     return {"n": n, "atoms": n_atoms, "orbitals": sh.dim, "nnz": sh.n_unique, "build_s": t_build, "solve_s": t_solve,
-            "peak_MiB": peak, "gap_eV": fill.gap, "gap_ref_eV": None if ckpt else folded_gap(d, n)}
+            "peak_MiB": peak, "gap_eV": fill.gap,
+            "gap_ref_eV": folded_gap(d, n, predict_blocks(loaded, si) if ckpt else None)}
 
 
 def main() -> None:

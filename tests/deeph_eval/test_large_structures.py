@@ -68,6 +68,24 @@ def test_matrix_free_filling_finds_the_folded_gap(si_supercell):
 
 
 @pytest.mark.parametrize("solver", ["sparse", "matrix-free"])
+def test_hole_doped_cell_fills_to_its_own_electron_count(si_supercell, solver):
+    """Six electrons fewer: E_F drops below the old VBM. The KPM estimate cannot tell that gap from the intrinsic
+    one a few levels away (its noise is ±√(2N/4) levels), so on a cell this small the matrix-free filling
+    counts the levels below σ with one LDLᴴ; without that count it reported the intrinsic gap."""
+    big, sh, ss, folded = si_supercell
+    levels = np.sort(folded.ravel())
+    n_occ = 4 * 27 - 3
+    fill, _ = gamma_filling(sh, ss, 2 * n_occ, n_levels=8, solver=solver, where="Si 3x3x3, 6 holes")
+    if levels[n_occ] - levels[n_occ - 1] > 1e-3:
+        assert not fill.is_metal
+        assert fill.vbm == pytest.approx(levels[n_occ - 1], abs=1e-6)
+        assert fill.cbm == pytest.approx(levels[n_occ], abs=1e-6)
+    else:
+        assert fill.is_metal
+    assert fill.fermi_level < levels[4 * 27 - 1] - 1e-3 or fill.is_metal
+
+
+@pytest.mark.parametrize("solver", ["sparse", "matrix-free"])
 def test_sparse_bands_find_their_own_centre(si_supercell, solver):
     """No fermi_level in info.json and none given: the sparse bands still land around the gap."""
     big, sh, ss, folded = si_supercell
