@@ -82,3 +82,24 @@ def test_hamiltonian_of_rotated_structure_is_rotated_hamiltonian_p():
     _assert_covariant(a.hamiltonians, b.hamiltonians, a.orbital_types, rot, atol=2e-5)
     _assert_covariant(a.overlaps, b.overlaps, a.orbital_types, rot, atol=2e-6)
     assert abs(a.fermi_level - b.fermi_level) < 1e-5
+
+
+def test_overlap_blocks_do_not_depend_on_how_atoms_are_grouped():
+    """Exact S(R) is computed a group of home atoms at a time (linear memory on 10k-atom cells): every pair,
+    on-site block and periodic image must come out the same whatever the grouping."""
+    from ase.build import bulk
+
+    from data_prep.dft.realspace import block_pairs, exact_overlap_blocks
+    from data_prep.dft.structure import build_cell
+
+    atoms = bulk("SiC", "zincblende", a=4.36).repeat((2, 2, 1))
+    cell = build_cell(atoms, DFTSettings(basis="SZV-MOLOPT-SR-GTH", radius=5.0))
+    pairs = block_pairs(np.asarray(atoms.cell[:], float), atoms.positions, 5.0)
+    whole = exact_overlap_blocks(cell, pairs, group=len(atoms))
+    assert len(whole) == len(pairs) and any(k[:3] != (0, 0, 0) for k in whole)
+    for group in (1, 3):
+        parts = exact_overlap_blocks(cell, pairs, group=group)
+        assert parts.keys() == whole.keys()
+        assert max(np.abs(parts[k] - whole[k]).max() for k in whole) < 1e-14
+    for (rx, ry, rz, i, j), blk in whole.items():  # S_ij(R) = S_ji(-R)ᵀ
+        np.testing.assert_allclose(blk, whole[(-rx, -ry, -rz, j, i)].T, atol=1e-12)
