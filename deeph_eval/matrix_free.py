@@ -35,7 +35,6 @@ class MinresShiftInvert:
     def __init__(self, hk, sk, sigma: float, precond, *, rtol: float = 1e-6, max_iter: int = 1000):
         self.shifted = (hk - sigma * sk).tocsr()
         self.precond, self.rtol, self.max_iter = precond, rtol, max_iter
-        self.steps: list[int] = []  # MINRES steps per solve (a diagnostic)
 
     def solve(self, b: np.ndarray) -> np.ndarray:
         def dot(p, q):
@@ -73,7 +72,6 @@ class MinresShiftInvert:
             if np.all(phibar <= self.rtol * beta0) or np.all(beta < 1e-300):  # converged, or an invariant space
                 break
             beta = np.maximum(beta, 1e-300)
-        self.steps.append(step)
         return x
 
 

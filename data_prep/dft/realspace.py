@@ -83,10 +83,14 @@ def exact_overlap_blocks(cell, pairs: np.ndarray, group: int = 128) -> Blocks:
     frac = coords @ np.linalg.inv(lattice)
     bins = np.floor((frac % 1.0) * np.maximum(1, np.round(np.linalg.norm(lattice, axis=1) / 10.0))).astype(int)
     home = np.lexsort(bins.T[::-1])  # atoms sorted by a coarse spatial grid: a group's partners stay few
+    group_of = np.empty(len(home), dtype=np.int64)
+    group_of[home] = np.arange(len(home)) // group
+    order = np.argsort(group_of[pairs[:, 3]], kind="stable")  # the pairs of each group, one sort for all groups
+    bounds = np.searchsorted(group_of[pairs[order, 3]], np.arange(group_of.max() + 2))
     out: Blocks = {}
-    for start in range(0, len(home), group):
+    for g, start in enumerate(range(0, len(home), group)):
         atoms_i = np.sort(home[start : start + group])
-        sel = pairs[np.isin(pairs[:, 3], atoms_i)]
+        sel = pairs[order[bounds[g] : bounds[g + 1]]]
         partners, which = np.unique(sel[:, [0, 1, 2, 4]], axis=0, return_inverse=True)
         mol_i = molecule(atoms_i, np.zeros((len(atoms_i), 3)))
         mol_j = molecule(partners[:, 3], partners[:, :3].astype(float))

@@ -61,13 +61,13 @@ class SO2Attention(nn.Module):
 
         # attention weights need every edge of a node (softmax over them): a first pass over the chunks keeps
         # only the logits, the second recomputes each chunk's features
-        whole = conv1(spans[0]) if len(spans) == 1 else None
-        logits = torch.cat([self.attn((whole if whole is not None else conv1(sl))[:, 0, : self.nat]) for sl in spans])
+        whole = conv1(spans[0]) if len(spans) == 1 else None  # one span: computed once, used by both passes
+        features = conv1 if whole is None else (lambda sl: whole)
+        logits = torch.cat([self.attn(features(sl)[:, 0, : self.nat]) for sl in spans])
         alpha = softmax(logits, i, num_nodes=x.shape[0]) * g.env[:, None]
         out = 0
         for sl in spans:
-            y = whole if whole is not None else conv1(sl)
-            v = self.conv2(self.gate(y)) * alpha[sl][:, self.head_of_channel][:, None, :]
+            v = self.conv2(self.gate(features(sl))) * alpha[sl][:, self.head_of_channel][:, None, :]
             out = out + scatter(EdgeFrame.from_frame(rot[sl], v), i[sl], dim=0, dim_size=x.shape[0], reduce="sum")
         return self.proj(out)
 
