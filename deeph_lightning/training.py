@@ -17,6 +17,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from .checkpoint import CheckpointError, checkpoint_meta, is_deepspeed_checkpoint
 from .datamodule import DataConfigError
+from .preemption import SlurmRequeue
 
 
 class SetupError(RuntimeError):
@@ -168,7 +169,8 @@ def run(cfg: DictConfig, extra_callbacks: list | None = None) -> dict:
     model.run_config = OmegaConf.to_container(cfg, resolve=True)
     model.dft_recipe = datamodule.metadata.get("dft_recipe")
 
-    callbacks = instantiate_group(cfg.get("callbacks")) + list(extra_callbacks or [])
+    requeue = SlurmRequeue(cfg.trainer.get("default_root_dir") or output_dir)
+    callbacks = instantiate_group(cfg.get("callbacks")) + list(extra_callbacks or []) + [requeue]
     loggers = build_loggers(cfg, resume_meta)
     enable_bar = cfg.trainer.get("enable_progress_bar")
     if enable_bar is None:
@@ -193,7 +195,8 @@ def run(cfg: DictConfig, extra_callbacks: list | None = None) -> dict:
         result["best_checkpoint"] = best
         result["last_checkpoint"] = str(output_dir / "checkpoints" / "last.ckpt")
         result["val"] = {k: float(v) for k, v in trainer.callback_metrics.items() if k.startswith("val/")}
-        if cfg.get("test_after_training", True) and not trainer.fast_dev_run:
+        result["requeued"] = requeue.requeued
+        if cfg.get("test_after_training", True) and not trainer.fast_dev_run and not requeue.requeued:
             metrics = trainer.test(model, datamodule=datamodule, ckpt_path=best, verbose=False)
             result["test"] = {k: float(v) for k, v in (metrics[0] if metrics else {}).items()}
     finally:
@@ -218,7 +221,8 @@ def print_summary(result: dict, loggers: list) -> None:
         v = d.get(key)
         return "n/a" if v is None else f"{v:.2f} meV"
 
-    lines = ["", "=" * 72, "training finished"]
+    state = "stopped by pre-emption: the job is requeued and resumes" if result.get("requeued") else "finished"
+    lines = ["", "=" * 72, f"training {state}"]
     lines.append(f"  run folder        {result['output_dir']}")
     lines.append(f"  best checkpoint   {result.get('best_checkpoint') or 'n/a'}")
     lines.append(f"  last checkpoint   {result['last_checkpoint']}")

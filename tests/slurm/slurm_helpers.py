@@ -16,6 +16,20 @@ def sacct_states(job_id: str) -> list[str]:
     return [line.split("|")[1].split()[0] for line in out.splitlines() if line.strip()]
 
 
+def task_pid(job_id: str, procid: int) -> int | None:
+    """PID of the job's ``train.py`` task with SLURM_PROCID ``procid`` (the dev cluster runs on this machine)."""
+    for proc in Path("/proc").iterdir():
+        try:
+            if b"train.py" not in (proc / "cmdline").read_bytes():
+                continue
+            env = dict(kv.split(b"=", 1) for kv in (proc / "environ").read_bytes().split(b"\0") if b"=" in kv)
+        except (OSError, ValueError):
+            continue
+        if env.get(b"SLURM_JOB_ID") == job_id.encode() and env.get(b"SLURM_PROCID") == str(procid).encode():
+            return int(proc.name)
+    return None
+
+
 FINAL = {"COMPLETED", "FAILED", "CANCELLED", "TIMEOUT", "NODE_FAIL", "OUT_OF_MEMORY", "BOOT_FAIL", "DEADLINE"}
 
 
