@@ -62,22 +62,53 @@ def _pretty(label: str) -> str:
     return "Γ" if label == "G" else label
 
 
-def _cumulative_x(cell, kpts) -> np.ndarray:
-    recip = 2 * np.pi * np.linalg.inv(np.asarray(cell, dtype=float)).T  # rows b_i
-    cart = kpts @ recip
-    step = np.linalg.norm(np.diff(cart, axis=0), axis=1)
-    return np.concatenate([[0.0], np.cumsum(step)])
+def _allocate_steps(shares: np.ndarray, n_steps: int) -> list[int]:
+    """``n_steps`` split over legs in proportion to ``shares`` (largest remainder), at least one per leg."""
+    raw = shares * n_steps
+    steps = np.maximum(np.floor(raw).astype(int), 1)
+    for leg in np.argsort(-(raw - np.floor(raw)))[: max(n_steps - int(steps.sum()), 0)]:
+        steps[leg] += 1
+    return steps.tolist()
 
 
-def _from_ase_bandpath(bp, dim, perm=None) -> KPath:
-    kpts = np.asarray(bp.kpts, dtype=float)
+def _sample_path(cell, special_points: dict, path: str, npoints: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, list]:
+    """k-points along ``path`` (ASE labels, "," = break) with every special point on the path itself.
+
+    Each leg between two special points gets a share of ``npoints`` proportional to its length, at least one
+    step. x is the path length in 1/Å, with no jump across a break (two labels then share one x). ASE's own
+    ``bandpath`` sampling drops special points when ``npoints`` is small, and its linear axis then puts
+    adjacent special points at one x (a "GX" path with 2 points had x = [0, 0]).
+    """
+    from ase.dft.kpoints import parse_path_string
+
+    recip = 2 * np.pi * np.linalg.inv(np.asarray(cell, dtype=float)).T
+    segments = parse_path_string(path)
+    point = {name: np.asarray(special_points[name], dtype=float) for seg in segments for name in seg}
+    legs = [(a, b) for seg in segments for a, b in zip(seg, seg[1:])]
+    lengths = np.array([np.linalg.norm((point[b] - point[a]) @ recip) for a, b in legs])
+    steps = iter(_allocate_steps(lengths / (lengths.sum() or 1.0), max(npoints - len(segments), len(legs))))
+    length = iter(lengths)
+    kpts, x, special_x, labels, pos = [], [], [], [], 0.0
+    for seg in segments:
+        kpts.append(point[seg[0]]), x.append(pos), special_x.append(pos), labels.append(_pretty(seg[0]))
+        for a, b in zip(seg, seg[1:]):
+            t = np.arange(1, (n := next(steps)) + 1) / n
+            leg = next(length)
+            kpts.extend(point[a] + np.outer(t, point[b] - point[a]))
+            x.extend(pos + t * leg)
+            pos += leg
+            special_x.append(pos), labels.append(_pretty(b))
+    return np.array(kpts), np.array(x), np.array(special_x), labels
+
+
+def _from_ase_bandpath(bp, cell, dim, npoints: int, perm=None) -> KPath:
+    """ASE supplies the special points and standard path of ``cell`` (the cell as given); we sample it."""
+    kpts, x, special_x, labels = _sample_path(cell, bp.special_points, bp.path, npoints)
     if perm is not None:
         out = np.zeros_like(kpts)
         out[:, perm] = kpts
         kpts = out
-    # ASE's axis: path length in 1/Å with zero-length jumps at breaks ("...K,U..." -> two labels, one x)
-    x, special_x, labels = bp.get_linear_kpoint_axis()
-    return KPath(kpts, np.asarray(x), np.asarray(special_x), [_pretty(l) for l in labels], dim, bp.path)
+    return KPath(kpts, x, special_x, labels, dim, bp.path)
 
 
 def band_path(cell, positions, pbc, *, npoints: int = 120, path: str | None = None,
@@ -91,11 +122,10 @@ def band_path(cell, positions, pbc, *, npoints: int = 120, path: str | None = No
     if dim == 0:
         return KPath(np.zeros((1, 3)), np.zeros(1), np.zeros(1), ["Γ"], 0, "G")
     if dim == 1:
-        d = int(np.flatnonzero(periodic)[0])
-        kpts = np.zeros((npoints, 3))
-        kpts[:, d] = np.linspace(0.0, 0.5, npoints)
-        x = _cumulative_x(cell, kpts)
-        return KPath(kpts, x, np.array([0.0, x[-1]]), ["Γ", "X"], 1, "GX")
+        zone_edge = np.zeros(3)
+        zone_edge[int(np.flatnonzero(periodic)[0])] = 0.5
+        kpts, x, special_x, labels = _sample_path(cell, {"G": np.zeros(3), "X": zone_edge}, "GX", npoints)
+        return KPath(kpts, x, special_x, labels, 1, "GX")
     if dim == 2:
         # ASE wants the non-periodic axis third and normal to the plane; in-plane fractional k-points do
         # not depend on that third vector, and bands of a slab do not depend on k along it.
@@ -105,9 +135,9 @@ def band_path(cell, positions, pbc, *, npoints: int = 120, path: str | None = No
         normal *= np.linalg.norm(cell[perm[2]]) / np.linalg.norm(normal)
         helper = Cell(np.array([a1, a2, normal]))
         bp = helper.bandpath(path=path, npoints=npoints, pbc=[True, True, False])
-        return _from_ase_bandpath(bp, 2, perm)
+        return _from_ase_bandpath(bp, helper, 2, npoints, perm)
     bp = Cell(cell).bandpath(path=path, npoints=npoints)
-    return _from_ase_bandpath(bp, 3)
+    return _from_ase_bandpath(bp, cell, 3, npoints)
 
 
 def mesh_size(cell, periodic, kspacing: float) -> np.ndarray:

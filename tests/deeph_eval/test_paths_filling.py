@@ -36,6 +36,28 @@ def test_path_is_expressed_in_the_original_cell():
     np.testing.assert_allclose(b1.energies, b2.energies, atol=2e-4)
 
 
+@pytest.mark.parametrize("path, npoints", [("GX", 2), ("GX,L", 3), ("GXWKGLUWLK,UX", 12), (None, 120)])
+def test_path_axis_is_the_length_along_the_path_with_every_special_point_on_it(path, npoints):
+    """x steps are the Cartesian |Δk| (zero only across a "," break) and each label sits on its special
+    point, however coarse the path. (ASE's own sampling dropped X from "GX,L" at 3 points and gave a 2-point
+    "GX" the axis [0, 0].)"""
+    si = bulk("Si", "diamond", a=5.43)
+    kp = band_path(si.cell, si.positions, si.pbc, npoints=npoints, path=path)
+    assert len(kp.kpts) == npoints
+    recip = 2 * np.pi * np.linalg.inv(si.cell[:]).T
+    steps = np.linalg.norm(np.diff(kp.kpts @ recip, axis=0), axis=1)
+    breaks = np.isclose(np.diff(kp.x), 0.0)
+    np.testing.assert_allclose(np.diff(kp.x)[~breaks], steps[~breaks], atol=1e-12)
+    assert breaks.sum() == kp.path.count(",")
+    special = si.cell.bandpath(npoints=0).special_points
+    names = [n for n in kp.path if n != ","]
+    assert kp.labels == ["Γ" if n == "G" else n for n in names]
+    for name, x in zip(names, kp.special_x):
+        at = kp.kpts[np.isclose(kp.x, x)]
+        assert np.all(np.isclose(at, special[name]), axis=1).any(), (name, at)
+    assert np.isclose(kp.special_x[1], 2 * np.pi / 5.43)  # Γ-X = 2π/a in FCC
+
+
 def test_slab_path_is_in_plane_whatever_the_vacuum_axis():
     layer = mx2("MoS2", vacuum=8.0)
     layer.pbc = True
