@@ -147,6 +147,8 @@ def build_loggers(cfg: DictConfig, resume_meta: dict | None) -> list:
                 OmegaConf.update(conf, "resume", "allow", force_add=True)
             if conf.get("offline", False):
                 os.environ.setdefault("WANDB_MODE", "offline")
+        if str(conf._target_) == "deeph_lightning.csv_logger.CSVLogger" and resume_meta:
+            OmegaConf.update(conf, "resume_step", int(resume_meta.get("global_step", 2**62)), force_add=True)
         loggers.append(instantiate(conf))
     return loggers
 

@@ -27,3 +27,22 @@ def test_resumed_run_appends_to_metrics_csv(train_lmdb, tmp_path):
     assert len(after) == 4 and 1 < after[2][0] < after[3][0], after  # the resumed steps follow them
     lines = (tmp_path / "csv" / "metrics.csv").read_text().splitlines()
     assert lines.count(lines[0]) == 1 and "train/loss" in lines[0], "header missing or written twice"
+
+
+def test_rows_logged_after_the_resumed_checkpoint_are_not_repeated(train_lmdb, tmp_path):
+    """A job killed at step 4 whose last checkpoint is from step 2: the resumed run logs steps 3-4 again,
+    so metrics.csv must drop the killed run's rows for them. A fresh run into the folder starts a new file."""
+    train_steps(train_lmdb, tmp_path, 2)
+    at_step_2 = (tmp_path / "checkpoints" / "last.ckpt").read_bytes()
+    killed = train_steps(train_lmdb, tmp_path, 4, ckpt_path="auto")
+    assert [s for s, _ in killed] == [0, 1, 2, 3]
+    (tmp_path / "checkpoints" / "last.ckpt").write_bytes(at_step_2)  # the run "died" before saving step 4
+
+    resumed = train_steps(train_lmdb, tmp_path, 4, ckpt_path="auto")
+    assert [s for s, _ in resumed] == [0, 1, 2, 3], resumed
+    assert resumed[:2] == killed[:2]
+
+    fresh = train_steps(train_lmdb, tmp_path, 1)
+    assert [s for s, _ in fresh] == [0]
+    old = list((tmp_path / "csv").glob("metrics.*.csv"))
+    assert len(old) == 1 and old[0].read_text().count("\n") > 4, "the previous run's metrics were not kept"
