@@ -29,6 +29,14 @@ def edge_spans(n_edges: int, edge_chunk: int | None) -> list[slice]:
     return [slice(a, min(a + edge_chunk, n_edges)) for a in range(0, n_edges, edge_chunk)]
 
 
+def add_to_nodes(total: torch.Tensor | None, index: torch.Tensor, values: torch.Tensor, n_nodes: int) -> torch.Tensor:
+    """``total`` plus ``values`` summed onto nodes ``index``, in place (``total`` None: a new node tensor).
+    In place because a node-sized sum per edge chunk would make a chunked pass O(N·E)."""
+    if total is None:
+        total = values.new_zeros((n_nodes,) + values.shape[1:])
+    return total.index_add_(0, index, values.to(total.dtype))
+
+
 def pair_channels(a: torch.Tensor, b: torch.Tensor, nat: int) -> torch.Tensor:
     """Concatenate two feature tensors channel-wise keeping natural channels first."""
     return torch.cat([a[..., :nat], b[..., :nat], a[..., nat:], b[..., nat:]], dim=-1)
@@ -55,7 +63,7 @@ class SO2Attention(nn.Module):
         spans = edge_spans(len(i), edge_chunk)
 
         def conv1(sl):
-            xe = EdgeFrame.to_frame(rot[sl], pair_channels(x[i[sl]], x[j[sl]], self.nat))
+            xe = rot[sl].to_frame(pair_channels(x[i[sl]], x[j[sl]], self.nat))
             rad = self.radial(edge_scalars[sl]).view(len(xe), self.conv1.n_radial_scales, -1)
             return self.conv1(xe, rad)
 
@@ -65,10 +73,10 @@ class SO2Attention(nn.Module):
         features = conv1 if whole is None else (lambda sl: whole)
         logits = torch.cat([self.attn(features(sl)[:, 0, : self.nat]) for sl in spans])
         alpha = softmax(logits, i, num_nodes=x.shape[0]) * g.env[:, None]
-        out = 0
+        out = None
         for sl in spans:
             v = self.conv2(self.gate(features(sl))) * alpha[sl][:, self.head_of_channel][:, None, :]
-            out = out + scatter(EdgeFrame.from_frame(rot[sl], v), i[sl], dim=0, dim_size=x.shape[0], reduce="sum")
+            out = add_to_nodes(out, i[sl], rot[sl].from_frame(v), x.shape[0])
         return self.proj(out)
 
 
@@ -140,7 +148,7 @@ class DeepH2(nn.Module):
         g = GraphInputs.from_batch(data, self.cutoff)
         N, K = g.z.shape[0], num_coeffs(self.lmax)
         rot_full = self.frame(g.vec)
-        rot = rot_full[:, : self.n_frame]
+        rot = rot_full.rows(self.n_frame)
         edge_scalars = self.edge_embedding(g)
         i, j = g.edge_index
         spans = edge_spans(len(i), edge_chunk)
@@ -149,19 +157,20 @@ class DeepH2(nn.Module):
         x[:, 0, : self.nat] = self.node_embedding(g.z)
         # initial l>0 features: radial/element-dependent m=0 components of each bond, rotated back
         deg = scatter(torch.ones_like(g.dist), i, dim=0, dim_size=N, reduce="sum").clamp(min=1)
+        bonds = None
         for sl in spans:
             m0 = self.degree_embedding(edge_scalars[sl]).view(-1, self.lmax + 1, self.nat) * g.env[sl, None, None]
-            x0 = torch.bmm(rot_full[sl, : self.lmax + 1].transpose(1, 2), m0)
-            x[:, :, : self.nat] = x[:, :, : self.nat] + scatter(x0, i[sl], 0, dim_size=N, reduce="sum") / deg.sqrt()[:, None, None]
+            bonds = add_to_nodes(bonds, i[sl], rot_full[sl].rows(self.lmax + 1).from_frame(m0), N)  # m = 0 rows
+        x[:, :, : self.nat] = x[:, :, : self.nat] + bonds / deg.sqrt()[:, None, None]
 
         for block in self.blocks:
             x = block(x, g, rot, edge_scalars, edge_chunk)
         x = self.norm(x)
 
         def edge_features(sl):
-            xe = EdgeFrame.to_frame(rot_full[sl], pair_channels(x[i[sl]], x[j[sl]], self.nat))
+            xe = rot_full[sl].to_frame(pair_channels(x[i[sl]], x[j[sl]], self.nat))
             rad = self.edge_radial(edge_scalars[sl]).view(len(xe), self.edge_conv.n_radial_scales, -1)
-            return EdgeFrame.from_frame(rot_full[sl], self.edge_out(self.edge_gate(self.edge_conv(xe, rad))))
+            return rot_full[sl].from_frame(self.edge_out(self.edge_gate(self.edge_conv(xe, rad))))
 
         edge_feat = torch.cat([edge_features(sl) for sl in spans])
         return self.heads(self.node_out(x), edge_feat, g)
