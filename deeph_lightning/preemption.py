@@ -90,11 +90,15 @@ class SlurmRequeue(pl.Callback):
     @staticmethod
     def _requeue() -> bool:
         job = slurm_job_id()
-        result = subprocess.run(["scontrol", "requeue", job], capture_output=True, text=True)
-        if result.returncode == 0:
+        try:
+            result = subprocess.run(["scontrol", "requeue", job], capture_output=True, text=True)
+            why = result.stderr.strip() or f"exit code {result.returncode}"
+        except FileNotFoundError:
+            result, why = None, "scontrol not found"
+        if result is not None and result.returncode == 0:
             print(f"requeued SLURM job {job}; it restarts and resumes with ckpt_path=auto", flush=True)
             return True
-        print(f"warning: `scontrol requeue {job}` failed ({result.stderr.strip() or result.returncode}); training "
+        print(f"warning: `scontrol requeue {job}` failed ({why}); training "
               "goes on until the time limit. Resubmit the same command with ckpt_path=auto to resume.",
               file=sys.stderr, flush=True)
         return False
