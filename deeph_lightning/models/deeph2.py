@@ -147,11 +147,11 @@ class DeepH2(nn.Module):
         check_elements_known(self.basis, data.atomic_numbers)
         g = GraphInputs.from_batch(data, self.cutoff)
         N, K = g.z.shape[0], num_coeffs(self.lmax)
-        rot_full = self.frame(g.vec)
-        rot = rot_full.rows(self.n_frame)
-        edge_scalars = self.edge_embedding(g)
         i, j = g.edge_index
         spans = edge_spans(len(i), edge_chunk)
+        rot_full = self.frame(g.vec, per_degree=len(spans) > 1)
+        rot = rot_full.rows(self.n_frame)
+        edge_scalars = self.edge_embedding(g)
 
         x = g.vec.new_zeros(N, K, self.blocks[0].norm1.scale.shape[1])
         x[:, 0, : self.nat] = self.node_embedding(g.z)
