@@ -22,6 +22,7 @@ import numpy as np
 
 from data_prep.deeph_format import DeepHStructure
 
+from . import progress
 from .blocklist import BlockList
 from .checks import checked_pair
 from .eigen import EigenError, auto_solver, bloch_pair, dense_eigvals, sparse_levels_near
@@ -70,10 +71,11 @@ def compute_bands(
     if solver == "auto":
         solver = auto_solver(int(n_orb.sum()))
     if solver == "dense":
-        bands = dense_eigvals(h, s, n_orb, kpath.kpts, where=where)
         periodic = periodic_directions(st.cell, st.positions, st.pbc, vacuum)
         mesh, weights = uniform_mesh(mesh_size(st.cell, periodic, kspacing))
-        mesh_eigs = dense_eigvals(h, s, n_orb, mesh, where=where)
+        with progress.step(f"dense solver: {int(n_orb.sum())} orbitals, {len(kpath.kpts)} path + {len(mesh)} mesh k-points"):
+            bands = dense_eigvals(h, s, n_orb, kpath.kpts, where=where)
+            mesh_eigs = dense_eigvals(h, s, n_orb, mesh, where=where)
         fill = filling(mesh_eigs, mesh, weights, n_electrons, smearing=smearing, extra_eigs=bands,
                        extra_kpts=kpath.kpts, where=where)
         return BandResult(kpath, bands, 0, fill, "dense")
@@ -84,22 +86,26 @@ def compute_bands(
     if centre is None and solver == "sparse":
         centre = st.fermi_level
     gamma = None
+    progress.say(f"{solver} solver: {sh.dim} orbitals, {n_bands} levels per k-point, {len(kpath.kpts)} k-points")
     if centre is None:  # find it at Γ: KPM-guided inertia search, or the KPM estimate (matrix-free)
-        fill, gamma = gamma_filling(sh, ss, n_electrons, n_levels=n_bands, solver=solver, where=where)
+        with progress.step(f"E_F and gap at Γ from {n_electrons:g} electrons"):
+            fill, gamma = gamma_filling(sh, ss, n_electrons, n_levels=n_bands, solver=solver, where=where)
         if solver == "matrix-free" and not fill.is_metal:
             centre = 0.5 * (fill.vbm + fill.cbm)
         else:
             centre = gamma.sigma if gamma is not None else fill.fermi_level
 
-    def levels_at(k):
+    def levels_at(n, k):
         if gamma is not None and _is_gamma(k):
             return gamma
-        if solver == "sparse":
-            return sparse_levels_near(sh, ss, k, centre, n_bands, both_sides=True, where=where)
-        return nearby_levels(*bloch_pair(sh, ss, k), sh.n_orb, centre, n_bands, occupied_levels(n_electrons),
-                             where=f"{where} k={k}")
+        with progress.step(f"k-point {n + 1}/{len(kpath.kpts)} ({k[0]:.4f}, {k[1]:.4f}, {k[2]:.4f})"):
+            if solver == "sparse":
+                return sparse_levels_near(sh, ss, k, centre, n_bands, both_sides=True, where=where)
+            return nearby_levels(*bloch_pair(sh, ss, k), sh.n_orb, centre, n_bands, occupied_levels(n_electrons),
+                                 where=f"{where} k={k}")
 
-    return _sparse_result(kpath, [levels_at(k) for k in kpath.kpts], n_electrons, centre, where, solver)
+    levels = [levels_at(n, k) for n, k in enumerate(kpath.kpts)]
+    return _sparse_result(kpath, levels, n_electrons, centre, where, solver)
 
 
 def _is_gamma(k) -> bool:

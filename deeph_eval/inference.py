@@ -17,6 +17,7 @@ import numpy as np
 from data_prep.basis import element_symbol
 from data_prep.deeph_format import DeepHFormatError, DeepHStructure, read_deeph
 
+from . import progress
 from .checks import check_geometry
 from .electrons import INFO_KEYS
 from .model_io import ModelInputError, check_known_elements, dft_settings
@@ -122,9 +123,14 @@ def predicted_structure(loaded, st: DeepHStructure, *, dft_basis: str | None = N
         overlaps = st.overlaps
         s_source = f"{st.source}/overlaps.h5"
     else:
-        overlaps, settings = exact_overlaps(loaded, st, dft_basis=dft_basis, radius=overlap_radius)
+        with progress.step(f"S(R): two-centre integrals of {len(st.numbers)} atoms within {overlap_radius} Å"):
+            overlaps, settings = exact_overlaps(loaded, st, dft_basis=dft_basis, radius=overlap_radius)
         s_source = f"two-centre integrals, basis {settings.basis}, pairs within {overlap_radius} Å"
-    h = predict_blocks(loaded, st) if hamiltonians is None else hamiltonians
+    if hamiltonians is None:
+        with progress.step(f"H(R): predicting {len(st.numbers)} atoms with the model"):
+            h = predict_blocks(loaded, st)
+    else:
+        h = hamiltonians
     info = {k: v for k, v in st.info.items() if k not in ("dft",)}
     n_e = electron_count(loaded, st, settings, n_electrons)
     info.update(

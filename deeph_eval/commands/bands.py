@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from .. import progress
 from ..band_errors import band_errors
 from ..bands import BandResult, common_bands, compute_bands
 from ..plots import plot_bands
@@ -87,6 +88,7 @@ def truncation_floor(args, ref_st, ref: BandResult, predicted_keys) -> dict:
 
 def run(args) -> int:
     out = Path(args.out)
+    progress.enable()  # step lines on stderr: large structures take minutes to hours
     st, loaded = hamiltonian_source(args)
     n_e = n_electrons_for(args, st)
     res = _bands(args, st, n_e)

@@ -7,6 +7,7 @@ from pathlib import Path
 
 from data_prep.deeph_format import write_deeph
 
+from .. import progress
 from ..electrons import ElectronCountError
 from ..fermi import fermi_filling
 from ..inference import DEFAULT_OVERLAP_RADIUS, predicted_structure, read_input_structure
@@ -55,6 +56,7 @@ def predict_folder(args):
 
 def run(args) -> int:
     out = Path(args.out)
+    progress.enable()  # step lines on stderr: large structures take minutes to hours
     if out.exists() and not args.overwrite:
         raise FileExistsError(f"{out} already exists (pass --overwrite to replace it)")
     _, st, pred, fill = predict_folder(args)

@@ -135,7 +135,7 @@ def test_centre_on_a_level_keeps_band_indices(si_supercell, solver):
     assert res.filling.vbm == pytest.approx(vbm, abs=1e-6)
 
 
-def test_matrix_free_bands_cli_equals_the_shift_invert_one(si_supercell, tmp_path):
+def test_matrix_free_bands_cli_equals_the_shift_invert_one(si_supercell, tmp_path, capsys):
     """`deeph-eval bands --solver matrix-free` (no factorization): the same band indices and energies along a path
     as the shift-invert solver, whose indices come from exact inertia. The folder stores E_F = VBM, as DFT codes
     do for an insulator; the shift-invert solver centres there, the matrix-free one must centre inside the gap."""
@@ -154,6 +154,12 @@ def test_matrix_free_bands_cli_equals_the_shift_invert_one(si_supercell, tmp_pat
         assert main(["bands", "--hamiltonian", str(folder), "--out", str(out), "--solver", solver, "--path", "GX",
                      "--npoints", "3", "--n-bands", "8"]) == 0
         assert (out / "bands.png").stat().st_size > 0
+        steps = capsys.readouterr().err  # progress lines of the slow steps, with their times
+        assert f"{solver} solver: 216 orbitals" in steps and "k-point 2/3" in steps and "k-point 3/3" in steps
+        if solver == "matrix-free":  # centres on the Γ gap it finds, and reuses those Γ levels
+            assert "E_F and gap at Γ from 216 electrons:" in steps and "k-point 1/3" not in steps
+        else:  # centres on the stored E_F
+            assert "E_F and gap" not in steps and "k-point 1/3" in steps
         results[solver] = json.loads((out / "bands.json").read_text())
     a, b = results["sparse"], results["matrix-free"]
     assert b["solver"] == "matrix-free" and not b["filling"]["is_metal"] and "assumed" in b["band_indices"]
