@@ -37,6 +37,19 @@ def add_to_nodes(total: torch.Tensor | None, index: torch.Tensor, values: torch.
     return total.index_add_(0, index, values.to(total.dtype))
 
 
+def filled_by_chunks(fn, spans: list[slice]) -> torch.Tensor:
+    """``torch.cat([fn(sl) for sl in spans])`` written into one tensor as the chunks come (cat would briefly
+    hold every chunk twice)."""
+    first = fn(spans[0])
+    if len(spans) == 1:
+        return first
+    out = first.new_empty((spans[-1].stop,) + first.shape[1:])
+    out[spans[0]] = first
+    for sl in spans[1:]:
+        out[sl] = fn(sl)
+    return out
+
+
 def pair_channels(a: torch.Tensor, b: torch.Tensor, nat: int) -> torch.Tensor:
     """Concatenate two feature tensors channel-wise keeping natural channels first."""
     return torch.cat([a[..., :nat], b[..., :nat], a[..., nat:], b[..., nat:]], dim=-1)
@@ -172,5 +185,5 @@ class DeepH2(nn.Module):
             rad = self.edge_radial(edge_scalars[sl]).view(len(xe), self.edge_conv.n_radial_scales, -1)
             return rot_full[sl].from_frame(self.edge_out(self.edge_gate(self.edge_conv(xe, rad))))
 
-        edge_feat = torch.cat([edge_features(sl) for sl in spans])
+        edge_feat = filled_by_chunks(edge_features, spans)
         return self.heads(self.node_out(x), edge_feat, g)
