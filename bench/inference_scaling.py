@@ -12,7 +12,8 @@ Timed path per size (each in its own process), as ``deeph-eval bands --solver sp
    (``deeph_eval.matrix_free``), memory linear.
 Peak MiB = peak RSS during 1-2 (VmHWM reset after imports; includes SuperLU's C allocations) minus the RSS
 after imports. The Γ gap is checked against the primitive cell's dense bands on the n×n×n mesh (band
-folding; with --ckpt the primitive cell's predicted H): "gap err". Prints one row per size and the fitted exponents t ∝ N^a, mem ∝ N^b.
+folding; with --ckpt the primitive cell's predicted H): "gap err". Prints one row per size and the fitted
+exponents t ∝ N^a, mem ∝ N^b.
 
     python bench/inference_scaling.py [--ckpt CKPT] [--max-seconds 120] [--radius 6.0] [--n-bands 16]
                                       [--solver sparse|matrix-free]

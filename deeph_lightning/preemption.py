@@ -27,11 +27,20 @@ def slurm_job_id() -> str | None:
     return os.environ.get("SLURM_JOB_ID")
 
 
+_HPC_NAME = re.compile(r"hpc_ckpt_(\d+)\.ckpt")
+
+
+def hpc_checkpoints(folder: Path) -> list[Path]:
+    """The pre-emption checkpoints ``hpc_ckpt_<n>.ckpt`` in ``folder`` (Lightning's naming), by n."""
+    found = [(int(m.group(1)), p) for p in Path(folder).glob("hpc_ckpt_*.ckpt") if (m := _HPC_NAME.fullmatch(p.name))]
+    return [p for _, p in sorted(found)]
+
+
 def next_hpc_checkpoint(folder: Path) -> Path:
-    """``hpc_ckpt_<n+1>.ckpt`` after the highest ``hpc_ckpt_<n>.ckpt`` in ``folder`` (Lightning's naming, which
-    ``ckpt_path=auto`` resumes from)."""
-    numbers = [int(m.group(1)) for p in folder.glob("hpc_ckpt_*.ckpt") if (m := re.fullmatch(r"hpc_ckpt_(\d+)\.ckpt", p.name))]
-    return folder / f"hpc_ckpt_{max(numbers, default=0) + 1}.ckpt"
+    """``hpc_ckpt_<n+1>.ckpt`` after the highest ``hpc_ckpt_<n>.ckpt`` in ``folder``."""
+    existing = hpc_checkpoints(folder)
+    n = int(_HPC_NAME.fullmatch(existing[-1].name).group(1)) if existing else 0
+    return folder / f"hpc_ckpt_{n + 1}.ckpt"
 
 
 class SlurmRequeue(pl.Callback):

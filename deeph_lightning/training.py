@@ -17,7 +17,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from .checkpoint import CheckpointError, checkpoint_meta, is_deepspeed_checkpoint
 from .datamodule import DataConfigError
-from .preemption import SlurmRequeue
+from .preemption import SlurmRequeue, hpc_checkpoints
 
 
 class SetupError(RuntimeError):
@@ -69,7 +69,7 @@ def resume_candidates(output_dir: Path, hpc_dir: Path | None = None) -> list[Pat
     """The run's own checkpoints ``auto`` may resume from: ``checkpoints/last.ckpt`` and Lightning's
     pre-emption checkpoints ``hpc_ckpt_<n>.ckpt`` (written on SIGUSR1 into ``trainer.default_root_dir``)."""
     paths = [output_dir / "checkpoints" / "last.ckpt"]
-    paths += sorted((hpc_dir or output_dir).glob("hpc_ckpt_*.ckpt"))
+    paths += hpc_checkpoints(hpc_dir or output_dir)
     return [p for p in paths if _is_checkpoint(p)]
 
 

@@ -75,21 +75,22 @@ class SO2Attention(nn.Module):
         i, j = g.edge_index
         spans = edge_spans(len(i), edge_chunk)
 
-        def conv1(sl):
-            xe = rot[sl].to_frame(pair_channels(x[i[sl]], x[j[sl]], self.nat))
+        def conv1(sl, r):
+            xe = r.to_frame(pair_channels(x[i[sl]], x[j[sl]], self.nat))
             rad = self.radial(edge_scalars[sl]).view(len(xe), self.conv1.n_radial_scales, -1)
             return self.conv1(xe, rad)
 
         # attention weights need every edge of a node (softmax over them): a first pass over the chunks keeps
         # only the logits, the second recomputes each chunk's features
-        whole = conv1(spans[0]) if len(spans) == 1 else None  # one span: computed once, used by both passes
-        features = conv1 if whole is None else (lambda sl: whole)
-        logits = torch.cat([self.attn(features(sl)[:, 0, : self.nat]) for sl in spans])
+        whole = conv1(spans[0], rot[spans[0]]) if len(spans) == 1 else None  # one span: computed once, used twice
+        features = conv1 if whole is None else (lambda sl, r: whole)
+        logits = torch.cat([self.attn(features(sl, rot[sl])[:, 0, : self.nat]) for sl in spans])
         alpha = softmax(logits, i, num_nodes=x.shape[0]) * g.env[:, None]
         out = None
         for sl in spans:
-            v = self.conv2(self.gate(features(sl))) * alpha[sl][:, self.head_of_channel][:, None, :]
-            out = add_to_nodes(out, i[sl], rot[sl].from_frame(v), x.shape[0])
+            r = rot[sl]  # per-degree rotations: builds the chunk's matrices, once for both directions
+            v = self.conv2(self.gate(features(sl, r))) * alpha[sl][:, self.head_of_channel][:, None, :]
+            out = add_to_nodes(out, i[sl], r.from_frame(v), x.shape[0])
         return self.proj(out)
 
 
@@ -181,9 +182,10 @@ class DeepH2(nn.Module):
         x = self.norm(x)
 
         def edge_features(sl):
-            xe = rot_full[sl].to_frame(pair_channels(x[i[sl]], x[j[sl]], self.nat))
+            r = rot_full[sl]
+            xe = r.to_frame(pair_channels(x[i[sl]], x[j[sl]], self.nat))
             rad = self.edge_radial(edge_scalars[sl]).view(len(xe), self.edge_conv.n_radial_scales, -1)
-            return rot_full[sl].from_frame(self.edge_out(self.edge_gate(self.edge_conv(xe, rad))))
+            return r.from_frame(self.edge_out(self.edge_gate(self.edge_conv(xe, rad))))
 
         edge_feat = filled_by_chunks(edge_features, spans)
         return self.heads(self.node_out(x), edge_feat, g)

@@ -147,8 +147,9 @@ class EdgeFrame(Float64Buffers):
     """Per-edge Wigner-D matrices for the rotation R(α, β, 0) that maps ŷ onto the bond direction.
 
     Returns an :class:`EdgeRotation` whose ``to_frame(x_edge)`` gives D(R)ᵀ x in m-major order and
-    ``from_frame`` its transpose; ``per_degree=True`` stores only the blocks (chunked inference). D^l(α, β, 0) = Dy(α) · Dq · Dy(β) · Dqᵀ with Dq the constant D of a rotation
-    taking ŷ to x̂, so the per-edge cost is a few small matmuls (no matrix exponentials).
+    ``from_frame`` its transpose; ``per_degree=True`` stores only the blocks (chunked inference).
+    D^l(α, β, 0) = Dy(α) · Dq · Dy(β) · Dqᵀ with Dq the constant D of a rotation taking ŷ to x̂, so the
+    per-edge cost is a few small matmuls (no matrix exponentials).
     """
 
     def __init__(self, lmax: int, mmax: int):
