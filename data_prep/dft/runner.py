@@ -85,7 +85,12 @@ def run_scf(atoms, settings: DFTSettings = DFTSettings(), where: str = "structur
     cell = build_cell(atoms, settings, where)
     kmesh = settings.kmesh or kmesh_from_spacing(atoms.cell[:], settings.kspacing)
     mf = make_scf(cell, cell.make_kpts(kmesh), settings)
-    mf.kernel()
+    try:
+        dm0 = mf.get_init_guess(key="minao")
+    except IndexError:  # PySCF's MINAO (and atom) guess has no occupation table for some GTH valences (Sc, q11)
+        dm0 = mf.get_init_guess(key="1e")
+        mf.initial_guess_fallback = "1e"
+    mf.kernel(dm0=dm0)
     if not mf.converged:  # charge sloshing in small-gap/metallic cells: restart from there with damping
         dm = mf.make_rdm1()
         mf = make_scf(cell, cell.make_kpts(kmesh), settings)
@@ -156,6 +161,7 @@ def run_dft(atoms, settings: DFTSettings = DFTSettings(), where: str = "structur
         "total_energy_ev": float(mf.e_tot * ev),
         "scf_cycles": int(getattr(mf, "cycles", -1)),
         "scf_retried_with_damping": bool(getattr(mf, "retried_with_damping", False)),
+        "scf_initial_guess": getattr(mf, "initial_guess_fallback", "minao"),
         "max_imag_h_ev": max_imag,
         "timings_s": {"scf": round(t_scf, 3), "dense_fock": round(t_dense, 3), "overlap": round(t_ovlp, 3)},
     }
