@@ -63,3 +63,10 @@ def quickstart_path(cache_dir: str | os.PathLike | None = None) -> Path:
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     return target / TOP
+
+
+def dataset_path(name: str, cache_dir: str | os.PathLike | None = None) -> Path:
+    """Folder of DeepH structure folders of the shipped dataset ``name`` ("quickstart", "universal-mini")."""
+    from .datasets import dataset_path as _dataset_path
+
+    return _dataset_path(name, cache_dir)

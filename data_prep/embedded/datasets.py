@@ -1,0 +1,108 @@
+"""Datasets shipped in the repository, by name: ``dataset_path(name)`` and ``list_datasets()``.
+
+* ``quickstart``: one archive (``quickstart.tar.xz``), see README.md here.
+* ``universal-mini``: the universal database at CPU scale, shipped as chunks in ``universal-mini/``
+  (``dataset.json`` lists them with their checksums, structures and failures; see its README.md). Chunks
+  hold the compact form of ``shipping``; extraction restores complete DeepH folders (float64 H, exact S).
+
+Extraction happens once per content (the cache folder name carries a digest of the dataset record),
+atomically, into ``$DEEPH_CACHE`` (default ``~/.cache/deeph-lightning``).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import tarfile
+import tempfile
+from pathlib import Path
+
+from . import HERE, default_cache_dir, quickstart_path
+
+CHUNKED = {"universal-mini": HERE / "universal-mini"}
+
+
+def sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def dataset_record(name: str) -> dict:
+    if name not in CHUNKED:
+        raise KeyError(f"unknown dataset {name!r} (shipped: {', '.join(['quickstart', *CHUNKED])})")
+    path = CHUNKED[name] / "dataset.json"
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: the {name} dataset record is missing from this installation")
+    return json.loads(path.read_text())
+
+
+def dataset_path(name: str, cache_dir: str | os.PathLike | None = None) -> Path:
+    """Folder of DeepH structure folders of a shipped dataset (extracted on first use)."""
+    if name == "quickstart":
+        return quickstart_path(cache_dir)
+    record = dataset_record(name)
+    if not record.get("chunks"):
+        raise FileNotFoundError(f"{CHUNKED[name]}: no chunk of {name} has been shipped yet")
+    cache = Path(cache_dir) if cache_dir is not None else default_cache_dir()
+    digest = hashlib.sha256(json.dumps(record["chunks"], sort_keys=True).encode()).hexdigest()[:16]
+    target = cache / f"{name}-{digest}"
+    if (target / name).is_dir():
+        return target / name
+    cache.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.tmp-", dir=cache))
+    try:
+        _extract(name, record, tmp)
+        try:
+            os.replace(tmp, target)
+        except OSError:  # another process finished first
+            if not (target / name).is_dir():
+                raise
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    return target / name
+
+
+def _extract(name: str, record: dict, tmp: Path) -> None:
+    from .shipping import restore
+
+    shipped = tmp / "shipped"
+    for chunk in record["chunks"]:
+        archive = CHUNKED[name] / chunk["file"]
+        if not archive.is_file():
+            raise FileNotFoundError(f"{archive}: chunk listed in dataset.json is missing")
+        if sha256(archive) != chunk["sha256"]:
+            raise ValueError(f"{archive}: checksum differs from dataset.json (corrupted or modified chunk)")
+        with tarfile.open(archive, "r:xz") as tar:
+            tar.extractall(shipped, filter="data")
+    (tmp / name).mkdir()
+    for folder in sorted(p for p in shipped.iterdir() if p.is_dir()):
+        restore(folder, tmp / name / folder.name)
+    shutil.rmtree(shipped)
+
+
+def list_datasets() -> list[dict]:
+    """Name, structures, elements, size on disk and recipe of every shipped dataset."""
+    from . import ARCHIVE
+
+    out = [{"name": "quickstart", "structures": 40, "elements": ["C", "Si"], "size_mb": ARCHIVE.stat().st_size / 1e6,
+            "recipe": "PBE, GTH, SZV-MOLOPT-SR-GTH, k-spacing 0.8, 40 Ha, radius 7 Å", "path": str(ARCHIVE)}]
+    for name, folder in CHUNKED.items():
+        try:
+            record = dataset_record(name)
+        except FileNotFoundError:
+            continue
+        structures = [s for c in record.get("chunks", []) for s in c["ids"]]
+        elements = sorted({e for s in structures for e in record["structures"][s]["elements"]})
+        size = sum((folder / c["file"]).stat().st_size for c in record.get("chunks", []))
+        r = record["recipe"]
+        out.append({"name": name, "structures": len(structures), "elements": elements, "size_mb": size / 1e6,
+                    "recipe": f"{r['xc'].upper()}, {r['pseudo']}, {r['basis']}, k-spacing {r['kspacing']}, "
+                              f"{r['ke_cutoff']} Ha, radius {r['radius']} Å",
+                    "failures": sum(len(c.get("failures", [])) for c in record.get("chunks", [])),
+                    "planned": record.get("planned"), "path": str(folder)})
+    return out

@@ -1,0 +1,91 @@
+"""The materials catalogue: deterministic, charge-balanced, valid geometry, every element covered, complicated
+cases present; the DFT accepts what it makes."""
+
+import collections
+
+import numpy as np
+import pytest
+from pymatgen.core import Element
+
+from data_prep.cli import main
+from data_prep.dft import DFTSettings, check_structure
+from data_prep.materials import UNIVERSAL_MINI_ELEMENTS, generate_materials
+from data_prep.materials.candidates import all_candidates
+from data_prep.materials.catalogue import MIN_DISTANCE_RATIO, min_distance_ratio
+from data_prep.structures import read_structures
+
+
+@pytest.fixture(scope="module")
+def sample():
+    return generate_materials(120, seed=3)
+
+
+def test_prefix_stable_and_deterministic(sample):
+    again = generate_materials(40, seed=3)
+    assert [s[0] for s in sample[:40]] == [s[0] for s in again]
+    for (_, a, _), (_, b, _) in zip(sample, again):
+        assert np.array_equal(a.positions, b.positions) and np.array_equal(a.cell[:], b.cell[:])
+    assert [s[0] for s in generate_materials(10, seed=4)] != [s[0] for s in sample[:10]]
+
+
+def test_compositions_are_charge_balanced(sample):
+    checked = 0
+    for sid, atoms, meta in sample:
+        if not meta["oxidation_states"] or meta["group"] != "regular":
+            continue
+        counts = collections.Counter(atoms.get_chemical_symbols())
+        total = sum(q * counts[el] for el, q in meta["oxidation_states"].items())
+        assert total == 0, (sid, meta["oxidation_states"])
+        # every state is a known one (pymatgen's full list: V4+ of VSe2 is known but not "common")
+        assert all(q in Element(el).oxidation_states for el, q in meta["oxidation_states"].items()), meta
+        checked += 1
+    assert checked >= 30
+
+
+def test_no_ionic_candidate_has_a_nonmetal_cation():
+    from data_prep.materials.chemistry import is_metal
+
+    for cands in all_candidates(UNIVERSAL_MINI_ELEMENTS).values():
+        for c in cands:
+            if c.states and c.prototype in ("rocksalt", "cscl", "fluorite", "antifluorite", "perovskite", "spinel"):
+                cations = [el for el, q in zip(c.species, c.states) if q > 0]
+                assert all(is_metal(el) or el in ("Si", "Ge") for el in cations), c  # CaSiO3-like B sites
+
+
+def test_geometry_valid_and_accepted_by_dft(sample):
+    for sid, atoms, meta in sample:
+        assert np.all(np.isfinite(atoms.positions)) and np.all(np.isfinite(atoms.cell[:]))
+        assert min_distance_ratio(atoms) > MIN_DISTANCE_RATIO, sid
+        assert len(atoms) <= 32 and meta["n_atoms"] == len(atoms)
+        check_structure(atoms, DFTSettings(), sid)
+
+
+def test_every_element_in_several_environments():
+    structures = generate_materials(300, seed=0)
+    counts = collections.Counter(e for _, _, m in structures for e in m["elements"])
+    assert set(counts) == set(UNIVERSAL_MINI_ELEMENTS)
+    assert min(counts.values()) >= 7, sorted(counts.items(), key=lambda kv: kv[1])[:5]
+    groups = collections.Counter(m["group"] for _, _, m in structures)
+    assert 0.05 <= groups["complicated"] / len(structures) <= 0.16
+    kinds = {m["kind"] for _, _, m in structures if m["kind"]}
+    assert {"vacancy", "slab", "bilayer", "supercell"} <= kinds
+    families = collections.Counter(m["family"] for _, _, m in structures)
+    assert set(families) == {"elemental", "binary", "ternary", "layered", "molecule"}
+
+
+def test_complicated_cases_have_vacuum_or_dopants():
+    for sid, atoms, meta in generate_materials(200, seed=1):
+        if meta["kind"] in ("slab", "bilayer"):
+            z = atoms.get_scaled_positions()[:, 2] * atoms.cell.lengths()[2]
+            gaps = np.diff(np.sort(np.concatenate([z, [z.min() + atoms.cell.lengths()[2]]])))
+            assert gaps.max() > 10.0, sid  # vacuum larger than the block radius minus bonds
+        if meta["kind"] == "substitution":
+            assert meta["defect"]["by"] in atoms.get_chemical_symbols(), sid
+
+
+def test_cli_writes_a_readable_catalogue(tmp_path):
+    assert main(["generate", "--n", "6", "--seed", "2", "--out", str(tmp_path / "s")]) == 0
+    read = read_structures([str(tmp_path / "s")])
+    assert len(read) == 6 and all(a.pbc.all() for _, a in read)
+    assert main(["generate", "--n", "6", "--mode", "materials", "--prototypes", "fcc", "--out",
+                 str(tmp_path / "t")]) == 2
