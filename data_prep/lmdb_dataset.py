@@ -29,6 +29,7 @@ from .atomic import atomic_dir
 from .basis import BasisTable, element_symbol
 from .deeph_format import DeepHFormatError, check_hermitian, read_deeph
 from .records import SCHEMA_VERSION, RecordError, decode_record, encode_record, structure_to_record, validate_record
+from .splits import generalisation_splits
 
 METADATA_FILE = "metadata.json"
 SHARD_PATTERN = "data.{:04d}.lmdb"
@@ -225,6 +226,8 @@ def pack_folders(
             "split_seed": int(split_seed),
             "split_fractions": list(map(float, split_fractions)),
             "splits": make_splits(len(folders), split_seed, split_fractions),
+            "split_sets": generalisation_splits([Path(f) for j in jobs for f in j.folders], split_seed,
+                                                split_fractions),
             "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
         }
         (tmp / METADATA_FILE).write_text(json.dumps(meta, indent=1) + "\n")
@@ -354,11 +357,16 @@ class LmdbDataset:
             raise DatasetError(f"{self.path / self.metadata['shards'][shard]}: no {LENGTH_KEY.decode()} key (incomplete shard)")
         return int(raw)
 
-    def split(self, name: str) -> list[int]:
+    def split(self, name: str, split_set: str = "random") -> list[int]:
+        """Record indices of split ``name`` (train/val/test) of ``split_set``: "random" or one of the
+        generalisation splits of ``data_prep.splits`` ("composition", "complicated")."""
+        sets = {"random": self.metadata["splits"], **self.metadata.get("split_sets", {})}
+        if split_set not in sets:
+            raise DatasetError(f"{self.path}: no split set {split_set!r} (have {sorted(sets)})")
         try:
-            return list(self.metadata["splits"][name])
+            return list(sets[split_set][name])
         except KeyError:
-            raise DatasetError(f"{self.path}: no split named {name!r} (have {sorted(self.metadata['splits'])})") from None
+            raise DatasetError(f"{self.path}: no split named {name!r} (have {sorted(sets[split_set])})") from None
 
     def close(self) -> None:
         """Forget this reader's handles. Environments are shared per process (LMDB allows one per file) and

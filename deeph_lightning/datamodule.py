@@ -87,6 +87,7 @@ class DeepHDataModule(pl.LightningDataModule):
         cutoff: float | None = None,
         split_seed: int = 0,
         split_fractions: Sequence[float] = (0.8, 0.1, 0.1),
+        split_set: str = "random",
         global_budget: int = 200_000,
         val_budget: int | None = None,
         max_structures: int | None = None,
@@ -102,6 +103,7 @@ class DeepHDataModule(pl.LightningDataModule):
         self.expected_cutoff = cutoff
         self.split_seed = split_seed
         self.split_fractions = tuple(split_fractions)
+        self.split_set = split_set
         self.global_budget = int(global_budget)
         self.val_budget = int(val_budget or global_budget)
         self.max_structures = max_structures
@@ -183,7 +185,7 @@ class DeepHDataModule(pl.LightningDataModule):
     def setup(self, stage: str | None = None) -> None:
         for name in ("train", "val", "test"):
             if name not in self.datasets:
-                idx = self.records.split(name)
+                idx = self.records.split(name, self.split_set)
                 self.datasets[name] = LmdbGraphDataset(self.path, idx, dtype=self.torch_dtype, basis=self.basis)
 
     def block_statistics(self, max_structures: int = 2000) -> dict:
@@ -191,7 +193,7 @@ class DeepHDataModule(pl.LightningDataModule):
         most ``max_structures`` structures (a fixed, seeded subset when the split is larger)."""
         from .models.block_scale import block_statistics
 
-        idx = list(self.records.split("train"))
+        idx = list(self.records.split("train", self.split_set))
         if not idx:
             raise DataConfigError(f"{self.path}: the train split is empty")
         if len(idx) > max_structures:
@@ -203,7 +205,7 @@ class DeepHDataModule(pl.LightningDataModule):
     def padded_sizes(self, split: str) -> np.ndarray:
         """Matrix elements each structure occupies in the model ((atoms + edges) · M²)."""
         meta = self.metadata
-        idx = np.asarray(self.records.split(split), dtype=np.int64)
+        idx = np.asarray(self.records.split(split, self.split_set), dtype=np.int64)
         blocks = np.asarray(meta["n_atoms"])[idx] + np.asarray(meta["n_edges"])[idx]
         return blocks * self.basis.n_union**2
 

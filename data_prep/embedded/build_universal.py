@@ -84,7 +84,8 @@ def ship(structures: Path, dft: Path, chunk_size: int = CHUNK_SIZE, log=print) -
         with tempfile.TemporaryDirectory(prefix=".ship-", dir=OUT) as tmp:
             folders = []
             for m in finished:
-                measured = compact(dft / m["id"], Path(tmp) / m["id"])
+                catalogue = {k: v for k, v in m.items() if k != "file"}
+                measured = compact(dft / m["id"], Path(tmp) / m["id"], catalogue)
                 info = json.loads((dft / m["id"] / "info.json").read_text())
                 record["structures"][m["id"]] = {
                     **{k: m[k] for k in ("family", "prototype", "group", "kind", "formula", "n_atoms", "elements",

@@ -52,8 +52,10 @@ def float32_band_change_mev(st: DeepHStructure, window: float = 2.0) -> float:
     return float(np.abs(e32 - e64)[sel].max(initial=0.0) * 1000.0)
 
 
-def compact(folder: Path, out: Path) -> dict:
-    """Write the shipping form of a DFT DeepH folder; returns what was measured on the way."""
+def compact(folder: Path, out: Path, catalogue: dict | None = None) -> dict:
+    """Write the shipping form of a DFT DeepH folder; returns what was measured on the way.
+
+    ``catalogue``: the structure's catalogue record, kept in info.json (``data_prep.splits`` reads it)."""
     st = read_deeph(folder)
     change = float32_band_change_mev(st)
     if change > FLOAT32_BAND_TOLERANCE_MEV:
@@ -68,6 +70,8 @@ def compact(folder: Path, out: Path) -> dict:
     st.hamiltonians = {k: v.astype(np.float32) for k, v in st.hamiltonians.items()}
     st.overlaps = None
     st.info = {**st.info, "shipping": {"hamiltonian_dtype": "float32", "overlaps": "recomputed", **measured}}
+    if catalogue is not None:
+        st.info["catalogue"] = catalogue
     write_deeph(st, out)
     return measured
 

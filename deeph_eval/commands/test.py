@@ -33,6 +33,8 @@ def register(sub) -> None:
     p.add_argument("--data", required=True, help="packed dataset (LMDB directory) or a directory of DeepH folders")
     p.add_argument("--out", required=True, help="report.json path (report.csv is written next to it)")
     p.add_argument("--split", default="test", help="packed datasets: split to evaluate (train/val/test/all)")
+    p.add_argument("--split-set", default="random",
+                   help="packed datasets: random, composition (held-out chemical systems) or complicated")
     p.add_argument("--bands", action="store_true", help="also band errors per structure (costs a diagonalisation)")
     p.add_argument("--window", type=float, default=2.0, help="band errors: ± window around E_F, eV")
     p.add_argument("--npoints", type=int, default=40, help="band errors: k-points along the path")
@@ -56,7 +58,7 @@ def _record_structure(rec: dict, where: str) -> DeepHStructure:
                           hamiltonians=h, overlaps=s, pbc=rec["pbc"].astype(bool), source=where)
 
 
-def iter_dataset(path: str, split: str):
+def iter_dataset(path: str, split: str, split_set: str = "random"):
     """(structure id, DeepHStructure or the reason it cannot be read, dataset-level DFT recipe or None)."""
     p = Path(path)
     if not p.exists():
@@ -66,7 +68,7 @@ def iter_dataset(path: str, split: str):
 
         ds = LmdbDataset(p)
         recipe = ds.metadata.get("dft_recipe")
-        idx = range(len(ds)) if split == "all" else ds.split(split)
+        idx = range(len(ds)) if split == "all" else ds.split(split, split_set)
         ids = ds.metadata.get("ids") or [str(i) for i in range(len(ds))]
         for i in idx:
             rec = ds[i]
@@ -129,10 +131,10 @@ def run(args) -> int:
     loaded = load_checkpoint(args.ckpt, dtype=args.dtype)
     report = BlockErrorReport()
     report.meta = {"checkpoint": str(args.ckpt), "data": str(args.data), "split": args.split,
-                   "model_cutoff_A": loaded.cutoff, "dtype": args.dtype}
+                   "split_set": args.split_set, "model_cutoff_A": loaded.cutoff, "dtype": args.dtype}
     t0 = time.perf_counter()
     usable: list[tuple[str, DeepHStructure, dict | None]] = []
-    for sid, st, recipe in iter_dataset(args.data, args.split):
+    for sid, st, recipe in iter_dataset(args.data, args.split, args.split_set):
         if isinstance(st, str):
             report.skip(sid, st)
             continue
