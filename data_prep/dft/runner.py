@@ -80,16 +80,21 @@ def make_scf(cell, kpts, settings: DFTSettings):
     return mf
 
 
+def initial_density(mf):
+    """(density matrix, name) of the SCF start: PySCF's MINAO guess, or the core-Hamiltonian ("1e") guess where
+    MINAO (and PySCF's atomic guess) has no occupation table for a GTH valence (Sc with q11: IndexError)."""
+    try:
+        return mf.get_init_guess(key="minao"), "minao"
+    except IndexError:
+        return mf.get_init_guess(key="1e"), "1e"
+
+
 def run_scf(atoms, settings: DFTSettings = DFTSettings(), where: str = "structure"):
     """Converged PySCF k-point RKS for ``atoms``; returns (mf, kmesh)."""
     cell = build_cell(atoms, settings, where)
     kmesh = settings.kmesh or kmesh_from_spacing(atoms.cell[:], settings.kspacing)
     mf = make_scf(cell, cell.make_kpts(kmesh), settings)
-    try:
-        dm0 = mf.get_init_guess(key="minao")
-    except IndexError:  # PySCF's MINAO (and atom) guess has no occupation table for some GTH valences (Sc, q11)
-        dm0 = mf.get_init_guess(key="1e")
-        mf.initial_guess_fallback = "1e"
+    dm0, guess = initial_density(mf)
     mf.kernel(dm0=dm0)
     if not mf.converged:  # charge sloshing in small-gap/metallic cells: restart from there with damping
         dm = mf.make_rdm1()
@@ -99,6 +104,7 @@ def run_scf(atoms, settings: DFTSettings = DFTSettings(), where: str = "structur
         mf.retried_with_damping = True
     if not mf.converged:
         raise SCFNotConvergedError(f"{where}: SCF did not converge in {settings.max_cycle} cycles (k-mesh {kmesh})")
+    mf.initial_guess = guess
     return mf, tuple(int(n) for n in kmesh)
 
 
@@ -161,7 +167,7 @@ def run_dft(atoms, settings: DFTSettings = DFTSettings(), where: str = "structur
         "total_energy_ev": float(mf.e_tot * ev),
         "scf_cycles": int(getattr(mf, "cycles", -1)),
         "scf_retried_with_damping": bool(getattr(mf, "retried_with_damping", False)),
-        "scf_initial_guess": getattr(mf, "initial_guess_fallback", "minao"),
+        "scf_initial_guess": getattr(mf, "initial_guess", "minao"),
         "max_imag_h_ev": max_imag,
         "timings_s": {"scf": round(t_scf, 3), "dense_fock": round(t_dense, 3), "overlap": round(t_ovlp, 3)},
     }
