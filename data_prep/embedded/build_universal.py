@@ -53,14 +53,14 @@ def _tar(folders: list[Path], archive: Path) -> None:
     os.replace(tmp, archive)
 
 
-def ship(structures: Path, dft: Path, chunk_size: int = CHUNK_SIZE, log=print) -> list[str]:
-    """Write every newly complete chunk into ``OUT`` and update ``dataset.json``; returns the new chunk files."""
+def ship(structures: Path, dft: Path, chunk_size: int = CHUNK_SIZE, out: Path = OUT, log=print) -> list[str]:
+    """Write every newly complete chunk into ``out`` and update ``dataset.json``; returns the new chunk files."""
     from ..dft.batch import is_complete
     from .shipping import compact
 
     manifest = _manifest(structures)
     failures = _failures(dft)
-    record_path = OUT / "dataset.json"
+    record_path = out / "dataset.json"
     record = json.loads(record_path.read_text()) if record_path.is_file() else {}
     record.setdefault("name", NAME)
     record["recipe"] = json.loads((dft / "settings.json").read_text())
@@ -81,7 +81,7 @@ def ship(structures: Path, dft: Path, chunk_size: int = CHUNK_SIZE, log=print) -
             log(f"{name}: {len(finished)} finished, {len(failed)} failed twice, "
                 f"{len(members) - len(finished) - len(failed)} still to compute")
             continue
-        with tempfile.TemporaryDirectory(prefix=".ship-", dir=OUT) as tmp:
+        with tempfile.TemporaryDirectory(prefix=".ship-", dir=out) as tmp:
             folders = []
             for m in finished:
                 catalogue = {k: v for k, v in m.items() if k != "file"}
@@ -92,9 +92,9 @@ def ship(structures: Path, dft: Path, chunk_size: int = CHUNK_SIZE, log=print) -
                                          "dims", "index")},
                     "timings_s": info["timings_s"], "scf_cycles": info.get("scf_cycles"), **measured}
                 folders.append(Path(tmp) / m["id"])
-            _tar(folders, OUT / name)
+            _tar(folders, out / name)
         record["chunks"].append({
-            "file": name, "sha256": sha256(OUT / name), "ids": [m["id"] for m in finished],
+            "file": name, "sha256": sha256(out / name), "ids": [m["id"] for m in finished],
             "failures": [{"id": m["id"], "errors": failures[m["id"]]} for m in failed]})
         record["chunks"].sort(key=lambda c: c["file"])
         new.append(name)
@@ -102,7 +102,7 @@ def ship(structures: Path, dft: Path, chunk_size: int = CHUNK_SIZE, log=print) -
         tmp_record.write_text(json.dumps(record, indent=1) + "\n")
         os.replace(tmp_record, record_path)
         log(f"{name}: shipped {len(finished)} structures, {len(failed)} failures "
-            f"({(OUT / name).stat().st_size / 1e6:.2f} MB)")
+            f"({(out / name).stat().st_size / 1e6:.2f} MB)")
     return new
 
 
@@ -113,7 +113,7 @@ def main(argv=None) -> int:
     p.add_argument("--chunk-size", type=int, default=CHUNK_SIZE)
     args = p.parse_args(argv)
     OUT.mkdir(parents=True, exist_ok=True)
-    new = ship(Path(args.structures), Path(args.dft), args.chunk_size)
+    new = ship(Path(args.structures), Path(args.dft), args.chunk_size, OUT)
     counts = Counter(len(c["ids"]) for c in json.loads((OUT / "dataset.json").read_text())["chunks"])
     print(f"{len(new)} new chunk(s); shipped chunks by size: {dict(counts)}")
     return 0

@@ -45,9 +45,17 @@ def dataset_path(name: str, cache_dir: str | os.PathLike | None = None) -> Path:
     """Folder of DeepH structure folders of a shipped dataset (extracted on first use)."""
     if name == "quickstart":
         return quickstart_path(cache_dir)
-    record = dataset_record(name)
+    dataset_record(name)  # a clear error for unknown names
+    return extract_chunked(CHUNKED[name], cache_dir)
+
+
+def extract_chunked(folder: Path, cache_dir: str | os.PathLike | None = None) -> Path:
+    """Extract the chunks listed in ``folder/dataset.json`` once (checksums verified, overlaps restored)."""
+    folder = Path(folder)
+    record = json.loads((folder / "dataset.json").read_text())
+    name = record["name"]
     if not record.get("chunks"):
-        raise FileNotFoundError(f"{CHUNKED[name]}: no chunk of {name} has been shipped yet")
+        raise FileNotFoundError(f"{folder}: no chunk of {name} has been shipped yet")
     cache = Path(cache_dir) if cache_dir is not None else default_cache_dir()
     digest = hashlib.sha256(json.dumps(record["chunks"], sort_keys=True).encode()).hexdigest()[:16]
     target = cache / f"{name}-{digest}"
@@ -56,7 +64,7 @@ def dataset_path(name: str, cache_dir: str | os.PathLike | None = None) -> Path:
     cache.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.tmp-", dir=cache))
     try:
-        _extract(name, record, tmp)
+        _extract(folder, record, tmp)
         try:
             os.replace(tmp, target)
         except OSError:  # another process finished first
@@ -67,21 +75,21 @@ def dataset_path(name: str, cache_dir: str | os.PathLike | None = None) -> Path:
     return target / name
 
 
-def _extract(name: str, record: dict, tmp: Path) -> None:
+def _extract(folder: Path, record: dict, tmp: Path) -> None:
     from .shipping import restore
 
     shipped = tmp / "shipped"
     for chunk in record["chunks"]:
-        archive = CHUNKED[name] / chunk["file"]
+        archive = folder / chunk["file"]
         if not archive.is_file():
             raise FileNotFoundError(f"{archive}: chunk listed in dataset.json is missing")
         if sha256(archive) != chunk["sha256"]:
             raise ValueError(f"{archive}: checksum differs from dataset.json (corrupted or modified chunk)")
         with tarfile.open(archive, "r:xz") as tar:
             tar.extractall(shipped, filter="data")
-    (tmp / name).mkdir()
-    for folder in sorted(p for p in shipped.iterdir() if p.is_dir()):
-        restore(folder, tmp / name / folder.name)
+    (tmp / record["name"]).mkdir()
+    for structure in sorted(p for p in shipped.iterdir() if p.is_dir()):
+        restore(structure, tmp / record["name"] / structure.name)
     shutil.rmtree(shipped)
 
 

@@ -2,6 +2,7 @@
 extracts back to folders that pack like the originals."""
 
 import json
+import shutil
 
 import numpy as np
 import pytest
@@ -50,3 +51,48 @@ def test_shipped_folder_without_basis_is_refused(original, tmp_path):
     with pytest.raises(ValueError, match="no DFT basis"):
         restore(tmp_path / "shipped", tmp_path / "restored")
     assert not (tmp_path / "restored").exists()
+
+
+def test_chunks_ship_only_when_complete_and_extract_to_packable_folders(tmp_path):
+    """A DFT run of 6 catalogue structures (the quickstart's real DFT folders standing in), chunks of 4: the
+    first chunk ships at once with its failed-twice structure recorded; the second waits for its last one."""
+    from data_prep.cli import main as deeph_prep
+    from data_prep.embedded.build_universal import ship
+    from data_prep.embedded.datasets import extract_chunked
+
+    sources = sorted(p for p in quickstart_path().iterdir() if p.is_dir())[:6]
+    structures, dft, out = tmp_path / "structures", tmp_path / "dft", tmp_path / "shipped"
+    structures.mkdir(), dft.mkdir(), out.mkdir()
+    ids = [f"X{k}_{p.name}" for k, p in enumerate(sources)]
+    manifest = [{"id": sid, "file": f"{sid}.extxyz", "family": "binary", "prototype": "zincblende", "group":
+                 "complicated" if k == 1 else "regular", "kind": "vacancy" if k == 1 else None, "formula": "CSi",
+                 "n_atoms": 2, "elements": ["C", "Si"], "dims": 3, "index": k} for k, sid in enumerate(ids)]
+    (structures / "manifest.jsonl").write_text("".join(json.dumps(m) + "\n" for m in manifest))
+    (dft / "settings.json").write_text(json.dumps({"xc": "pbe"}))
+    failed, pending = ids[2], ids[5]
+    for sid, src in zip(ids, sources):
+        if sid not in (failed, pending):
+            shutil.copytree(src, dft / sid)
+    (dft / "failures.jsonl").write_text("".join(json.dumps({"id": failed, "error": f"SCF try {t}"}) + "\n"
+                                                for t in (1, 2)))
+
+    assert ship(structures, dft, chunk_size=4, out=out, log=lambda m: None) == ["chunk-000.tar.xz"]
+    record = json.loads((out / "dataset.json").read_text())
+    assert record["chunks"][0]["ids"] == [ids[0], ids[1], ids[3]]
+    assert record["chunks"][0]["failures"] == [{"id": failed, "errors": ["SCF try 1", "SCF try 2"]}]
+    shutil.copytree(sources[5], dft / pending)
+    assert ship(structures, dft, chunk_size=4, out=out, log=lambda m: None) == ["chunk-001.tar.xz"]
+    assert ship(structures, dft, chunk_size=4, out=out, log=lambda m: None) == []  # shipped chunks never change
+
+    folder = extract_chunked(out, tmp_path / "cache")
+    assert sorted(p.name for p in folder.iterdir()) == sorted(set(ids) - {failed})
+    assert extract_chunked(out, tmp_path / "cache") == folder  # once
+    restored = read_deeph(folder / ids[1])
+    assert restored.info["catalogue"]["kind"] == "vacancy"
+    assert deeph_prep(["pack", str(folder), "--out", str(tmp_path / "lmdb"), "--cutoff", "6.0"]) == 0
+    assert deeph_prep(["verify", str(tmp_path / "lmdb")]) == 0
+
+    (out / "chunk-001.tar.xz").write_bytes((out / "chunk-001.tar.xz").read_bytes()[:-10] + b"0" * 10)
+    with pytest.raises(ValueError, match="checksum"):
+        extract_chunked(out, tmp_path / "cache2")
+    assert list((tmp_path / "cache2").iterdir()) == []  # nothing half-extracted left
