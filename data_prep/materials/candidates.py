@@ -127,8 +127,9 @@ def ternary_candidates(elements):
         eight = x in ("Li", "Na") and y in ("Mg", "Zn") and z in PNICTOGENS
         eighteen = (x in ("Sc", "Ti", "V") and y in ("Fe", "Co", "Ni") and z in ("Ge", "Sn", "Sb", "Bi")
                     and GROUP_VALENCE[x] + GROUP_VALENCE[y] + GROUP_VALENCE[z] == 18)
-        if eight or eighteen:
-            d = covalent_radius(x) + 0.5 * (covalent_radius(y) + covalent_radius(z))
+        if eight or eighteen:  # Y-X and Y-Z bonds: covalent (LiZnAs) or metallic (TiNiSn) radii
+            r = covalent_radius if eight else metallic_radius
+            d = r(y) + 0.5 * (r(x) + r(z))
             out.append(Candidate("ternary", "half_heusler", (x, y, z), d))
     return out
 

@@ -70,10 +70,15 @@ def perovskite(sp, d):  # A B X3 cubic; d is the B-X bond
                   [(0, 0, 0), (0.5, 0.5, 0.5), (0.5, 0.5, 0), (0.5, 0, 0.5), (0, 0.5, 0.5)], a)
 
 
-def spinel(sp, d):  # A B2 X4 (MgAl2O4), primitive 14 atoms; d is the B-X bond, u = 0.26 (origin choice 2)
-    a = d / 0.2
-    return crystal([sp[0], sp[1], sp[2]], [(0.125, 0.125, 0.125), (0.5, 0.5, 0.5), (0.26, 0.26, 0.26)],
-                   spacegroup=227, setting=2, cellpar=[a, a, a, 90, 90, 90], primitive_cell=True)
+def spinel(sp, d):  # A B2 X4 (MgAl2O4), primitive 14 atoms, u = 0.26 (origin choice 2); d is the B-X bond
+    def build(a):
+        return crystal([sp[0], sp[1], sp[2]], [(0.125, 0.125, 0.125), (0.5, 0.5, 0.5), (0.26, 0.26, 0.26)],
+                       spacegroup=227, setting=2, cellpar=[a, a, a, 90, 90, 90], primitive_cell=True)
+
+    unit = build(1.0)
+    b = [k for k, s in enumerate(unit.get_chemical_symbols()) if s == sp[1]][0]
+    x = [k for k, s in enumerate(unit.get_chemical_symbols()) if s == sp[2]]
+    return build(d / unit.get_distances(b, x, mic=True).min())
 
 
 def heusler(sp, d):  # X2 Y Z (L2_1), primitive 4 atoms; d is the X-Y nearest-neighbour distance
@@ -82,9 +87,9 @@ def heusler(sp, d):  # X2 Y Z (L2_1), primitive 4 atoms; d is the X-Y nearest-ne
                    cellpar=[a, a, a, 90, 90, 90], primitive_cell=True)
 
 
-def half_heusler(sp, d):  # X Y Z (C1_b, MgAgAs): Y at 0, Z at 1/2, X at 1/4 bonded to both
+def half_heusler(sp, d):  # X Y Z (C1_b, MgAgAs): Y on the tetrahedral site bonded to X and Z (Ni in TiNiSn)
     a = 4 * d / math.sqrt(3)
-    return crystal([sp[1], sp[2], sp[0]], [(0, 0, 0), (0.5, 0.5, 0.5), (0.25, 0.25, 0.25)], spacegroup=216,
+    return crystal([sp[0], sp[1], sp[2]], [(0.5, 0.5, 0.5), (0.25, 0.25, 0.25), (0, 0, 0)], spacegroup=216,
                    cellpar=[a, a, a, 90, 90, 90], primitive_cell=True)
 
 
