@@ -115,6 +115,31 @@ def fock_at(mf, kpts_abs: np.ndarray) -> np.ndarray:
     return np.asarray(fock)
 
 
+def time_reversal_partners(kpts_frac: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(computed, source): the k-points to compute, and for every k-point the index (into ``computed``) of
+    the one it equals or is the time-reversed image of (-k modulo a reciprocal lattice vector)."""
+    key = {tuple(np.round(np.mod(k, 1.0), 9) % 1.0): i for i, k in enumerate(kpts_frac)}
+    computed, source = [], np.empty(len(kpts_frac), dtype=np.int64)
+    where = {}
+    for i, k in enumerate(kpts_frac):
+        partner = key.get(tuple(np.round(np.mod(-k, 1.0), 9) % 1.0))
+        if partner is not None and partner in where:
+            source[i] = -1 - where[partner]  # negative: the conjugate of a computed one
+            continue
+        where[i] = len(computed)
+        source[i] = len(computed)
+        computed.append(i)
+    return np.asarray(computed, dtype=np.int64), source
+
+
+def fock_on_mesh(mf, kpts_frac: np.ndarray) -> np.ndarray:
+    """``fock_at`` on a k-mesh, computing one of each pair k, -k: with a real basis and no spin-orbit
+    coupling H(-k) = H(k)* (time reversal), so half of a Γ-centred mesh gives all of it."""
+    computed, source = time_reversal_partners(np.asarray(kpts_frac, dtype=float))
+    fock = fock_at(mf, mf.cell.get_abs_kpts(np.asarray(kpts_frac)[computed]))
+    return np.stack([fock[s] if s >= 0 else fock[-1 - s].conj() for s in source])
+
+
 def pyscf_band_energies(mf, kpts_frac) -> np.ndarray:
     """PySCF's own band energies (n_k, nao) in eV at fractional k-points."""
     kpts_abs = mf.cell.get_abs_kpts(np.atleast_2d(np.asarray(kpts_frac, dtype=float)))
@@ -145,7 +170,7 @@ def run_dft(atoms, settings: DFTSettings = DFTSettings(), where: str = "structur
     pairs = block_pairs(cell_rows, positions, radius)
     t1 = time.perf_counter()
     kd_frac = cell.get_scaled_kpts(cell.make_kpts(dense))
-    fock = fock_at(mf, cell.get_abs_kpts(kd_frac)) * ev
+    fock = fock_on_mesh(mf, kd_frac) * ev
     h_blocks, max_imag = blocks_from_kmesh(cell, fock, kd_frac, pairs)
     t_dense = time.perf_counter() - t1
     t2 = time.perf_counter()

@@ -44,7 +44,7 @@ def test_elements_are_balanced():
 
 
 def test_generate_command_writes_files_and_manifest_that_dft_reads(tmp_path):
-    assert main(["generate", "--n", "4", "--seed", "2", "--elements", "Si,O", "--out", str(tmp_path)]) == 0
+    assert main(["generate", "--mode", "random", "--n", "4", "--seed", "2", "--elements", "Si,O", "--out", str(tmp_path)]) == 0
     manifest = [json.loads(line) for line in (tmp_path / "manifest.jsonl").read_text().splitlines()]
     assert len(manifest) == 4 and all((tmp_path / m["file"]).is_file() for m in manifest)
     read = read_structures([tmp_path])
