@@ -143,7 +143,8 @@ def read_blocks(path: Path, n_orb: np.ndarray) -> Blocks:
 
 
 def deeph_layout(folder: str | os.PathLike) -> str:
-    """"legacy" (element.dat, lat.dat, ... present) or "v1" (POSCAR); anything else is not a DeepH folder.
+    """"legacy" (element.dat, lat.dat, ... present) or "v1" (POSCAR beside info.json or a v1 matrix file);
+    anything else (e.g. a folder with just a POSCAR) is not a DeepH folder.
 
     A folder holding some legacy file is legacy, so a missing one is reported by name when it is read.
     """
@@ -152,7 +153,7 @@ def deeph_layout(folder: str | os.PathLike) -> str:
         raise DeepHFormatError(f"{folder}: not a directory")
     if any((folder / name).is_file() for name in REQUIRED_FILES if name != "info.json"):
         return "legacy"
-    if (folder / "POSCAR").is_file():
+    if (folder / "POSCAR").is_file() and any((folder / n).is_file() for n in ("info.json", *MATRIX_FILES["v1"])):
         return "v1"
     raise DeepHFormatError(f"{folder}: not a DeepH folder (no element.dat (legacy layout), no POSCAR + info.json (v1))")
 

@@ -237,7 +237,7 @@ def write_chunked_blocks(path: Path, blocks: Blocks, orbital_types: list[list[in
     chunks = [np.asarray(blocks[k])[perm[k[3]]][:, perm[k[4]]] for k in keys]
     shapes = np.array([c.shape for c in chunks], dtype=np.int64).reshape(len(keys), 2)
     bounds = np.concatenate([[0], np.cumsum(shapes[:, 0] * shapes[:, 1])]).astype(np.int64)
-    dtype = np.result_type(*chunks) if chunks else np.float64
+    dtype = np.result_type(*{c.dtype for c in chunks}) if chunks else np.float64
     entries = np.concatenate([c.ravel() for c in chunks]).astype(dtype) if chunks else np.zeros(0)
     with h5py.File(path, "w") as f:
         f.create_dataset("atom_pairs", data=np.array(keys, dtype=np.int64).reshape(len(keys), 5))

@@ -381,3 +381,20 @@ def test_convert_bad_input_leaves_nothing(v1_folder, tio, tmp_path, capsys):
     assert len(err) == 1 and "overlap.h5: chunk 3" in err[0]
     assert sorted(p.name for p in tmp_path.iterdir()) == ["in"]
     shutil.rmtree(tmp_path / "in")
+
+
+def test_layout_is_detected_and_a_bare_poscar_is_not_a_deeph_folder(tio, tmp_path):
+    from data_prep.deeph_format import DeepHFormatError
+    from data_prep.lmdb_dataset import find_structure_folders
+
+    write_deeph(tio[0], tmp_path / "data" / "a")
+    write_deeph(tio[0], tmp_path / "data" / "b", layout="v1")
+    (tmp_path / "data" / "structures").mkdir()
+    shutil.copy(tmp_path / "data" / "b" / "POSCAR", tmp_path / "data" / "structures" / "POSCAR")
+    assert [deeph_layout(tmp_path / "data" / n) for n in "ab"] == ["legacy", "v1"]
+    assert find_structure_folders([tmp_path / "data"]) == [(tmp_path / "data" / n).resolve() for n in "ab"]
+    with pytest.raises(DeepHFormatError, match="structures: not a DeepH folder"):
+        read_deeph(tmp_path / "data" / "structures")
+    (tmp_path / "data" / "b" / "info.json").unlink()  # still v1 (it has hamiltonian.h5): the missing file is named
+    with pytest.raises(DeepHFormatError, match="b: missing info.json"):
+        read_deeph(tmp_path / "data" / "b")
