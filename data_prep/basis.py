@@ -12,6 +12,10 @@ Two conventions meet here, and this module is the only place that converts betwe
 ``openmx_to_e3nn(l)`` returns the orthogonal U_l with  Y_e3nn(r) = U_l · Y_openmx(r); a block in OpenMX
 order converts as H_e3nn = U_l1 · H_openmx · U_l2ᵀ and rotates as H' = D(l1) · H · D(l2)ᵀ in e3nn's basis.
 
+The DeepH-pack v1 layout (``data_prep.deeph_v1``) orders a shell by m = −l…l instead (real harmonics as in
+the standard table: p = (py, pz, px), d = (dxy, dyz, d3z²−r², dxz, dx²−y²), ...), every function with the
+same positive sign as in OpenMX order, so the change is the permutation ``openmx_to_v1_order(l)``.
+
 A ``BasisTable`` maps atomic number -> the list of shell angular momenta of that element, in file order
 (e.g. Si: [0, 1]; Fe: [0, 0, 1, 1, 2]). One table per dataset; it is copied into every checkpoint.
 """
@@ -79,6 +83,21 @@ def openmx_to_e3nn(l: int) -> np.ndarray:
     u[np.abs(u) < 1e-14] = 0.0
     u.setflags(write=False)
     return u
+
+
+# Orbital k of a shell in v1 (m = −l…l) order is OpenMX orbital OPENMX_TO_V1[l][k]; no sign changes.
+OPENMX_TO_V1 = {0: (0,), 1: (1, 2, 0), 2: (2, 4, 0, 3, 1), 3: (6, 4, 2, 0, 1, 3, 5)}
+
+
+def openmx_to_v1_order(shells: Sequence[int]) -> np.ndarray:
+    """Index array p over an atom's orbitals with  M_v1 = M_openmx[p][:, p'] (p' of the other atom)."""
+    out, start = [], 0
+    for l in shells:
+        if l not in OPENMX_TO_V1:
+            raise ValueError(f"orbital shells with l={l} are not supported (max l={LMAX_SUPPORTED})")
+        out.extend(start + k for k in OPENMX_TO_V1[l])
+        start += 2 * l + 1
+    return np.asarray(out, dtype=np.int64)
 
 
 def element_symbol(z: int) -> str:

@@ -7,7 +7,7 @@ import sys
 from .subcommands import build_parser as _build_parser
 from .subcommands import run
 
-COMMANDS = ("generate", "dft", "check", "pack", "verify", "stats", "datasets")
+COMMANDS = ("generate", "dft", "check", "pack", "convert", "verify", "stats", "datasets")
 
 
 def build_parser():

@@ -15,6 +15,9 @@ One folder per structure::
 In memory: lattice vectors as rows (ASE convention), atoms 0-based, blocks keyed by (Rx, Ry, Rz, i, j).
 H_ij(R) = <φ_i,0 | H | φ_j,R>, so H_ij(R) = H_ji(-R)ᵀ for a real Hamiltonian.
 Orbitals within a shell are in OpenMX order (see ``data_prep.basis``).
+
+The DeepH-pack v1 layout (POSCAR, info.json, hamiltonian.h5/overlap.h5 with chunked blocks) is read and
+written by ``data_prep.deeph_v1``; ``read_deeph`` detects the layout of a folder (``deeph_layout``).
 """
 
 from __future__ import annotations
@@ -35,6 +38,8 @@ BlockKey = Tuple[int, int, int, int, int]  # (Rx, Ry, Rz, i, j), atoms 0-based
 Blocks = Dict[BlockKey, np.ndarray]
 
 REQUIRED_FILES = ("lat.dat", "site_positions.dat", "element.dat", "orbital_types.dat", "info.json")
+LAYOUTS = ("legacy", "v1")
+MATRIX_FILES = {"legacy": ("hamiltonians.h5", "overlaps.h5"), "v1": ("hamiltonian.h5", "overlap.h5")}
 HERMITICITY_TOL_EV = 1e-4
 
 
@@ -55,6 +60,7 @@ class DeepHStructure:
     isorthogonal: bool = False
     info: dict = field(default_factory=dict)  # every other info.json entry, kept verbatim
     source: str = ""
+    layout: str = "legacy"  # the on-disk layout it was read from (LAYOUTS)
 
     @property
     def n_atoms(self) -> int:
@@ -136,7 +142,40 @@ def read_blocks(path: Path, n_orb: np.ndarray) -> Blocks:
     return blocks
 
 
+def deeph_layout(folder: str | os.PathLike) -> str:
+    """"legacy" (element.dat, lat.dat, ... present) or "v1" (POSCAR beside info.json or a v1 matrix file);
+    anything else (e.g. a folder with just a POSCAR) is not a DeepH folder.
+
+    A folder holding some legacy file is legacy, so a missing one is reported by name when it is read.
+    """
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise DeepHFormatError(f"{folder}: not a directory")
+    if any((folder / name).is_file() for name in REQUIRED_FILES if name != "info.json"):
+        return "legacy"
+    if (folder / "POSCAR").is_file() and any((folder / n).is_file() for n in ("info.json", *MATRIX_FILES["v1"])):
+        return "v1"
+    raise DeepHFormatError(f"{folder}: not a DeepH folder (no element.dat (legacy layout), no POSCAR + info.json (v1))")
+
+
+def is_deeph_folder(folder: str | os.PathLike) -> bool:
+    try:
+        deeph_layout(folder)
+    except DeepHFormatError:
+        return False
+    return True
+
+
 def read_deeph(folder: str | os.PathLike, *, hamiltonian: bool = True, overlap: bool = True) -> DeepHStructure:
+    """A DeepH folder of either layout (detected) in memory: OpenMX orbital order, 0-based atoms."""
+    if deeph_layout(folder) == "v1":
+        from .deeph_v1 import read_deeph_v1
+
+        return read_deeph_v1(folder, hamiltonian=hamiltonian, overlap=overlap)
+    return read_deeph_legacy(folder, hamiltonian=hamiltonian, overlap=overlap)
+
+
+def read_deeph_legacy(folder: str | os.PathLike, *, hamiltonian: bool = True, overlap: bool = True) -> DeepHStructure:
     folder = Path(folder)
     if not folder.is_dir():
         raise DeepHFormatError(f"{folder}: not a directory")
@@ -239,8 +278,15 @@ def reciprocal_columns(cell_rows: np.ndarray) -> np.ndarray:
     return 2 * np.pi * np.linalg.inv(cell_rows)
 
 
-def write_deeph(st: DeepHStructure, folder: str | os.PathLike, *, overwrite: bool = False) -> Path:
+def write_deeph(st: DeepHStructure, folder: str | os.PathLike, *, overwrite: bool = False,
+                layout: str = "legacy") -> Path:
     """Write ``st`` as a DeepH folder. All-or-nothing: written under a temporary name, then renamed."""
+    if layout == "v1":
+        from .deeph_v1 import write_deeph_v1
+
+        return write_deeph_v1(st, folder, overwrite=overwrite)
+    if layout != "legacy":
+        raise ValueError(f"unknown DeepH layout {layout!r} (expected one of {', '.join(LAYOUTS)})")
     folder = Path(folder)
     with atomic_dir(folder, overwrite=overwrite) as tmp:
         np.savetxt(tmp / "lat.dat", np.asarray(st.cell).T)

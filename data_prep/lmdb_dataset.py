@@ -27,7 +27,7 @@ import numpy as np
 
 from .atomic import atomic_dir
 from .basis import BasisTable, element_symbol
-from .deeph_format import DeepHFormatError, check_hermitian, read_deeph
+from .deeph_format import MATRIX_FILES, DeepHFormatError, check_hermitian, is_deeph_folder, read_deeph
 from .records import SCHEMA_VERSION, RecordError, decode_record, encode_record, structure_to_record, validate_record
 from .splits import generalisation_splits
 
@@ -58,12 +58,13 @@ def find_structure_folders(sources: Sequence[str | os.PathLike]) -> list[Path]:
         src = Path(src)
         if not src.exists():
             raise FileNotFoundError(f"{src}: no such file or directory")
-        if (src / "element.dat").is_file():
+        if is_deeph_folder(src):
             found.add(src.resolve())
             continue
-        hits = {p.parent.resolve() for p in src.rglob("element.dat")}
+        hits = {p.parent.resolve() for name in ("element.dat", "POSCAR") for p in src.rglob(name)
+                if is_deeph_folder(p.parent)}
         if not hits:
-            raise DeepHFormatError(f"{src}: contains no DeepH-format folder (no element.dat found)")
+            raise DeepHFormatError(f"{src}: contains no DeepH-format folder (no element.dat or POSCAR found)")
         found |= hits
     return sorted(found)
 
@@ -102,9 +103,10 @@ def _write_shard(job: _ShardJob) -> dict:
     try:
         for idx, (folder, sid) in enumerate(zip(job.folders, job.ids)):
             st = read_deeph(folder)
-            check_hermitian(st.hamiltonians, f"{folder}/hamiltonians.h5", job.hermiticity_tol)
+            h_file, s_file = MATRIX_FILES[st.layout]
+            check_hermitian(st.hamiltonians, f"{folder}/{h_file}", job.hermiticity_tol)
             if st.overlaps is not None:
-                check_hermitian(st.overlaps, f"{folder}/overlaps.h5", job.hermiticity_tol)
+                check_hermitian(st.overlaps, f"{folder}/{s_file}", job.hermiticity_tol)
             table = st.basis_table()
             basis = table if basis is None else basis.merge(table)
             rec = structure_to_record(st, job.cutoff, sid, missing_blocks=job.missing_blocks)

@@ -21,7 +21,7 @@ import struct
 import numpy as np
 import safetensors.numpy as stn
 
-from .deeph_format import Blocks, DeepHFormatError, DeepHStructure, format_block_key
+from .deeph_format import MATRIX_FILES, Blocks, DeepHFormatError, DeepHStructure, format_block_key
 from .graph import neighbor_graph
 
 SCHEMA_VERSION = 1
@@ -65,6 +65,7 @@ def structure_to_record(
     node_shapes = [(n_orb[a], n_orb[a]) for a in range(st.n_atoms)]
     edge_shapes = [(n_orb[i], n_orb[j]) for i, j in edge_index.T]
     where = st.source or structure_id
+    h_file, s_file = MATRIX_FILES[st.layout]
     rec = {
         "positions": np.asarray(st.positions, dtype=np.float64),
         "cell": np.asarray(st.cell, dtype=np.float64),
@@ -75,10 +76,10 @@ def structure_to_record(
         "cell_shift": cell_shift,
         "edge_rev": edge_rev,
         "fermi_level": np.array([np.nan if st.fermi_level is None else st.fermi_level], dtype=np.float64),
-        "h_node": _gather(st.hamiltonians, node_keys, node_shapes, where, "hamiltonians.h5", missing_blocks),
-        "h_edge": _gather(st.hamiltonians, edge_keys, edge_shapes, where, "hamiltonians.h5", missing_blocks),
-        "s_node": _gather(st.overlaps, node_keys, node_shapes, where, "overlaps.h5", missing_blocks),
-        "s_edge": _gather(st.overlaps, edge_keys, edge_shapes, where, "overlaps.h5", missing_blocks),
+        "h_node": _gather(st.hamiltonians, node_keys, node_shapes, where, h_file, missing_blocks),
+        "h_edge": _gather(st.hamiltonians, edge_keys, edge_shapes, where, h_file, missing_blocks),
+        "s_node": _gather(st.overlaps, node_keys, node_shapes, where, s_file, missing_blocks),
+        "s_edge": _gather(st.overlaps, edge_keys, edge_shapes, where, s_file, missing_blocks),
         "structure_id": str(structure_id),
         "source": str(st.source),
     }

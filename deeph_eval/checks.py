@@ -6,7 +6,7 @@ import numpy as np
 from ase.data import covalent_radii
 
 from data_prep.basis import element_symbol
-from data_prep.deeph_format import DeepHFormatError, DeepHStructure, check_hermitian
+from data_prep.deeph_format import MATRIX_FILES, DeepHFormatError, DeepHStructure, check_hermitian
 from data_prep.graph import neighbor_graph
 
 TOO_CLOSE = 0.5  # × (r_cov,i + r_cov,j): atoms on top of each other
@@ -47,15 +47,16 @@ def check_geometry(cell, positions, numbers, pbc, where: str) -> None:
 def checked_pair(st: DeepHStructure):
     """(H blocks, S blocks or None) after Hermiticity checks with errors naming the file."""
     where = st.source or "structure"
+    h_file, s_file = MATRIX_FILES[st.layout]
     if not st.hamiltonians:
-        raise DeepHFormatError(f"{where}: no Hamiltonian blocks (hamiltonians.h5 missing or empty)")
-    check_hermitian(st.hamiltonians, f"{where}/hamiltonians.h5")
+        raise DeepHFormatError(f"{where}: no Hamiltonian blocks ({h_file} missing or empty)")
+    check_hermitian(st.hamiltonians, f"{where}/{h_file}")
     if st.overlaps is None:
         if not st.isorthogonal:
-            raise DeepHFormatError(f"{where}: no overlap blocks (overlaps.h5) and info.json does not say isorthogonal")
+            raise DeepHFormatError(f"{where}: no overlap blocks ({s_file}) and info.json does not say the basis is orthogonal")
         return st.hamiltonians, None
-    check_hermitian(st.overlaps, f"{where}/overlaps.h5", tol=1e-6)
+    check_hermitian(st.overlaps, f"{where}/{s_file}", tol=1e-6)
     on_site = [k for k in st.overlaps if k[:3] == (0, 0, 0) and k[3] == k[4]]
     if len(on_site) != st.n_atoms:
-        raise DeepHFormatError(f"{where}/overlaps.h5: on-site blocks S_ii(0) present for {len(on_site)} of {st.n_atoms} atoms")
+        raise DeepHFormatError(f"{where}/{s_file}: on-site blocks S_ii(0) present for {len(on_site)} of {st.n_atoms} atoms")
     return st.hamiltonians, st.overlaps

@@ -7,7 +7,7 @@ import sys
 from data_prep.subcommands import build_parser as _build_parser
 from data_prep.subcommands import run
 
-COMMANDS = ("predict", "bands", "dos", "test", "compare")
+COMMANDS = ("predict", "bands", "dos", "test", "compare", "export_sisl")
 
 
 def build_parser():

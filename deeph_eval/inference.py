@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 
 from data_prep.basis import element_symbol
-from data_prep.deeph_format import DeepHFormatError, DeepHStructure, read_deeph
+from data_prep.deeph_format import MATRIX_FILES, DeepHStructure, deeph_layout, read_deeph
 
 from . import progress
 from .checks import check_geometry
@@ -32,9 +32,8 @@ def read_input_structure(path: str) -> DeepHStructure:
     if not p.exists():
         raise FileNotFoundError(f"{path}: no such file or directory")
     if p.is_dir():
-        if not (p / "element.dat").is_file():
-            raise DeepHFormatError(f"{path}: a directory but not a DeepH folder (no element.dat)")
-        st = read_deeph(p, hamiltonian=(p / "hamiltonians.h5").is_file(), overlap=(p / "overlaps.h5").is_file())
+        h_file, s_file = MATRIX_FILES[deeph_layout(p)]
+        st = read_deeph(p, hamiltonian=(p / h_file).is_file(), overlap=(p / s_file).is_file())
     else:
         import ase.io
 
@@ -121,7 +120,7 @@ def predicted_structure(loaded, st: DeepHStructure, *, dft_basis: str | None = N
     settings = None
     if st.overlaps is not None:
         overlaps = st.overlaps
-        s_source = f"{st.source}/overlaps.h5"
+        s_source = f"{st.source}/{MATRIX_FILES[st.layout][1]}"
     else:
         with progress.step(f"S(R): two-centre integrals of {len(st.numbers)} atoms within {overlap_radius} Å"):
             overlaps, settings = exact_overlaps(loaded, st, dft_basis=dft_basis, radius=overlap_radius)

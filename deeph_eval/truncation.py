@@ -19,3 +19,17 @@ def truncated_reference(reference: DeepHStructure, predicted_keys) -> tuple[Deep
     st = DeepHStructure(**{**reference.__dict__, "hamiltonians": kept,
                            "source": f"{reference.source} (H truncated at the model cutoff)"})
     return st, missing
+
+
+def model_blocks(st: DeepHStructure) -> Blocks:
+    """The H blocks a model predicted: for a folder written by ``deeph-eval predict`` (info.json model_cutoff),
+    the pairs within the model's cutoff (the graph the model saw), not the zero blocks on S's longer pairs."""
+    cutoff = st.info.get("model_cutoff")
+    if cutoff is None:
+        return st.hamiltonians
+    from data_prep.graph import neighbor_graph
+
+    edge_index, shift, _ = neighbor_graph(st.cell, st.positions, st.pbc, float(cutoff))
+    keys = {(0, 0, 0, a, a) for a in range(st.n_atoms)}
+    keys |= {(int(r[0]), int(r[1]), int(r[2]), int(i), int(j)) for (i, j), r in zip(edge_index.T, shift)}
+    return {k: b for k, b in st.hamiltonians.items() if k in keys}

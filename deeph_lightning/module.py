@@ -13,6 +13,7 @@
 from __future__ import annotations
 
 import math
+import warnings
 from typing import Any
 
 import pytorch_lightning as pl
@@ -27,6 +28,20 @@ from .metrics import BlockErrorAccumulator
 
 CHECKPOINT_FORMAT = "deeph-lightning"
 CHECKPOINT_FORMAT_VERSION = 1
+
+
+def quiet_known_warnings() -> None:
+    """Silence third-party warnings a user can do nothing about, each at the module that raises it.
+
+    Lightning's CombinedLoader (``pytorch_lightning.utilities._pytree``) builds torch's deprecated
+    ``LeafSpec`` every time a loop wraps its dataloaders; torch's FutureWarning came back at every validation
+    (any change of the warning filters, e.g. a ``catch_warnings`` block, re-arms a "shown once" warning).
+    """
+    warnings.filterwarnings("ignore", message=r"`isinstance\(treespec, LeafSpec\)` is deprecated",
+                            category=FutureWarning, module=r"pytorch_lightning\.utilities\._pytree")
+
+
+quiet_known_warnings()
 
 
 def _plain(x):

@@ -10,6 +10,7 @@ from ..band_errors import band_errors
 from ..bands import common_bands, compute_bands
 from ..electrons import ElectronCountError
 from ..report import BlockErrorReport
+from ..truncation import model_blocks
 from ._common import formula, load_folder
 
 
@@ -54,7 +55,7 @@ def run(args) -> int:
                 bands = structure_band_errors(pred, ref, n_e, args.window)
             except (ElectronCountError, ValueError) as err:
                 bands = {"error": str(err)}
-        report.add_structure(sid, ref.numbers, pred.hamiltonians, ref.hamiltonians,
+        report.add_structure(sid, ref.numbers, model_blocks(pred), ref.hamiltonians,
                              band_errors=bands if bands and "error" not in bands else None, formula=formula(ref),
                              **({"band_error_skipped": bands["error"]} if bands and "error" in bands else {}))
     report.write(args.out)

@@ -5,7 +5,8 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
-from data_prep.deeph_format import write_deeph
+from data_prep.deeph_format import LAYOUTS, write_deeph
+from data_prep.pair_sets import on_one_pair_set
 
 from .. import progress
 from ..electrons import ElectronCountError
@@ -30,6 +31,8 @@ def register(sub) -> None:
     add_model_options(p)
     p.add_argument("--out", required=True, help="output DeepH folder (written atomically)")
     p.add_argument("--overwrite", action="store_true", help="replace --out if it exists")
+    p.add_argument("--format", choices=LAYOUTS, default="legacy",
+                   help="DeepH layout to write: legacy (hamiltonians.h5, ...) or v1 (DeepH-pack v1: POSCAR, hamiltonian.h5)")
     p.add_argument("--n-electrons", type=float, default=None, help="valence electrons per cell (default: recipe)")
     p.add_argument("--kspacing", type=float, default=0.2, help="k-mesh spacing for the Fermi level, 1/Å")
     p.set_defaults(func=run)
@@ -60,9 +63,11 @@ def run(args) -> int:
     if out.exists() and not args.overwrite:
         raise FileExistsError(f"{out} already exists (pass --overwrite to replace it)")
     _, st, pred, fill = predict_folder(args)
-    write_deeph(pred, out, overwrite=args.overwrite)
+    written, n_zero_h, _ = on_one_pair_set(pred)  # H = 0 beyond the model cutoff, on S's pairs (docs/evaluation.md)
+    write_deeph(written, out, overwrite=args.overwrite, layout=args.format)
     n_blocks = len(pred.hamiltonians)
-    print(f"{formula(pred)}: {pred.n_atoms} atoms, {n_blocks} predicted H blocks, S from {pred.info['overlap_source']}")
+    print(f"{formula(pred)}: {pred.n_atoms} atoms, {n_blocks} predicted H blocks, S from {pred.info['overlap_source']}"
+          + (f"; H written as zero for the {n_zero_h} S pairs beyond the model cutoff" if n_zero_h else ""))
     if fill is None:
         print("electron count unknown (no info.json n_electrons, no DFT recipe): no Fermi level written; "
               "pass --n-electrons")

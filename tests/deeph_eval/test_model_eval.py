@@ -16,6 +16,7 @@ from deeph_eval.blocklist import BlockList, supercell_blocks
 from deeph_eval.cli import main
 from deeph_eval.model_io import load_checkpoint
 from deeph_eval.predict import predict_blocks, predict_many
+from deeph_eval.truncation import model_blocks
 
 pytestmark = pytest.mark.slow  # the session fixture runs DFT and trains a model
 
@@ -88,9 +89,13 @@ def test_predict_cli_writes_a_deeph_folder(trained_model, loaded, si_folder, tmp
     assert main(["predict", "--ckpt", ckpt, "--structure", str(cif), "--out", str(tmp_path / "b")]) == 0
     a, b, ref = read_deeph(tmp_path / "a"), read_deeph(tmp_path / "b"), read_deeph(si_folder)
     pred = predict_blocks(loaded, ref)
-    assert set(a.hamiltonians) == set(pred)
+    assert set(model_blocks(a)) == set(pred) and a.info["model_cutoff"] == 5.0
     assert max(np.abs(a.hamiltonians[k] - pred[k]).max() for k in pred) == 0
-    assert set(a.overlaps) == set(ref.overlaps)  # S taken from the folder
+    assert set(a.overlaps) == set(ref.overlaps)  # S taken from the folder (6 Å pairs)
+    # one pair set: H is written as exact zeros on S's pairs beyond the 5 Å model cutoff
+    assert set(a.hamiltonians) == set(a.overlaps) > set(pred)
+    assert all(not a.hamiltonians[k].any() for k in set(a.hamiltonians) - set(pred))
+    assert set(b.hamiltonians) == set(b.overlaps)
     # S from integrals in the training data's basis (SZV-MOLOPT-SR-GTH) reproduces the DFT run's S
     assert set(ref.overlaps) <= set(b.overlaps)
     assert max(np.abs(b.overlaps[k] - ref.overlaps[k]).max() for k in ref.overlaps) < 1e-6
@@ -105,6 +110,24 @@ def test_predict_cli_writes_a_deeph_folder(trained_model, loaded, si_folder, tmp
     assert main(["predict", "--ckpt", ckpt, "--structure", str(cif), "--out", str(tmp_path / "b")]) == 2
     assert "already exists" in capsys.readouterr().err
     assert sorted(p.name for p in tmp_path.iterdir()) == ["POSCAR", "a", "b", "bands"]
+
+
+def test_predict_cli_reads_and_writes_the_v1_layout(trained_model, si_folder, tmp_path):
+    ckpt = str(trained_model[0])
+    write_deeph(read_deeph(si_folder), tmp_path / "si_v1", layout="v1")
+    assert main(["predict", "--ckpt", ckpt, "--structure", str(si_folder), "--out", str(tmp_path / "legacy")]) == 0
+    assert main(["predict", "--ckpt", ckpt, "--structure", str(tmp_path / "si_v1"), "--out", str(tmp_path / "v1"),
+                 "--format", "v1"]) == 0
+    assert sorted(p.name for p in (tmp_path / "v1").iterdir()) == ["POSCAR", "hamiltonian.h5", "info.json",
+                                                                    "overlap.h5"]
+    legacy, v1 = read_deeph(tmp_path / "legacy"), read_deeph(tmp_path / "v1")
+    assert v1.layout == "v1" and v1.info["overlap_source"].endswith("si_v1/overlap.h5")
+    assert v1.fermi_level == pytest.approx(legacy.fermi_level, abs=1e-9)  # k-sums in another block order
+    assert v1.info["n_electrons"] == legacy.info["n_electrons"]
+    for name in ("hamiltonians", "overlaps"):
+        x, y = getattr(legacy, name), getattr(v1, name)
+        assert x.keys() == y.keys()
+        assert all(np.array_equal(x[k], y[k]) for k in x), name
 
 
 def test_bands_cli_reports_model_error_and_truncation_floor(trained_model, loaded, si_folder, tmp_path):
