@@ -7,7 +7,7 @@
   larger cells) is test; train and validation are a random split of the rest.
 
 Structures carry their catalogue record in ``info.json["catalogue"]`` (written when the dataset is shipped);
-without it a structure counts as regular and its system comes from ``element.dat``.
+without it a structure counts as regular and its system comes from its atoms.
 """
 
 from __future__ import annotations
@@ -37,7 +37,9 @@ def chemical_system(folder: Path) -> str:
         if record.get("kind") == "substitution" and record.get("defect"):
             elements -= {record["defect"].get("by")}
     else:
-        numbers = np.loadtxt(Path(folder) / "element.dat", ndmin=1).astype(int)
+        from .deeph_format import read_deeph  # either layout
+
+        numbers = read_deeph(folder, hamiltonian=False, overlap=False).numbers
         elements = {element_symbol(int(z)) for z in numbers}
     return "-".join(sorted(elements))
 
