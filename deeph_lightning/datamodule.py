@@ -42,12 +42,12 @@ def resolve_sources(pack_from) -> list[str]:
         item = str(item)
         if item.startswith(EMBEDDED_PREFIX):
             name = item[len(EMBEDDED_PREFIX) :]
-            from data_prep import embedded
+            from data_prep.embedded import dataset_path
 
-            getter = getattr(embedded, f"{name}_path", None)
-            if getter is None:
-                raise DataConfigError(f"no embedded dataset named {name!r} in data_prep.embedded")
-            out.append(str(getter()))
+            try:
+                out.append(str(dataset_path(name)))
+            except (KeyError, FileNotFoundError) as err:
+                raise DataConfigError(f"pack_from {item!r}: {err.args[0] if err.args else err}") from None
         else:
             out.append(item)
     return out
