@@ -28,6 +28,7 @@ import numpy as np
 from .atomic import atomic_dir
 from .basis import BasisTable, element_symbol
 from .deeph_format import DeepHFormatError, check_hermitian, read_deeph
+from .outputs import check_output_path
 from .records import SCHEMA_VERSION, RecordError, decode_record, encode_record, structure_to_record, validate_record
 
 METADATA_FILE = "metadata.json"
@@ -180,8 +181,11 @@ def pack_folders(
     (bad input, killed process) never leaves a half-written dataset at ``out``.
     """
     out = Path(out)
-    if out.exists() and not overwrite:
-        raise FileExistsError(f"{out} already exists (use overwrite=True / --overwrite to replace it)")
+    if not (np.isfinite(cutoff) and cutoff > 0):
+        raise ValueError(f"cutoff {cutoff}: must be a positive, finite radius in Å")
+    if workers < 1 or (shards is not None and shards < 1):
+        raise ValueError(f"workers={workers}, shards={shards}: both must be at least 1")
+    check_output_path(out, sources, overwrite=overwrite)
     folders = find_structure_folders(sources)
     ids = structure_ids(folders)
     n_shards = max(1, min(shards or workers, len(folders)))

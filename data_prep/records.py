@@ -22,7 +22,7 @@ import numpy as np
 import safetensors.numpy as stn
 
 from .deeph_format import Blocks, DeepHFormatError, DeepHStructure, format_block_key
-from .graph import neighbor_graph
+from .graph import GraphError, neighbor_graph
 
 SCHEMA_VERSION = 1
 STRING_FIELDS = ("structure_id", "source")
@@ -33,7 +33,19 @@ class RecordError(ValueError):
     pass
 
 
-def _gather(blocks: Blocks | None, keys, shapes, where: str, what: str, missing: str) -> np.ndarray:
+def _missing_block_hint(cutoff: float, radius) -> str:
+    """Why a block inside the cutoff may be absent: the DFT run stored blocks only up to info.json "radius"."""
+    try:
+        radius = float(radius)
+    except (TypeError, ValueError):
+        radius = None
+    if radius is not None and cutoff > radius:
+        return (f"the cutoff {cutoff:g} Å exceeds info.json radius {radius:g} Å, the distance up to which blocks were "
+                f"stored: pack with --cutoff {radius:g} or less")
+    return "lower the cutoff, or pack with missing_blocks='zero' if absent blocks are exact zeros"
+
+
+def _gather(blocks: Blocks | None, keys, shapes, where: str, what: str, missing: str, hint: str = "") -> np.ndarray:
     """Concatenate the blocks of ``keys`` row-major; an absent block is an error, or zeros if missing='zero'."""
     if blocks is None:
         return np.zeros(0)
@@ -44,8 +56,7 @@ def _gather(blocks: Blocks | None, keys, shapes, where: str, what: str, missing:
         if blk is None:
             if missing == "error":
                 raise DeepHFormatError(
-                    f"{where}: {what} has no block {format_block_key(key)}, which lies within the cutoff "
-                    "(lower the cutoff, or pack with missing_blocks='zero' if absent blocks are exact zeros)"
+                    f"{where}: {what} has no block {format_block_key(key)}, which lies within the cutoff ({hint})"
                 )
             blk = np.zeros(shape, dtype=dtype)
         parts.append(blk.ravel())
@@ -58,13 +69,17 @@ def structure_to_record(
     """Build the record of a structure: its neighbour graph within ``cutoff`` and the blocks on it."""
     if missing_blocks not in ("error", "zero"):
         raise ValueError("missing_blocks must be 'error' or 'zero'")
-    edge_index, cell_shift, edge_rev = neighbor_graph(st.cell, st.positions, st.pbc, cutoff)
+    where = st.source or structure_id
+    try:
+        edge_index, cell_shift, edge_rev = neighbor_graph(st.cell, st.positions, st.pbc, cutoff)
+    except GraphError as err:
+        raise DeepHFormatError(f"{where}: {err}") from None
+    hint = _missing_block_hint(cutoff, st.info.get("radius"))
     n_orb = st.n_orbitals()
     node_keys = [(0, 0, 0, a, a) for a in range(st.n_atoms)]
     edge_keys = [(int(r[0]), int(r[1]), int(r[2]), int(i), int(j)) for (i, j), r in zip(edge_index.T, cell_shift)]
     node_shapes = [(n_orb[a], n_orb[a]) for a in range(st.n_atoms)]
     edge_shapes = [(n_orb[i], n_orb[j]) for i, j in edge_index.T]
-    where = st.source or structure_id
     rec = {
         "positions": np.asarray(st.positions, dtype=np.float64),
         "cell": np.asarray(st.cell, dtype=np.float64),
@@ -75,10 +90,10 @@ def structure_to_record(
         "cell_shift": cell_shift,
         "edge_rev": edge_rev,
         "fermi_level": np.array([np.nan if st.fermi_level is None else st.fermi_level], dtype=np.float64),
-        "h_node": _gather(st.hamiltonians, node_keys, node_shapes, where, "hamiltonians.h5", missing_blocks),
-        "h_edge": _gather(st.hamiltonians, edge_keys, edge_shapes, where, "hamiltonians.h5", missing_blocks),
-        "s_node": _gather(st.overlaps, node_keys, node_shapes, where, "overlaps.h5", missing_blocks),
-        "s_edge": _gather(st.overlaps, edge_keys, edge_shapes, where, "overlaps.h5", missing_blocks),
+        "h_node": _gather(st.hamiltonians, node_keys, node_shapes, where, "hamiltonians.h5", missing_blocks, hint),
+        "h_edge": _gather(st.hamiltonians, edge_keys, edge_shapes, where, "hamiltonians.h5", missing_blocks, hint),
+        "s_node": _gather(st.overlaps, node_keys, node_shapes, where, "overlaps.h5", missing_blocks, hint),
+        "s_edge": _gather(st.overlaps, edge_keys, edge_shapes, where, "overlaps.h5", missing_blocks, hint),
         "structure_id": str(structure_id),
         "source": str(st.source),
     }

@@ -6,6 +6,7 @@ import time
 from pathlib import Path
 
 from data_prep.deeph_format import write_deeph
+from data_prep.outputs import check_output_path
 
 from .. import progress
 from ..electrons import ElectronCountError
@@ -29,7 +30,7 @@ def register(sub) -> None:
     p = sub.add_parser("predict", help="predict H(R) with a trained model; write a DeepH folder")
     add_model_options(p)
     p.add_argument("--out", required=True, help="output DeepH folder (written atomically)")
-    p.add_argument("--overwrite", action="store_true", help="replace --out if it exists")
+    p.add_argument("--overwrite", action="store_true", help="replace --out if it exists and holds only our own earlier output")
     p.add_argument("--n-electrons", type=float, default=None, help="valence electrons per cell (default: recipe)")
     p.add_argument("--kspacing", type=float, default=0.2, help="k-mesh spacing for the Fermi level, 1/Å")
     p.set_defaults(func=run)
@@ -57,8 +58,7 @@ def predict_folder(args):
 def run(args) -> int:
     out = Path(args.out)
     progress.enable()  # step lines on stderr: large structures take minutes to hours
-    if out.exists() and not args.overwrite:
-        raise FileExistsError(f"{out} already exists (pass --overwrite to replace it)")
+    check_output_path(out, [args.structure, args.ckpt], overwrite=args.overwrite)
     _, st, pred, fill = predict_folder(args)
     write_deeph(pred, out, overwrite=args.overwrite)
     n_blocks = len(pred.hamiltonians)
