@@ -121,3 +121,219 @@ def test_unwritable_out_fails_before_any_work(sources, tmp_path, capsys):
     code, _, err = prep(capsys, "pack", sources, "--out", blocker / "ds", "--cutoff", CUTOFF)
     assert code == 2 and "not a directory" in one_error_line(err, str(blocker))
     assert "structure/s" not in err  # failed before the progress bar started
+
+
+# ---------------------------------------------------------------------------------------------------
+# LMDB integrity: flipped bytes, truncated shards, impossible records
+
+
+def _copy(packed: Path, tmp_path: Path) -> Path:
+    return Path(shutil.copytree(packed, tmp_path / "ds"))
+
+
+def _flip_inside_record(ds_dir: Path, idx: int, offsets) -> Path:
+    """Flip bytes of record ``idx`` where they lie in its shard file (the LMDB page structure stays intact)."""
+    from data_prep.lmdb_dataset import LmdbDataset
+
+    ds = LmdbDataset(ds_dir)
+    raw = bytes(ds.raw(idx))
+    shard = ds_dir / ds.metadata["shards"][ds.locate(idx)[0]]
+    data = bytearray(shard.read_bytes())
+    start = data.find(raw)
+    assert start >= 0
+    for off in offsets:
+        data[start + (off % len(raw))] ^= 0x5A
+    shard.write_bytes(bytes(data))
+    return shard
+
+
+@pytest.mark.parametrize("where", ["header", "blocks", "cell_shift", "last_byte"])
+def test_verify_catches_any_flipped_byte(packed, tmp_path, capsys, where):
+    from data_prep.lmdb_dataset import LmdbDataset
+
+    bad = _copy(packed, tmp_path)
+    raw = bytes(LmdbDataset(bad).raw(1))
+    header_len = int.from_bytes(raw[:8], "little")
+    if where == "cell_shift":  # 16 flipped bytes that change one edge's cell shift (still a valid record)
+        header = json.loads(raw[8 : 8 + header_len])
+        first = 8 + header_len + header["cell_shift"]["data_offsets"][0]
+        offsets = range(first, first + 16)
+    else:
+        offsets = {"header": [20], "blocks": [len(raw) // 2], "last_byte": [len(raw) - 1]}[where]
+    shard = _flip_inside_record(bad, 1, offsets)
+    for command in ("verify", "stats"):
+        code, out, err = prep(capsys, command, bad)
+        assert code == 2 and "OK" not in out
+        one_error_line(err, shard.name, "record")
+
+
+def test_truncated_shard_is_an_error_not_sigbus(packed, tmp_path):
+    bad = _copy(packed, tmp_path)
+    shard = bad / "data.0001.lmdb"
+    shard.write_bytes(shard.read_bytes()[: shard.stat().st_size // 2])
+    for command in ("verify", "stats"):  # subprocesses: a SIGBUS would kill pytest itself
+        r = subprocess.run([sys.executable, "-m", "data_prep.cli", command, str(bad)], capture_output=True, text=True,
+                           cwd=REPO, timeout=120)
+        assert r.returncode == 2, (r.returncode, r.stderr)
+        assert "truncated" in one_error_line(r.stderr, "data.0001.lmdb")
+
+
+def test_old_records_without_checksums_still_read(packed, tmp_path, capsys):
+    """A dataset packed before checksums existed: readable, and verify says its records carry none."""
+    import lmdb
+    import safetensors.numpy as stn
+
+    from data_prep.records import STRING_FIELDS, decode_record
+
+    old = _copy(packed, tmp_path)
+    meta = json.loads((old / "metadata.json").read_text())
+    del meta["record_checksums"]
+    (old / "metadata.json").write_text(json.dumps(meta))
+    for shard in meta["shards"]:
+        env = lmdb.open(str(old / shard), subdir=False, lock=False)
+        with env.begin(write=True) as txn:
+            for key, value in list(txn.cursor()):
+                if key.startswith(b"__"):
+                    continue
+                rec = decode_record(value)
+                arrays = {k: v for k, v in rec.items() if k not in STRING_FIELDS}
+                txn.put(key, stn.save(arrays, metadata={**{k: rec[k] for k in STRING_FIELDS}, "schema_version": "1"}))
+        env.close()
+    code, out, _ = prep(capsys, "verify", old)
+    assert code == 0
+    assert "absent on 4 of 4 records" in out
+
+
+def test_impossible_records_are_named(packed, tmp_path, capsys):
+    """Records that decode (valid checksum) but cannot be right: element 119, an edge to a missing atom."""
+    import lmdb
+
+    from data_prep.records import decode_record, encode_record
+
+    for field, value in (("atomic_numbers", 119), ("edge_index", 99)):
+        bad = _copy(packed, tmp_path / field)
+        env = lmdb.open(str(bad / "data.0000.lmdb"), subdir=False, lock=False)
+        with env.begin(write=True) as txn:
+            rec = decode_record(txn.get(b"00000000"))
+            rec[field] = rec[field].copy()
+            rec[field].flat[0] = value
+            txn.put(b"00000000", encode_record(rec))
+        env.close()
+        for command in ("verify", "stats"):
+            code, _, err = prep(capsys, command, bad)
+            assert code == 2
+            one_error_line(err, "data.0000.lmdb record 0", "119" if value == 119 else "edge_index")
+
+
+def test_metadata_without_basis(packed, tmp_path, capsys):
+    bad = _copy(packed, tmp_path)
+    meta = json.loads((bad / "metadata.json").read_text())
+    del meta["basis"]
+    (bad / "metadata.json").write_text(json.dumps(meta))
+    code, _, err = prep(capsys, "stats", bad)
+    assert code == 2 and "'basis'" in one_error_line(err, "metadata.json")
+
+
+# ---------------------------------------------------------------------------------------------------
+# DeepH folders and geometry: exit 2 naming the file, before any neighbour search, nothing left behind
+
+
+def _set_lattice(d: Path, rows):
+    np.savetxt(d / "lat.dat", np.asarray(rows, dtype=float).T)
+
+
+def _set_position(d: Path, atom: int, xyz):
+    pos = np.loadtxt(d / "site_positions.dat")
+    pos[:, atom] = xyz
+    np.savetxt(d / "site_positions.dat", pos)
+
+
+def _edit_info(d: Path, **changes):
+    info = json.loads((d / "info.json").read_text())
+    info.update(changes)
+    (d / "info.json").write_text(json.dumps(info))
+
+
+def _h5(d: Path, fn):
+    import h5py
+
+    with h5py.File(d / "hamiltonians.h5", "r+") as f:
+        fn(f)
+
+
+def _first_key(f):
+    return sorted(f.keys())[0]
+
+
+def _replace_block(f, value):
+    key = _first_key(f)
+    del f[key]
+    f[key] = value
+
+
+def _corrupt_h5_interior(d: Path):
+    data = bytearray((d / "hamiltonians.h5").read_bytes())
+    data[4096:] = bytes(len(data) - 4096)  # the superblock survives, the object headers and data do not
+    (d / "hamiltonians.h5").write_bytes(bytes(data))
+
+
+def _lattice(d: Path) -> np.ndarray:
+    return np.loadtxt(d / "lat.dat").T
+
+
+FOLDER_CASES = {
+    "nan-lattice": (lambda d: _set_lattice(d, np.where(np.eye(3) > 0, np.nan, _lattice(d))), "lat.dat", "NaN"),
+    "inf-position": (lambda d: _set_position(d, 0, [np.inf, 0, 0]), "site_positions.dat", "atom 1"),
+    "degenerate-lattice": (lambda d: _set_lattice(d, [_lattice(d)[0], _lattice(d)[0], _lattice(d)[2]]), "lat.dat",
+                           "degenerate"),
+    "nearly-singular-lattice": (lambda d: _set_lattice(d, [_lattice(d)[0], _lattice(d)[1],
+                                                           _lattice(d)[0] + _lattice(d)[1] + 1e-6]),
+                                "lat.dat", "lattice"),
+    "overlapping-atoms": (lambda d: _set_position(d, 1, np.loadtxt(d / "site_positions.dat")[:, 0] + 0.01),
+                          NAMES[2], "overlapping"),
+    "h5-corrupt-interior": (_corrupt_h5_interior, "hamiltonians.h5", "HDF5"),
+    "h5-group": (lambda d: _h5(d, lambda f: f.create_group("[0, 0, 9, 1, 1]")), "hamiltonians.h5", "group"),
+    "h5-strings": (lambda d: _h5(d, lambda f: _replace_block(f, np.array([["a", "b"]], dtype="S1"))),
+                   "hamiltonians.h5", "floating point"),
+    "h5-int-blocks": (lambda d: _h5(d, lambda f: _replace_block(f, np.ones((4, 4), dtype=np.int64))),
+                      "hamiltonians.h5", "int64"),
+    "element-symbols": (lambda d: (d / "element.dat").write_text("C\nSi\n"), "element.dat", "'C'"),
+    "element-119": (lambda d: (d / "element.dat").write_text("6\n119\n"), "element.dat", "119"),
+    "info-list": (lambda d: (d / "info.json").write_text("[1, 2]"), "info.json", "JSON object"),
+    "fermi-text": (lambda d: _edit_info(d, fermi_level="abc"), "info.json", "fermi_level"),
+    "pbc-length-2": (lambda d: _edit_info(d, pbc=[True, True]), "info.json", "pbc"),
+}
+
+
+@pytest.mark.parametrize("case", list(FOLDER_CASES))
+def test_bad_deeph_folder_fails_pack_naming_the_file(folder, tmp_path, capsys, case):
+    corrupt, culprit, problem = FOLDER_CASES[case]
+    corrupt(folder)
+    t0 = time.perf_counter()
+    code, _, err = prep(capsys, "pack", folder, "--out", tmp_path / "ds", "--cutoff", CUTOFF, "--quiet")
+    assert code == 2
+    line = one_error_line(err, culprit, problem)
+    assert str(folder) in line or culprit == NAMES[2]
+    assert time.perf_counter() - t0 < 20  # no neighbour search over a near-singular lattice
+    assert sorted(p.name for p in tmp_path.iterdir()) == [folder.name]  # no dataset, no temporary folder
+
+
+def test_cutoff_nan_and_cutoff_beyond_stored_blocks(folder, tmp_path, capsys):
+    code, _, err = prep(capsys, "pack", folder, "--out", tmp_path / "ds", "--cutoff", "nan", "--quiet")
+    assert code == 2 and "cutoff" in one_error_line(err, "nan")
+    code, _, err = prep(capsys, "pack", folder, "--out", tmp_path / "ds", "--quiet")  # default 7.5 Å > 7 Å stored
+    assert code == 2
+    one_error_line(err, str(folder), "info.json radius 7 Å", "--cutoff 7")
+
+
+def test_dft_refuses_a_degenerate_lattice_before_computing(tmp_path, capsys):
+    from ase.build import bulk
+    from ase.io import write
+
+    atoms = bulk("Si", "diamond", a=5.43)
+    atoms.cell[2] = atoms.cell[0] + atoms.cell[1] + 1e-7
+    write(tmp_path / "flat.xyz", atoms, format="extxyz")
+    code, out, _ = prep(capsys, "dft", tmp_path / "flat.xyz", "--out", tmp_path / "dft")
+    assert code == 1  # a batch records each failed structure and goes on
+    assert "FAILED flat:" in out and "lattice" in out
+    assert not (tmp_path / "dft" / "flat").exists()
