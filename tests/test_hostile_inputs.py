@@ -337,3 +337,117 @@ def test_dft_refuses_a_degenerate_lattice_before_computing(tmp_path, capsys):
     assert code == 1  # a batch records each failed structure and goes on
     assert "FAILED flat:" in out and "lattice" in out
     assert not (tmp_path / "dft" / "flat").exists()
+
+
+# ---------------------------------------------------------------------------------------------------
+# with a real (tiny, two-step) checkpoint: predict, bands, deeph-eval test, train.py
+
+
+def _train(dataset: Path, run_dir: Path, **kw) -> dict:
+    sys.path.insert(0, str(REPO / "tests" / "deeph_lightning"))
+    from lightning_helpers import TINY_NET, compose  # the training tests' configs
+
+    from deeph_lightning.training import run
+
+    overrides = ["+experiment=quickstart", f"data.path={dataset}", "data.pack_from=null", "data.global_budget=200000",
+                 f"data.cutoff={CUTOFF}", "logger=csv", "callbacks.val_bands=null", "trainer.enable_progress_bar=false",
+                 "trainer.max_steps=2", "trainer.max_epochs=100", "test_after_training=false", *TINY_NET]
+    overrides += [f"{k}={v}" for k, v in kw.items()]
+    return run(compose(overrides, run_dir))
+
+
+@pytest.fixture(scope="module")
+def checkpoint(packed, tmp_path_factory) -> Path:
+    run_dir = tmp_path_factory.mktemp("run") / "run"
+    _train(packed, run_dir)
+    return run_dir / "checkpoints" / "last.ckpt"
+
+
+def test_predict_never_deletes_inputs_or_foreign_files(checkpoint, sources, tmp_path, capsys):
+    from ase.io import write
+
+    from data_prep.deeph_format import read_deeph
+    from deeph_eval.inference import to_atoms
+
+    work = tmp_path / "work"
+    work.mkdir()
+    write(work / "some.cif", to_atoms(read_deeph(sources / NAMES[2])))
+    (work / "notes.txt").write_text("do not lose me")
+    before = snapshot(work)
+    for out in (work, work / "some.cif"):
+        code, _, err = evaluate(capsys, "predict", "--ckpt", checkpoint, "--structure", work / "some.cif", "--out", out,
+                                "--overwrite", "--n-electrons", "8")
+        assert code == 2 and "choose another --out" in one_error_line(err, str(out))
+    assert snapshot(work) == before
+
+    out = tmp_path / "pred"
+    args = ["predict", "--ckpt", checkpoint, "--structure", work / "some.cif", "--out", out, "--n-electrons", "8"]
+    assert evaluate(capsys, *args)[0] == 0
+    assert evaluate(capsys, *args, "--overwrite")[0] == 0  # our own output: replaced
+    (out / "mine.txt").write_text("x")
+    code, _, err = evaluate(capsys, *args, "--overwrite")
+    assert code == 2 and "mine.txt" in one_error_line(err, str(out))
+    assert (out / "mine.txt").read_text() == "x"
+    for bad, message in (("--kspacing", "0"), ("--overlap-radius", "nan")):
+        code, _, err = evaluate(capsys, *args[:-2], bad, message)
+        assert code == 2 and bad in one_error_line(err)
+
+
+def test_predict_names_a_structure_file_with_nan(checkpoint, tmp_path, capsys):
+    cif = tmp_path / "nan.xyz"
+    cif.write_text('2\nLattice="5.4 0 0 0 5.4 0 0 0 5.4" Properties=species:S:1:pos:R:3 pbc="T T T"\n'
+                   "Si 0 0 0\nSi nan 1.3 1.3\n")
+    code, _, err = evaluate(capsys, "predict", "--ckpt", checkpoint, "--structure", cif, "--out", tmp_path / "p")
+    assert code == 2
+    one_error_line(err, str(cif))
+    assert not (tmp_path / "p").exists()
+
+
+def test_bands_arguments_and_reference_structure(sources, tmp_path, capsys):
+    ham = sources / NAMES[0]
+    base = ["bands", "--hamiltonian", ham, "--out", tmp_path / "b"]
+    for extra, named in ((["--path", "QQZ"], "'Q'"), (["--path", ""], "--path"), (["--npoints", "0"], "--npoints"),
+                         (["--kspacing", "0"], "--kspacing")):
+        code, _, err = evaluate(capsys, *base, *extra)
+        assert code == 2, extra
+        one_error_line(err, named)
+    code, _, err = evaluate(capsys, *base, "--reference", sources / NAMES[1])  # Si2 vs C2: other structure
+    assert code == 2 and "species differ" in one_error_line(err, str(sources / NAMES[1]))
+    moved = Path(shutil.copytree(ham, tmp_path / "moved"))
+    _set_position(moved, 1, np.loadtxt(moved / "site_positions.dat")[:, 1] + 0.05)
+    code, _, err = evaluate(capsys, *base, "--reference", moved)
+    assert code == 2 and "atom 2" in one_error_line(err, str(moved))
+    assert not (tmp_path / "b").exists()
+
+
+def test_eval_test_on_broken_datasets(checkpoint, packed, tmp_path, capsys):
+    truncated = Path(shutil.copytree(packed, tmp_path / "truncated"))
+    shard = truncated / "data.0000.lmdb"
+    shard.write_bytes(shard.read_bytes()[:8192])
+    flipped = Path(shutil.copytree(packed, tmp_path / "flipped"))
+    _flip_inside_record(flipped, 0, [1000])
+    for data, named in ((truncated, "data.0000.lmdb"), (flipped, "record 0")):
+        code, _, err = evaluate(capsys, "test", "--ckpt", checkpoint, "--data", data, "--split", "all",
+                                "--out", tmp_path / "report.json")
+        assert code == 2
+        one_error_line(err, named)
+    assert not (tmp_path / "report.json").exists()
+
+
+def test_second_run_with_the_same_name_never_mixes(packed, checkpoint, capsys):
+    from deeph_lightning.training import SetupError
+
+    run_dir = checkpoint.parent.parent
+    before = snapshot(run_dir / "checkpoints")
+    with pytest.raises(SetupError, match="already holds an earlier run.*ckpt_path=auto"):
+        _train(packed, run_dir)
+    with pytest.raises(SetupError, match="already holds an earlier run"):
+        _train(packed, run_dir, ckpt_path=str(REPO / "elsewhere.ckpt"))
+    assert snapshot(run_dir / "checkpoints") == before
+    resumed = _train(packed, run_dir, ckpt_path="auto", **{"trainer.max_steps": 3})  # the same run goes on
+    assert sorted(p.name for p in (run_dir / "checkpoints").iterdir()) == sorted(before)
+    assert resumed["last_checkpoint"] == str(checkpoint)
+    (run_dir / "checkpoints" / "last-v1.ckpt").write_bytes(checkpoint.read_bytes())  # a folder mixed by old code
+    with pytest.raises(SetupError, match="more than one run"):
+        _train(packed, run_dir, ckpt_path="auto")
+    (run_dir / "checkpoints" / "last-v1.ckpt").unlink()

@@ -13,7 +13,7 @@ from ..electrons import ElectronCountError
 from ..fermi import fermi_filling
 from ..inference import DEFAULT_OVERLAP_RADIUS, predicted_structure, read_input_structure
 from ..model_io import load_checkpoint
-from ._common import describe_filling, formula
+from ._common import check_positive, describe_filling, formula
 
 
 def add_model_options(p, structure_required: bool = True) -> None:
@@ -58,6 +58,7 @@ def predict_folder(args):
 def run(args) -> int:
     out = Path(args.out)
     progress.enable()  # step lines on stderr: large structures take minutes to hours
+    check_positive(args, "kspacing", "overlap_radius")
     check_output_path(out, [args.structure, args.ckpt], overwrite=args.overwrite)
     _, st, pred, fill = predict_folder(args)
     write_deeph(pred, out, overwrite=args.overwrite)
