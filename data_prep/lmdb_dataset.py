@@ -92,9 +92,32 @@ class _ShardJob:
 _progress = None
 
 
-def _init_worker(counter):
+def _init_worker(counter, parent_pid: int):
     global _progress
     _progress = counter
+    _die_with_parent(parent_pid)
+
+
+def _die_with_parent(parent_pid: int) -> None:
+    """A writer process must not outlive ``deeph-prep pack`` (SIGKILL of the parent alone, a killed job step)."""
+    import signal
+    import threading
+
+    try:  # Linux: the kernel sends SIGKILL when the parent exits
+        import ctypes
+
+        ctypes.CDLL(None, use_errno=True).prctl(1, int(signal.SIGKILL))  # PR_SET_PDEATHSIG
+    except (OSError, AttributeError):
+        pass
+    if os.getppid() != parent_pid:  # the parent died before prctl took effect
+        os._exit(1)
+
+    def watch():  # elsewhere: notice being re-parented
+        while os.getppid() == parent_pid:
+            time.sleep(0.5)
+        os._exit(1)
+
+    threading.Thread(target=watch, daemon=True).start()
 
 
 def _write_shard(job: _ShardJob) -> dict:
@@ -251,7 +274,7 @@ def _run_jobs(jobs: list[_ShardJob], workers: int, total: int, progress: bool) -
             return results
         ctx = mp.get_context("fork")
         counter = ctx.Value("i", 0)
-        with ctx.Pool(min(workers, len(jobs)), initializer=_init_worker, initargs=(counter,)) as pool:
+        with ctx.Pool(min(workers, len(jobs)), initializer=_init_worker, initargs=(counter, os.getpid())) as pool:
             pending = pool.map_async(_write_shard, jobs)
             while not pending.ready():
                 pending.wait(0.2)

@@ -451,3 +451,74 @@ def test_second_run_with_the_same_name_never_mixes(packed, checkpoint, capsys):
     with pytest.raises(SetupError, match="more than one run"):
         _train(packed, run_dir, ckpt_path="auto")
     (run_dir / "checkpoints" / "last-v1.ckpt").unlink()
+
+
+# ---------------------------------------------------------------------------------------------------
+# faults: pack killed with -9 (the parent alone, or its whole process group), then rerun
+
+
+def _children(pid: int) -> list[int]:
+    kids = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(fields[1]) == pid and fields[0] != "Z":
+            kids.append(int(stat.parent.name))
+    return kids
+
+
+def _alive(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except OSError:
+        return False
+    return state != "Z"
+
+
+def _start_pack(src: Path, out: Path) -> tuple[subprocess.Popen, list[int]]:
+    """Start ``deeph-prep pack --workers 2`` and wait until both writers run inside its temporary folder."""
+    proc = subprocess.Popen([sys.executable, "-m", "data_prep.cli", "pack", str(src), "--out", str(out), "--cutoff",
+                             CUTOFF, "--workers", "2", "--quiet"], cwd=REPO, start_new_session=True,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.time() + 60
+    while time.time() < deadline:
+        workers = [k for k in _children(proc.pid) if list(out.parent.glob(f".{out.name}.tmp-*/data.*.lmdb"))]
+        if len(workers) >= 2:
+            return proc, workers
+        assert proc.poll() is None, "pack finished before it could be killed"
+        time.sleep(0.05)
+    raise AssertionError("pack workers did not start")
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc")
+def test_kill_9_of_pack_then_rerun(tmp_path, capsys):
+    src = tmp_path / "src"
+    src.mkdir()
+    for name in sorted(os.listdir(quickstart_path()))[:16]:
+        shutil.copytree(quickstart_path() / name, src / name)
+    out = tmp_path / "ds"
+
+    proc, workers = _start_pack(src, out)
+    proc.send_signal(signal.SIGKILL)  # the parent only: its writers must stop too
+    proc.wait()
+    deadline = time.time() + 3  # well before they could finish their shards
+    while any(_alive(w) for w in workers) and time.time() < deadline:
+        time.sleep(0.05)
+    assert not any(_alive(w) for w in workers), "pack workers outlived their parent"
+    first = list(tmp_path.glob(".ds.tmp-*"))
+    assert len(first) == 1 and not out.exists()
+
+    proc, workers = _start_pack(src, out)  # a rerun removes the dead run's temporary folder ...
+    assert not first[0].exists()
+    os.killpg(proc.pid, signal.SIGKILL)  # ... and is killed too, with its whole group (a killed job step)
+    proc.wait()
+    assert not out.exists() and len(list(tmp_path.glob(".ds.tmp-*"))) == 1
+    foreign = tmp_path / ".ds.tmp-notours"  # same name pattern, no marker of ours: left alone
+    foreign.mkdir()
+
+    code, _, _ = prep(capsys, "pack", src, "--out", out, "--cutoff", CUTOFF, "--workers", "2", "--quiet")
+    assert code == 0
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(["src", "ds", foreign.name])
+    assert prep(capsys, "verify", out)[0] == 0
