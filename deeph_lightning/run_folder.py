@@ -63,12 +63,17 @@ class RefuseUsedRunFolder(_hydra_callback_base()):
     def on_run_start(self, config, **kwargs) -> None:
         from omegaconf import OmegaConf
 
-        output_dir = OmegaConf.select(config, "hydra.run.dir")
+        def value(key):  # keys interpolating ${hydra:runtime...} resolve only once the job runs
+            try:
+                return OmegaConf.select(config, key, default=None)
+            except Exception:
+                return None
+
+        output_dir = value("hydra.run.dir")
         if not output_dir:
             return
-        hpc_dir = OmegaConf.select(config, "trainer.default_root_dir", default=None)
         try:
-            check_run_folder(output_dir, OmegaConf.select(config, "ckpt_path", default=None), hpc_dir)
+            check_run_folder(output_dir, value("ckpt_path"), value("trainer.default_root_dir"))
         except RunFolderError as err:
             print(f"error: {err}", file=sys.stderr, flush=True)
             sys.exit(2)

@@ -136,7 +136,17 @@ def build(group: str, conf: DictConfig, **kwargs):
         cause = err.__cause__
         detail = f"{type(cause).__name__}: {cause}" if cause is not None else str(err).splitlines()[0]
         raise SetupError(f"config group {group} ({conf.get('_target_')}) rejects its values: "
-                         f"{' '.join(detail.split())} (check the {group}.* values given on the command line)") from None
+                         f"{' '.join(detail.split())}{_overrides_of(group)}") from None
+
+
+def _overrides_of(group: str) -> str:
+    """The command-line overrides of ``group`` (when run by train.py), the likely culprits of a rejected value."""
+    from hydra.core.hydra_config import HydraConfig
+
+    if not HydraConfig.initialized():
+        return ""
+    mine = [o for o in HydraConfig.get().overrides.task if o.lstrip("+~").startswith(f"{group}.")]
+    return f" (command-line values: {', '.join(mine)})" if mine else f" (check the {group}.* values)"
 
 
 def instantiate_group(group: DictConfig | None) -> list:

@@ -522,3 +522,31 @@ def test_kill_9_of_pack_then_rerun(tmp_path, capsys):
     assert code == 0
     assert sorted(p.name for p in tmp_path.iterdir()) == sorted(["src", "ds", foreign.name])
     assert prep(capsys, "verify", out)[0] == 0
+
+
+def _train_py(*args: str) -> subprocess.CompletedProcess:
+    env = dict(os.environ, OMP_NUM_THREADS="1", WANDB_MODE="offline", PYTHONPATH=str(REPO))
+    return subprocess.run([sys.executable, "train.py", "+experiment=quickstart", "data.pack_from=null", "logger=csv",
+                           "trainer.enable_progress_bar=false", *args], cwd=REPO, env=env, capture_output=True,
+                          text=True, timeout=300)
+
+
+def test_train_py_errors_are_one_line(packed, checkpoint, tmp_path):
+    r = _train_py(f"data.path={packed}", f"data.cutoff={CUTOFF}", "trainer.max_steps=abc",
+                  f"hydra.run.dir={tmp_path / 'abc'}")
+    assert r.returncode == 2
+    one_error_line(r.stderr.split("\n", 1)[-1] if r.stderr.startswith("[") else r.stderr, "trainer", "max_steps")
+
+    truncated = Path(shutil.copytree(packed, tmp_path / "truncated"))
+    shard = truncated / "data.0000.lmdb"
+    shard.write_bytes(shard.read_bytes()[:8192])
+    r = _train_py(f"data.path={truncated}", f"data.cutoff={CUTOFF}", f"hydra.run.dir={tmp_path / 'trunc'}")
+    assert r.returncode == 2, r.stderr[-2000:]
+    assert "Traceback" not in r.stderr
+    assert [ln for ln in r.stderr.splitlines() if ln.startswith("error:") and "data.0000.lmdb" in ln]
+
+    run_dir = checkpoint.parent.parent  # a finished run: starting again there (no ckpt_path) is refused at once
+    r = _train_py(f"data.path={packed}", f"hydra.run.dir={run_dir}")
+    assert r.returncode == 2
+    one_error_line(r.stderr, str(run_dir), "ckpt_path=auto")
+    assert not (run_dir / ".hydra").exists()  # refused before Hydra wrote the new run's config there
