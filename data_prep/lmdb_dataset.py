@@ -17,6 +17,7 @@ from __future__ import annotations
 import json
 import multiprocessing as mp
 import os
+import struct
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -306,13 +307,10 @@ def check_shard_file(path: Path) -> None:
     size = path.stat().st_size
     with open(path, "rb") as f:
         head = f.read(2 * 65536)
-    newest = None  # (txnid, page size, last page)
-    first = _meta_page(head, 0)
-    if first is not None:
-        newest = first
-        second = _meta_page(head, first[1])
-        if second is not None and second[0] > first[0]:
-            newest = second
+    first = _meta_page(head, 0)  # (txnid, page size, last page) or None
+    second = _meta_page(head, first[1] if first else 4096)  # a damaged first page: try the usual page size
+    valid = [m for m in (first, second) if m is not None]
+    newest = max(valid) if valid else None
     if newest is None:
         raise DatasetError(f"{path}: not an LMDB shard (no valid header; {size} bytes): corrupt or truncated, "
                            "re-copy or re-pack the dataset")
@@ -325,8 +323,6 @@ def check_shard_file(path: Path) -> None:
 
 def _meta_page(head: bytes, offset: int):
     """(txnid, page size, last page) of the LMDB meta page at ``offset`` (64-bit layout), or None if invalid."""
-    import struct
-
     if len(head) < offset + 152:
         return None
     magic, version = struct.unpack_from("<II", head, offset + 16)
