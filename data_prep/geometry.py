@@ -41,7 +41,7 @@ def check_geometry_values(cell, positions, pbc, cell_where: str, positions_where
     gram = periodic @ periodic.T
     if lengths.min() < MIN_PLANE_SPACING or abs(np.linalg.det(gram)) < 1e-12 * np.prod(lengths**2):
         raise GeometryValueError(
-            f"{cell_where}: degenerate lattice: the periodic lattice vectors (lengths "
+            f"{cell_where}: degenerate cell: the periodic lattice vectors (lengths "
             f"{np.round(lengths, 4).tolist()} Å) are zero or linearly dependent")
     spacing = 1.0 / np.sqrt(np.diag(np.linalg.inv(gram)))
     condition = lengths.max() / spacing.min()
