@@ -33,6 +33,7 @@ import numpy as np
 
 from .atomic import atomic_dir
 from .basis import BasisTable, element_symbol
+from .geometry import GeometryValueError, check_geometry_values
 
 BlockKey = Tuple[int, int, int, int, int]  # (Rx, Ry, Rz, i, j), atoms 0-based
 Blocks = Dict[BlockKey, np.ndarray]
@@ -41,6 +42,7 @@ REQUIRED_FILES = ("lat.dat", "site_positions.dat", "element.dat", "orbital_types
 LAYOUTS = ("legacy", "v1")
 MATRIX_FILES = {"legacy": ("hamiltonians.h5", "overlaps.h5"), "v1": ("hamiltonian.h5", "overlap.h5")}
 HERMITICITY_TOL_EV = 1e-4
+MAX_ATOMIC_NUMBER = 118
 
 
 class DeepHFormatError(ValueError):
@@ -111,6 +113,21 @@ def format_block_key(key: BlockKey) -> str:
     return f"[{rx}, {ry}, {rz}, {i + 1}, {j + 1}]"
 
 
+def _read_block(f, name: str, path: Path) -> np.ndarray:
+    """The array of dataset ``name``: a floating-point (or complex) 2-D dataset, else a clear error."""
+    try:
+        obj = f[name]
+        if not isinstance(obj, h5py.Dataset):
+            raise DeepHFormatError(f"{path}: {name} is an HDF5 {type(obj).__name__.lower()}, not a block dataset")
+        if obj.dtype.kind not in "fc":
+            raise DeepHFormatError(f"{path}: block {name} holds {obj.dtype} values; blocks must be floating point (eV)")
+        return np.asarray(obj[()])
+    except DeepHFormatError:
+        raise
+    except Exception as e:  # corrupt chunks, bad filters, ...
+        raise DeepHFormatError(f"{path}: cannot read block {name}, corrupt HDF5 file ({type(e).__name__}: {e})") from None
+
+
 def read_blocks(path: Path, n_orb: np.ndarray) -> Blocks:
     """Read every block of ``hamiltonians.h5``/``overlaps.h5`` and check its shape and values."""
     blocks: Blocks = {}
@@ -120,12 +137,16 @@ def read_blocks(path: Path, n_orb: np.ndarray) -> Blocks:
     except OSError as e:
         raise DeepHFormatError(f"{path}: not a readable HDF5 file ({e})") from None
     with f:
-        for name in f.keys():
+        try:
+            names = list(f.keys())
+        except Exception as e:  # corrupt interior bytes raise many types
+            raise DeepHFormatError(f"{path}: corrupt HDF5 file, cannot list its blocks ({type(e).__name__}: {e})") from None
+        for name in names:
             key = parse_block_key(name, path)
             i, j = key[3], key[4]
             if i >= n_atoms or j >= n_atoms:
                 raise DeepHFormatError(f"{path}: block {name} names atom > {n_atoms} (number of sites)")
-            arr = f[name][()]
+            arr = _read_block(f, name, path)
             if np.iscomplexobj(arr):
                 if np.abs(arr.imag).max(initial=0.0) > 1e-8:
                     raise DeepHFormatError(f"{path}: block {name} is complex; spinful/complex data is not supported")
@@ -166,6 +187,48 @@ def is_deeph_folder(folder: str | os.PathLike) -> bool:
     return True
 
 
+def _read_elements(path: Path) -> np.ndarray:
+    """element.dat: one atomic number (1..118) per line."""
+    try:
+        numbers = np.loadtxt(path, ndmin=1)
+    except ValueError:
+        words = path.read_text().split()
+        raise DeepHFormatError(f"{path}: expected atomic numbers, one per line (found {words[0]!r}; write 14 for Si, "
+                               "not the symbol)" if words else f"{path}: expected atomic numbers, one per line") from None
+    if numbers.ndim != 1 or len(numbers) == 0 or not np.all(np.isfinite(numbers)) or np.any(numbers != np.round(numbers)):
+        raise DeepHFormatError(f"{path}: expected one positive atomic number per line")
+    bad = numbers[(numbers < 1) | (numbers > MAX_ATOMIC_NUMBER)]
+    if bad.size:
+        raise DeepHFormatError(f"{path}: atomic number {bad[0]:g} is not an element (1..{MAX_ATOMIC_NUMBER})")
+    return numbers.astype(np.int64)
+
+
+def _read_info(path: Path, n_sites: int, n_orbitals: int) -> tuple[dict, float | None, np.ndarray]:
+    """info.json: (the whole object, fermi_level in eV or None, pbc as 3 booleans), with types checked."""
+    try:
+        info = json.loads(path.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+        raise DeepHFormatError(f"{path}: invalid JSON ({e})") from None
+    if not isinstance(info, dict):
+        raise DeepHFormatError(f"{path}: expected a JSON object ({{\"fermi_level\": ...}}), got {type(info).__name__}")
+    if info.get("isspinful", False):
+        raise DeepHFormatError(f"{path}: isspinful=true; spinful Hamiltonians are not supported yet")
+    for key, expected in (("nsites", n_sites), ("norbits", n_orbitals)):
+        if key in info:
+            value = info[key]
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or value != expected:
+                raise DeepHFormatError(f"{path}: {key}={value!r} but the folder has {expected}")
+    fermi = info.get("fermi_level")
+    if fermi is not None:
+        if isinstance(fermi, bool) or not isinstance(fermi, (int, float)) or not np.isfinite(fermi):
+            raise DeepHFormatError(f"{path}: fermi_level={fermi!r} is not a finite number (eV) or null")
+        fermi = float(fermi)
+    pbc = info.get("pbc", [True, True, True])
+    if not (isinstance(pbc, list) and len(pbc) == 3 and all(isinstance(p, bool) for p in pbc)):
+        raise DeepHFormatError(f"{path}: pbc={pbc!r}; expected three booleans, one per lattice vector")
+    return info, fermi, np.asarray(pbc, dtype=bool)
+
+
 def read_deeph(folder: str | os.PathLike, *, hamiltonian: bool = True, overlap: bool = True) -> DeepHStructure:
     """A DeepH folder of either layout (detected) in memory: OpenMX orbital order, 0-based atoms."""
     if deeph_layout(folder) == "v1":
@@ -186,10 +249,7 @@ def read_deeph_legacy(folder: str | os.PathLike, *, hamiltonian: bool = True, ov
     lat = _load_matrix(folder / "lat.dat", "3x3, lattice vectors as columns")
     if lat.shape != (3, 3):
         raise DeepHFormatError(f"{folder / 'lat.dat'}: expected a 3x3 matrix, got shape {lat.shape}")
-    numbers = np.loadtxt(folder / "element.dat", ndmin=1)
-    if numbers.ndim != 1 or np.any(numbers != np.round(numbers)) or np.any(numbers < 1):
-        raise DeepHFormatError(f"{folder / 'element.dat'}: expected one positive atomic number per line")
-    numbers = numbers.astype(np.int64)
+    numbers = _read_elements(folder / "element.dat")
     n = len(numbers)
     pos = _load_matrix(folder / "site_positions.dat", "3xN Cartesian positions")
     if pos.shape == (n, 3) and n != 3:
@@ -205,23 +265,21 @@ def read_deeph_legacy(folder: str | os.PathLike, *, hamiltonian: bool = True, ov
         orbital_types = [[int(v) for v in ln] for ln in lines]
     except ValueError:
         raise DeepHFormatError(f"{folder / 'orbital_types.dat'}: expected integers (l of each shell)") from None
+    if any(l < 0 for ls in orbital_types for l in ls):
+        raise DeepHFormatError(f"{folder / 'orbital_types.dat'}: negative angular momentum l")
+    info, fermi_level, pbc = _read_info(folder / "info.json", n, sum(sum(2 * l + 1 for l in ls) for ls in orbital_types))
     try:
-        info = json.loads((folder / "info.json").read_text())
-    except json.JSONDecodeError as e:
-        raise DeepHFormatError(f"{folder / 'info.json'}: invalid JSON ({e})") from None
-    if info.get("isspinful", False):
-        raise DeepHFormatError(f"{folder / 'info.json'}: isspinful=true; spinful Hamiltonians are not supported yet")
-    for key, expected in (("nsites", n), ("norbits", sum(sum(2 * l + 1 for l in ls) for ls in orbital_types))):
-        if key in info and int(info[key]) != expected:
-            raise DeepHFormatError(f"{folder / 'info.json'}: {key}={info[key]} but the folder has {expected}")
+        check_geometry_values(lat.T, pos.T, pbc, str(folder / "lat.dat"), str(folder / "site_positions.dat"))
+    except GeometryValueError as err:
+        raise DeepHFormatError(str(err)) from None
 
     st = DeepHStructure(
         cell=lat.T.copy(),
         positions=pos.T.copy(),
         numbers=numbers,
         orbital_types=orbital_types,
-        fermi_level=None if info.get("fermi_level") is None else float(info["fermi_level"]),
-        pbc=np.asarray(info.get("pbc", [True, True, True]), dtype=bool),
+        fermi_level=fermi_level,
+        pbc=pbc,
         isorthogonal=bool(info.get("isorthogonal", False)),
         info={k: v for k, v in info.items() if k not in ("fermi_level", "pbc", "isorthogonal", "isspinful")},
         source=str(folder),

@@ -14,6 +14,8 @@ from __future__ import annotations
 import numpy as np
 import vesin
 
+from .geometry import GeometryValueError, check_geometry_values
+
 
 class GraphError(ValueError):
     pass
@@ -48,10 +50,12 @@ def neighbor_graph(
     positions = np.ascontiguousarray(positions, dtype=np.float64)
     cell = np.ascontiguousarray(cell, dtype=np.float64)
     pbc = np.broadcast_to(np.asarray(pbc, dtype=bool), (3,)).copy()
-    if cutoff <= 0:
-        raise GraphError(f"cutoff must be positive, got {cutoff}")
-    if pbc.any() and abs(np.linalg.det(cell[pbc] @ cell[pbc].T)) < 1e-12:
-        raise GraphError("the lattice vectors of the periodic directions are degenerate (zero volume cell)")
+    if not (np.isfinite(cutoff) and cutoff > 0):
+        raise GraphError(f"cutoff must be a positive, finite radius in Å, got {cutoff}")
+    try:
+        check_geometry_values(cell, positions, pbc, "structure")
+    except GeometryValueError as err:
+        raise GraphError(str(err).removeprefix("structure: ")) from None
     n = len(positions)
     if n == 0:
         raise GraphError("structure has no atoms")

@@ -17,6 +17,7 @@ from __future__ import annotations
 import json
 import multiprocessing as mp
 import os
+import struct
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -28,7 +29,9 @@ import numpy as np
 from .atomic import atomic_dir
 from .basis import BasisTable, element_symbol
 from .deeph_format import MATRIX_FILES, DeepHFormatError, check_hermitian, is_deeph_folder, read_deeph
-from .records import SCHEMA_VERSION, RecordError, decode_record, encode_record, structure_to_record, validate_record
+from .outputs import check_output_path
+from .records import (CHECKSUM_NAME, SCHEMA_VERSION, RecordError, decode_record, encode_record, structure_to_record,
+                      validate_record)
 from .splits import generalisation_splits
 
 METADATA_FILE = "metadata.json"
@@ -37,6 +40,7 @@ LENGTH_KEY = b"__length__"
 SHARD_META_KEY = b"__metadata__"
 MAP_SIZE = 1 << 40  # virtual; the file only grows as records are written
 DEFAULT_CUTOFF = 7.5  # Å
+REQUIRED_METADATA = ("basis", "cutoff", "shards", "shard_lengths", "splits")
 
 
 class DatasetError(ValueError):
@@ -91,9 +95,32 @@ class _ShardJob:
 _progress = None
 
 
-def _init_worker(counter):
+def _init_worker(counter, parent_pid: int):
     global _progress
     _progress = counter
+    _die_with_parent(parent_pid)
+
+
+def _die_with_parent(parent_pid: int) -> None:
+    """A writer process must not outlive ``deeph-prep pack`` (SIGKILL of the parent alone, a killed job step)."""
+    import signal
+    import threading
+
+    try:  # Linux: the kernel sends SIGKILL when the parent exits
+        import ctypes
+
+        ctypes.CDLL(None, use_errno=True).prctl(1, int(signal.SIGKILL))  # PR_SET_PDEATHSIG
+    except (OSError, AttributeError):
+        pass
+    if os.getppid() != parent_pid:  # the parent died before prctl took effect
+        os._exit(1)
+
+    def watch():  # elsewhere: notice being re-parented
+        while os.getppid() == parent_pid:
+            time.sleep(0.5)
+        os._exit(1)
+
+    threading.Thread(target=watch, daemon=True).start()
 
 
 def _write_shard(job: _ShardJob) -> dict:
@@ -183,8 +210,11 @@ def pack_folders(
     (bad input, killed process) never leaves a half-written dataset at ``out``.
     """
     out = Path(out)
-    if out.exists() and not overwrite:
-        raise FileExistsError(f"{out} already exists (use overwrite=True / --overwrite to replace it)")
+    if not (np.isfinite(cutoff) and cutoff > 0):
+        raise ValueError(f"cutoff {cutoff}: must be a positive, finite radius in Å")
+    if workers < 1 or (shards is not None and shards < 1):
+        raise ValueError(f"workers={workers}, shards={shards}: both must be at least 1")
+    check_output_path(out, sources, overwrite=overwrite)
     folders = find_structure_folders(sources)
     ids = structure_ids(folders)
     n_shards = max(1, min(shards or workers, len(folders)))
@@ -212,6 +242,7 @@ def pack_folders(
         meta = {
             "schema_version": SCHEMA_VERSION,
             "format": "deeph-lightning sharded LMDB",
+            "record_checksums": CHECKSUM_NAME,
             "units": {"length": "angstrom", "energy": "eV"},
             "orbital_order": "openmx",
             "cutoff": float(cutoff),
@@ -249,7 +280,7 @@ def _run_jobs(jobs: list[_ShardJob], workers: int, total: int, progress: bool) -
             return results
         ctx = mp.get_context("fork")
         counter = ctx.Value("i", 0)
-        with ctx.Pool(min(workers, len(jobs)), initializer=_init_worker, initargs=(counter,)) as pool:
+        with ctx.Pool(min(workers, len(jobs)), initializer=_init_worker, initargs=(counter, os.getpid())) as pool:
             pending = pool.map_async(_write_shard, jobs)
             while not pending.ready():
                 pending.wait(0.2)
@@ -268,10 +299,50 @@ def _run_jobs(jobs: list[_ShardJob], workers: int, total: int, progress: bool) -
 _OPEN_ENVS: dict[tuple, lmdb.Environment] = {}
 
 
+_LMDB_MAGIC = 0xBEEFC0DE
+
+
+def check_shard_file(path: Path) -> None:
+    """Raise ``DatasetError`` unless ``path`` is an LMDB file as long as its own header says.
+
+    LMDB memory-maps the file; reading a page past the end of a truncated file (interrupted copy, full disk)
+    kills the process with SIGBUS. Each of the two meta pages records the last page in use (``mm_last_pg``)
+    and its transaction id; the newest valid one must fit in the file.
+    """
+    size = path.stat().st_size
+    with open(path, "rb") as f:
+        head = f.read(2 * 65536)
+    first = _meta_page(head, 0)  # (txnid, page size, last page) or None
+    second = _meta_page(head, first[1] if first else 4096)  # a damaged first page: try the usual page size
+    valid = [m for m in (first, second) if m is not None]
+    newest = max(valid) if valid else None
+    if newest is None:
+        raise DatasetError(f"{path}: not an LMDB shard (no valid header; {size} bytes): corrupt or truncated, "
+                           "re-copy or re-pack the dataset")
+    _, page_size, last_page = newest
+    needed = (last_page + 1) * page_size
+    if size < needed:
+        raise DatasetError(f"{path}: truncated LMDB shard ({size} bytes, its header needs {needed}): re-copy or "
+                           "re-pack the dataset")
+
+
+def _meta_page(head: bytes, offset: int):
+    """(txnid, page size, last page) of the LMDB meta page at ``offset`` (64-bit layout), or None if invalid."""
+    if len(head) < offset + 152:
+        return None
+    magic, version = struct.unpack_from("<II", head, offset + 16)
+    page_size = struct.unpack_from("<I", head, offset + 40)[0]  # kept in the free-list DB's md_pad
+    last_page, txnid = struct.unpack_from("<QQ", head, offset + 136)
+    if magic != _LMDB_MAGIC or version != 1 or page_size < 512 or page_size > 65536 or page_size & (page_size - 1):
+        return None
+    return txnid, page_size, last_page
+
+
 def _open_readonly(path: Path) -> lmdb.Environment:
     """One read-only environment per shard file and process (LMDB refuses to open a file twice in a process)."""
     if not path.is_file():
         raise DatasetError(f"{path}: shard listed in {METADATA_FILE} is missing")
+    check_shard_file(path)
     pid = os.getpid()
     for inherited in [k for k in _OPEN_ENVS if k[0] != pid]:
         # A forked child inherits the parent's handles; LMDB must not use them there, and refuses to open the
@@ -279,6 +350,8 @@ def _open_readonly(path: Path) -> lmdb.Environment:
         _OPEN_ENVS.pop(inherited).close()
     stat = path.stat()  # a dataset re-packed at the same path is a new file: key on its identity too
     key = (pid, str(path.resolve()), stat.st_ino, stat.st_mtime_ns)
+    for replaced in [k for k in _OPEN_ENVS if k[:2] == key[:2] and k != key]:
+        _OPEN_ENVS.pop(replaced).close()  # the file changed since it was opened: LMDB allows one handle per file
     env = _OPEN_ENVS.get(key)
     if env is None:
         try:
@@ -292,7 +365,7 @@ def _open_readonly(path: Path) -> lmdb.Environment:
 class LmdbDataset:
     """Read-only, lazily opened view of a packed dataset. ``ds[i]`` is the decoded record dict."""
 
-    def __init__(self, path: str | os.PathLike, validate: bool = False):
+    def __init__(self, path: str | os.PathLike, validate: bool = True):
         self.path = Path(path)
         meta_path = self.path / METADATA_FILE
         if not meta_path.is_file():
@@ -301,13 +374,23 @@ class LmdbDataset:
             self.metadata = json.loads(meta_path.read_text())
         except json.JSONDecodeError as e:
             raise DatasetError(f"{meta_path}: invalid JSON ({e})") from None
+        if not isinstance(self.metadata, dict):
+            raise DatasetError(f"{meta_path}: expected a JSON object, got {type(self.metadata).__name__}")
         version = self.metadata.get("schema_version")
         if version != SCHEMA_VERSION:
             raise DatasetError(f"{self.path}: dataset schema version {version}, this code reads version {SCHEMA_VERSION}")
-        self.basis = BasisTable.from_dict(self.metadata["basis"])
-        self.cutoff = float(self.metadata["cutoff"])
-        lengths = self.metadata["shard_lengths"]
+        missing = [k for k in REQUIRED_METADATA if k not in self.metadata]
+        if missing:
+            raise DatasetError(f"{meta_path}: missing {', '.join(repr(k) for k in missing)}; re-pack the dataset")
+        try:
+            self.basis = BasisTable.from_dict(self.metadata["basis"])
+            self.cutoff = float(self.metadata["cutoff"])
+            lengths = [int(n) for n in self.metadata["shard_lengths"]]
+            assert len(lengths) == len(self.metadata["shards"]) and min(lengths, default=0) >= 0
+        except (ValueError, TypeError, KeyError, AttributeError, AssertionError) as err:
+            raise DatasetError(f"{meta_path}: malformed basis, cutoff, shards or shard_lengths ({err})") from None
         self._bounds = np.concatenate([[0], np.cumsum(lengths)]).astype(np.int64)
+        self.checksums = self.metadata.get("record_checksums")  # None: packed before records had checksums
         self.validate = validate
         self._envs: dict[int, lmdb.Environment] = {}
         self._pid = None
@@ -337,9 +420,13 @@ class LmdbDataset:
         shard = int(np.searchsorted(self._bounds, idx, side="right") - 1)
         return shard, idx - int(self._bounds[shard])
 
-    def __getitem__(self, idx: int) -> dict:
+    def _where(self, idx: int) -> tuple[int, int, str]:
         shard, local = self.locate(int(idx))
-        where = f"{self.path / self.metadata['shards'][shard]} record {local}"
+        return shard, local, f"{self.path / self.metadata['shards'][shard]} record {local}"
+
+    def raw(self, idx: int) -> bytes:
+        """The encoded bytes of record ``idx`` as stored in its shard."""
+        shard, local, where = self._where(idx)
         try:
             with self._env(shard).begin() as txn:
                 buf = txn.get(_key(local))
@@ -347,10 +434,23 @@ class LmdbDataset:
             raise DatasetError(f"{where}: LMDB read failed ({e}); the shard is corrupt or truncated") from None
         if buf is None:
             raise DatasetError(f"{where}: record missing from shard (corrupt or truncated dataset)")
-        rec = decode_record(buf, where)
+        return buf
+
+    def __getitem__(self, idx: int) -> dict:
+        """Record ``idx``, checksum-verified (when packed with checksums) and checked for shape/range errors."""
+        _, _, where = self._where(idx)
+        rec = decode_record(self.raw(idx), where, require_checksum=bool(self.checksums))
         if self.validate:
             validate_record(rec, where)
+            self._check_basis(rec, where)
         return rec
+
+    def _check_basis(self, rec: dict, where: str) -> None:
+        for z, n in zip(rec["atomic_numbers"].tolist(), rec["orbital_counts"].tolist()):
+            if z not in self.basis:
+                raise RecordError(f"{where}: element {z} is not in the dataset's basis table ({METADATA_FILE})")
+            if self.basis.n_orbitals(z) != n:
+                raise RecordError(f"{where}: element {z} has {n} orbitals, the basis table says {self.basis.n_orbitals(z)}")
 
     def shard_length(self, shard: int) -> int:
         with self._env(shard).begin() as txn:

@@ -1,7 +1,8 @@
 """The shape every deeph-* command line shares: one sub-command per module of a ``commands`` package.
 
 Each command module defines ``register(subparsers)``, which adds its parser and sets ``func``. Bad input
-(ValueError, missing/existing files, unknown keys) ends with one line naming what is wrong and exit code 2.
+(ValueError, unreadable/unwritable/missing/existing files, unknown keys, bad arguments) ends with one line
+naming what is wrong and exit code 2, never a traceback.
 """
 
 from __future__ import annotations
@@ -12,8 +13,15 @@ import sys
 from typing import Sequence
 
 
+class OneLineParser(argparse.ArgumentParser):
+    """argparse, with a bad argument reported on one line (exit 2) instead of usage + error."""
+
+    def error(self, message: str):
+        self.exit(2, f"{self.prog}: error: {message} (see --help)\n")
+
+
 def build_parser(prog: str, description: str, package: str, commands: Sequence[str]) -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog=prog, description=description)
+    parser = OneLineParser(prog=prog, description=description)
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for name in commands:
         importlib.import_module(f"{package}.{name}").register(sub)
@@ -24,7 +32,10 @@ def run(parser: argparse.ArgumentParser, argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         return int(args.func(args) or 0)
-    except (ValueError, FileNotFoundError, FileExistsError, KeyError) as err:
+    except (ValueError, OSError, KeyError) as err:
         msg = err.args[0] if isinstance(err, KeyError) and err.args else err
-        print(f"{parser.prog} {args.command}: error: {msg}", file=sys.stderr)
+        if isinstance(err, OSError) and err.filename and str(err.filename) not in str(msg):
+            msg = f"{err.filename}: {err.strerror or err}"
+        line = " ".join(str(msg).split())
+        print(f"{parser.prog} {args.command}: error: {line}", file=sys.stderr)
         return 2

@@ -7,7 +7,7 @@ from ase.data import covalent_radii
 
 from data_prep.basis import element_symbol
 from data_prep.deeph_format import MATRIX_FILES, DeepHFormatError, DeepHStructure, check_hermitian
-from data_prep.graph import neighbor_graph
+from data_prep.graph import GraphError, neighbor_graph
 
 TOO_CLOSE = 0.5  # × (r_cov,i + r_cov,j): atoms on top of each other
 TOO_FAR = 1.85  # × (r_cov,i + r_cov,j): even the closest pair is not bonded (Si in Bohr gives 2.0)
@@ -26,7 +26,10 @@ def check_geometry(cell, positions, numbers, pbc, where: str) -> None:
         return
     radii = covalent_radii[numbers]
     cutoff = 2.0 * TOO_FAR * radii.max() + 0.1
-    edge_index, shift, _ = neighbor_graph(np.asarray(cell, dtype=float), positions, pbc, cutoff)
+    try:
+        edge_index, shift, _ = neighbor_graph(np.asarray(cell, dtype=float), positions, pbc, cutoff)
+    except GraphError as err:
+        raise GeometryError(f"{where}: {err}") from None
     if edge_index.shape[1] == 0:
         raise GeometryError(
             f"{where}: no two atoms are within {cutoff:.2f} Å of each other; the structure looks like it is in "
@@ -42,6 +45,28 @@ def check_geometry(cell, positions, numbers, pbc, where: str) -> None:
         raise GeometryError(f"{where}: {pair}; are the positions fractional, or is the lattice in the wrong unit?")
     if ratio[k] > TOO_FAR:
         raise GeometryError(f"{where}: closest {pair}; is the structure in Bohr instead of Å?")
+
+
+def structure_difference(a: DeepHStructure, b: DeepHStructure, tol: float) -> str | None:
+    """How two structures differ (species, lattice, positions beyond ``tol`` Å up to lattice translations), or None."""
+    if a.numbers.tolist() != b.numbers.tolist():
+        return f"species differ ({a.n_atoms} atoms {_formula(a.numbers)} vs {b.n_atoms} atoms {_formula(b.numbers)})"
+    dcell = float(np.abs(np.asarray(a.cell) - np.asarray(b.cell)).max())
+    if dcell > tol:
+        return f"lattice vectors differ by up to {dcell:.3g} Å"
+    frac = (np.asarray(b.positions) - np.asarray(a.positions)) @ np.linalg.inv(np.asarray(a.cell))
+    periodic = np.asarray(a.pbc, dtype=bool)
+    frac[:, periodic] -= np.round(frac[:, periodic])  # the same atom in another cell is the same atom
+    shift = np.linalg.norm(frac @ np.asarray(a.cell), axis=1)
+    if shift.max() > tol:
+        k = int(np.argmax(shift))
+        return f"atom {k + 1} ({element_symbol(int(a.numbers[k]))}) is {shift[k]:.3g} Å away"
+    return None
+
+
+def _formula(numbers) -> str:
+    symbols = [element_symbol(int(z)) for z in numbers]
+    return "".join(f"{s}{symbols.count(s) if symbols.count(s) > 1 else ''}" for s in dict.fromkeys(symbols))
 
 
 def checked_pair(st: DeepHStructure):

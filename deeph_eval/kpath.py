@@ -82,7 +82,11 @@ def _sample_path(cell, special_points: dict, path: str, npoints: int) -> tuple[n
     from ase.dft.kpoints import parse_path_string
 
     recip = 2 * np.pi * np.linalg.inv(np.asarray(cell, dtype=float)).T
-    segments = parse_path_string(path)
+    segments = [seg for seg in parse_path_string(path) if seg]
+    unknown = sorted({name for seg in segments for name in seg if name not in special_points})
+    if unknown or not segments:
+        raise ValueError(f"--path {path!r}: {'unknown special point(s) ' + ', '.join(unknown) if unknown else 'no points'}"
+                         f" for this lattice; it has {', '.join(sorted(special_points))}")
     point = {name: np.asarray(special_points[name], dtype=float) for seg in segments for name in seg}
     legs = [(a, b) for seg in segments for a, b in zip(seg, seg[1:])]
     lengths = np.array([np.linalg.norm((point[b] - point[a]) @ recip) for a, b in legs])
@@ -111,6 +115,15 @@ def _from_ase_bandpath(bp, cell, dim, npoints: int, perm=None) -> KPath:
     return KPath(kpts, x, special_x, labels, dim, bp.path)
 
 
+def _ase_bandpath(cell, path: str | None, npoints: int, **kw):
+    """ASE's band path of ``cell`` (an ase Cell); a path naming points the lattice lacks is a ``ValueError``."""
+    try:
+        return cell.bandpath(path=path, npoints=npoints, **kw)
+    except KeyError as err:
+        known = ", ".join(sorted(cell.bandpath(npoints=0, **kw).special_points))
+        raise ValueError(f"--path {path!r}: unknown special point {err.args[0]!r} for this lattice; it has {known}") from None
+
+
 def band_path(cell, positions, pbc, *, npoints: int = 120, path: str | None = None,
               vacuum: float = DEFAULT_VACUUM) -> KPath:
     """High-symmetry path for this cell (see module doc). ``path`` uses ASE's labels, e.g. "GXWKGLUWLK,UX"."""
@@ -134,9 +147,9 @@ def band_path(cell, positions, pbc, *, npoints: int = 120, path: str | None = No
         normal = np.cross(a1, a2)
         normal *= np.linalg.norm(cell[perm[2]]) / np.linalg.norm(normal)
         helper = Cell(np.array([a1, a2, normal]))
-        bp = helper.bandpath(path=path, npoints=npoints, pbc=[True, True, False])
+        bp = _ase_bandpath(helper, path, npoints, pbc=[True, True, False])
         return _from_ase_bandpath(bp, helper, 2, npoints, perm)
-    bp = Cell(cell).bandpath(path=path, npoints=npoints)
+    bp = _ase_bandpath(Cell(cell), path, npoints)
     return _from_ase_bandpath(bp, cell, 3, npoints)
 
 

@@ -18,6 +18,7 @@ from omegaconf import DictConfig, OmegaConf
 from .checkpoint import CheckpointError, checkpoint_meta, is_deepspeed_checkpoint
 from .datamodule import DataConfigError
 from .preemption import SlurmRequeue, hpc_checkpoints
+from .run_folder import RunFolderError, check_run_folder
 
 
 class SetupError(RuntimeError):
@@ -125,6 +126,29 @@ def output_statistics(datamodule, resume_meta: dict | None) -> dict:
     return datamodule.block_statistics()
 
 
+def build(group: str, conf: DictConfig, **kwargs):
+    """``instantiate(conf)``; a config value the target rejects (``trainer.max_steps=abc``) is a ``SetupError``."""
+    from hydra.errors import InstantiationException
+
+    try:
+        return instantiate(conf, **kwargs)
+    except InstantiationException as err:
+        cause = err.__cause__
+        detail = f"{type(cause).__name__}: {cause}" if cause is not None else str(err).splitlines()[0]
+        raise SetupError(f"config group {group} ({conf.get('_target_')}) rejects its values: "
+                         f"{' '.join(detail.split())}{_overrides_of(group)}") from None
+
+
+def _overrides_of(group: str) -> str:
+    """The command-line overrides of ``group`` (when run by train.py), the likely culprits of a rejected value."""
+    from hydra.core.hydra_config import HydraConfig
+
+    if not HydraConfig.initialized():
+        return ""
+    mine = [o for o in HydraConfig.get().overrides.task if o.lstrip("+~").startswith(f"{group}.")]
+    return f" (command-line values: {', '.join(mine)})" if mine else f" (check the {group}.* values)"
+
+
 def instantiate_group(group: DictConfig | None) -> list:
     """Instantiate every entry with a ``_target_`` in a callbacks/logger group (null entries are skipped)."""
     out = []
@@ -158,16 +182,20 @@ def run(cfg: DictConfig, extra_callbacks: list | None = None) -> dict:
     output_dir = Path(cfg.paths.output_dir)
     pl.seed_everything(int(cfg.seed), workers=True)
 
-    datamodule = instantiate(cfg.data)
+    datamodule = build("data", cfg.data)
     preflight(cfg, datamodule)
     hpc_dir = cfg.trainer.get("default_root_dir")
+    try:
+        check_run_folder(output_dir, cfg.get("ckpt_path"), hpc_dir)
+    except RunFolderError as err:
+        raise SetupError(str(err)) from None
     ckpt_path, resume_meta = resolve_checkpoint(cfg.get("ckpt_path"), output_dir, Path(hpc_dir) if hpc_dir else None)
 
     datamodule.prepare_data()
     extra = {}
     if cfg.model.get("block_stats") == "auto":
         extra["block_stats"] = output_statistics(datamodule, resume_meta)
-    model = instantiate(cfg.model, basis=datamodule.basis.to_dict(), cutoff=datamodule.cutoff, **extra)
+    model = build("model", cfg.model, basis=datamodule.basis.to_dict(), cutoff=datamodule.cutoff, **extra)
     model.run_config = OmegaConf.to_container(cfg, resolve=True)
     model.dft_recipe = datamodule.metadata.get("dft_recipe")
 
@@ -177,8 +205,8 @@ def run(cfg: DictConfig, extra_callbacks: list | None = None) -> dict:
     enable_bar = cfg.trainer.get("enable_progress_bar")
     if enable_bar is None:
         enable_bar = sys.stdout.isatty()
-    trainer: pl.Trainer = instantiate(
-        cfg.trainer, callbacks=callbacks, logger=loggers or False, enable_progress_bar=enable_bar
+    trainer: pl.Trainer = build(
+        "trainer", cfg.trainer, callbacks=callbacks, logger=loggers or False, enable_progress_bar=enable_bar
     )
     mismatch = ckpt_path and strategy_mismatch(ckpt_path, trainer.strategy)
     if mismatch:

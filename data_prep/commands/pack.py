@@ -17,7 +17,8 @@ def register(sub) -> None:
     p.add_argument("--missing-blocks", choices=("error", "zero"), default="error",
                    help="a pair within the cutoff with no stored block: fail (default) or treat as exact zero")
     p.add_argument("--hermiticity-tol", type=float, default=1e-4, help="eV; larger |H_ij(R)-H_ji(-R)^T| is an error")
-    p.add_argument("--overwrite", action="store_true")
+    p.add_argument("--overwrite", action="store_true",
+                   help="replace --out if it holds only a dataset written by deeph-prep pack")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=run)
 

@@ -1,4 +1,4 @@
-"""deeph-prep verify DIR: decode every record and check schema, counts, NaN and hermiticity."""
+"""deeph-prep verify DIR: decode every record and check checksums, schema, counts, NaN and hermiticity."""
 
 from __future__ import annotations
 
@@ -17,5 +17,5 @@ def register(sub) -> None:
 def run(args) -> int:
     report = verify_dataset(args.dataset, tol=args.tol)
     print(json.dumps(report, indent=2))
-    print(f"OK: {report['records']} records in {report['shards']} shard(s) verified")
+    print(f"OK: {report['records']} records in {report['shards']} shard(s) verified; checksums: {report['checksums']}")
     return 0

@@ -82,9 +82,15 @@ def check_structure(atoms, settings: DFTSettings = DFTSettings(), where: str = "
     from ase.data import covalent_radii
     from ase.neighborlist import neighbor_list
 
+    from ..geometry import GeometryValueError, check_geometry_values
+
     if len(atoms) == 0:
         raise BadStructureError(f"{where}: structure has no atoms")
     cell = np.asarray(atoms.cell[:], dtype=float)
+    try:
+        check_geometry_values(cell, atoms.positions, np.asarray(atoms.pbc, dtype=bool), where)
+    except GeometryValueError as err:
+        raise BadStructureError(str(err)) from None
     if not np.all(atoms.pbc):
         raise BadStructureError(
             f"{where}: periodic DFT needs pbc in all three directions (got {atoms.pbc.tolist()}); "

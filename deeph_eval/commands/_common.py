@@ -18,6 +18,16 @@ def load_folder(path: str, what: str) -> DeepHStructure:
     return read_deeph(path)
 
 
+def check_positive(args, *names: str, minimum: float = 0.0) -> None:
+    """Each ``--name`` must be a finite number above ``minimum`` (``ValueError`` naming the option)."""
+    import math
+
+    for name in names:
+        value = getattr(args, name, None)
+        if value is not None and not (math.isfinite(value) and value > minimum):
+            raise ValueError(f"--{name.replace('_', '-')} {value}: must be a finite number above {minimum:g}")
+
+
 def n_electrons_for(args, st: DeepHStructure) -> float:
     return resolve_n_electrons(args.n_electrons, st.info, st.numbers, st.source)
 

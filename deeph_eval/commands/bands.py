@@ -4,12 +4,16 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from data_prep.outputs import check_writable
+
 from .. import progress
 from ..band_errors import band_errors
 from ..bands import BandResult, common_bands, compute_bands
 from ..plots import plot_bands
+from ..checks import structure_difference
 from ..truncation import truncated_reference
-from ._common import add_electron_options, describe_filling, formula, load_folder, n_electrons_for, write_json
+from ._common import (add_electron_options, check_positive, describe_filling, formula, load_folder, n_electrons_for,
+                      write_json)
 from .predict import add_model_options
 
 
@@ -31,6 +35,8 @@ def register(sub) -> None:
                    help="sparse solvers: centre energy (default: sparse: info.json fermi_level, else found from the "
                         "electron count; matrix-free: the Γ mid-gap found from the electron count)")
     p.add_argument("--window", type=float, default=2.0, help="band errors: ± window around E_F, eV")
+    p.add_argument("--structure-tol", type=float, default=1e-3,
+                   help="Å: --reference must have the same species, lattice and positions to within this")
     p.add_argument("--align", choices=("fermi", "none"), default="fermi", help="band errors: energy alignment")
     p.add_argument("--emin", type=float, default=-6.0)
     p.add_argument("--emax", type=float, default=6.0)
@@ -86,10 +92,31 @@ def truncation_floor(args, ref_st, ref: BandResult, predicted_keys) -> dict:
     return errs
 
 
+def check_args(args) -> None:
+    check_positive(args, "kspacing", "smearing", "window", "structure_tol")
+    check_positive(args, "npoints", minimum=1)
+    if args.path is not None and not args.path.replace(",", "").strip():
+        raise ValueError(f"--path {args.path!r}: empty; give special points such as GXWKGL, or leave --path out")
+    check_writable(args.out)
+
+
+def check_reference(args, st, ref_st) -> None:
+    """Band errors between two different structures are meaningless: refuse them."""
+    diff = structure_difference(st, ref_st, args.structure_tol)
+    if diff:
+        raise ValueError(f"--reference {args.reference}: not the structure of the Hamiltonian {st.source} ({diff}, "
+                         f"tolerance {args.structure_tol:g} Å)")
+
+
 def run(args) -> int:
     out = Path(args.out)
+    check_args(args)
     progress.enable()  # step lines on stderr: large structures take minutes to hours
     st, loaded = hamiltonian_source(args)
+    ref_st = None
+    if args.reference:
+        ref_st = load_folder(args.reference, "--reference")
+        check_reference(args, st, ref_st)
     n_e = n_electrons_for(args, st)
     res = _bands(args, st, n_e)
     molecule = res.kpath.dimensionality == 0
@@ -97,7 +124,6 @@ def run(args) -> int:
     series = [("DeepH" if args.reference else formula(st), res.energies, res.filling.fermi_level)]
     lines = [describe_filling("bands", res.filling, molecule)]
     if args.reference:
-        ref_st = load_folder(args.reference, "--reference")
         ref = _bands(args, ref_st, n_electrons_for(args, ref_st), kpath=res.kpath)
         pred_e, ref_e = common_bands(res, ref)
         errs = band_errors(pred_e, ref_e, res.filling.fermi_level, ref.filling.fermi_level,

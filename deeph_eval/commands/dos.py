@@ -7,6 +7,8 @@ from pathlib import Path
 
 import numpy as np
 
+from data_prep.outputs import check_writable
+
 from ..blocklist import BlockList
 from ..checks import checked_pair
 from ..dos import gaussian_dos
@@ -16,7 +18,8 @@ from ..kpath import mesh_size, periodic_directions, uniform_mesh
 from ..level_count import kpm_dos, kpm_moments, level_count, moments_for_broadening, spectral_bounds
 from ..plots import plot_dos
 from ..sparse_bloch import SparseBloch
-from ._common import add_electron_options, describe_filling, formula, load_folder, n_electrons_for, write_json
+from ._common import (add_electron_options, check_positive, describe_filling, formula, load_folder, n_electrons_for,
+                      write_json)
 
 
 def register(sub) -> None:
@@ -87,6 +90,9 @@ def structure_dos(st, n_e, args) -> DosResult:
 
 def run(args) -> int:
     out = Path(args.out)
+    check_positive(args, "kspacing", "sigma", "smearing", "n_vectors")
+    check_positive(args, "npts", minimum=1)
+    check_writable(out)
     st = load_folder(args.hamiltonian, "--hamiltonian")
     res = structure_dos(st, n_electrons_for(args, st), args)
     payload = {"structure": st.source, "formula": formula(st), **res.meta, "sigma_eV": args.sigma,

@@ -6,6 +6,7 @@ import time
 from pathlib import Path
 
 from data_prep.deeph_format import LAYOUTS, write_deeph
+from data_prep.outputs import check_output_path
 from data_prep.pair_sets import on_one_pair_set
 
 from .. import progress
@@ -13,7 +14,7 @@ from ..electrons import ElectronCountError
 from ..fermi import fermi_filling
 from ..inference import DEFAULT_OVERLAP_RADIUS, predicted_structure, read_input_structure
 from ..model_io import load_checkpoint
-from ._common import describe_filling, formula
+from ._common import check_positive, describe_filling, formula
 
 
 def add_model_options(p, structure_required: bool = True) -> None:
@@ -30,7 +31,8 @@ def register(sub) -> None:
     p = sub.add_parser("predict", help="predict H(R) with a trained model; write a DeepH folder")
     add_model_options(p)
     p.add_argument("--out", required=True, help="output DeepH folder (written atomically)")
-    p.add_argument("--overwrite", action="store_true", help="replace --out if it exists")
+    p.add_argument("--overwrite", action="store_true",
+                   help="replace --out if it exists and holds only our own earlier output")
     p.add_argument("--format", choices=LAYOUTS, default="legacy",
                    help="DeepH layout to write: legacy (hamiltonians.h5, ...) or v1 (DeepH-pack v1: POSCAR, hamiltonian.h5)")
     p.add_argument("--n-electrons", type=float, default=None, help="valence electrons per cell (default: recipe)")
@@ -60,8 +62,8 @@ def predict_folder(args):
 def run(args) -> int:
     out = Path(args.out)
     progress.enable()  # step lines on stderr: large structures take minutes to hours
-    if out.exists() and not args.overwrite:
-        raise FileExistsError(f"{out} already exists (pass --overwrite to replace it)")
+    check_positive(args, "kspacing", "overlap_radius")
+    check_output_path(out, [args.structure, args.ckpt], overwrite=args.overwrite)
     _, st, pred, fill = predict_folder(args)
     written, n_zero_h, _ = on_one_pair_set(pred)  # H = 0 beyond the model cutoff, on S's pairs (docs/evaluation.md)
     write_deeph(written, out, overwrite=args.overwrite, layout=args.format)

@@ -16,6 +16,7 @@ from pathlib import Path
 import numpy as np
 
 from data_prep.deeph_format import DeepHFormatError, DeepHStructure
+from data_prep.outputs import check_writable
 
 from ..band_errors import band_errors
 from ..bands import common_bands, compute_bands
@@ -24,7 +25,7 @@ from ..model_io import ModelInputError, check_known_elements, load_checkpoint
 from ..predict import DEFAULT_MAX_GRAPH_SIZE, predict_many
 from ..report import BlockErrorReport
 from ..truncation import truncated_reference
-from ._common import formula
+from ._common import check_positive, formula
 
 
 def register(sub) -> None:
@@ -128,6 +129,10 @@ def structure_bands(st: DeepHStructure, pred_h, n_e: float, args) -> tuple[dict,
 
 
 def run(args) -> int:
+    check_positive(args, "kspacing", "window")
+    check_positive(args, "npoints", minimum=1)
+    check_positive(args, "max_graph_size")
+    check_writable(args.out)
     loaded = load_checkpoint(args.ckpt, dtype=args.dtype)
     report = BlockErrorReport()
     report.meta = {"checkpoint": str(args.ckpt), "data": str(args.data), "split": args.split,

@@ -29,7 +29,7 @@ def packed(dft_folders, tmp_path_factory):
 
 def test_layout_and_metadata(packed, dft_folders):
     files = sorted(os.listdir(packed))
-    assert files == ["data.0000.lmdb", "data.0001.lmdb", "metadata.json"]
+    assert files == [".deeph-output.json", "data.0000.lmdb", "data.0001.lmdb", "metadata.json"]
     meta = json.loads((packed / "metadata.json").read_text())
     assert meta["length"] == len(dft_folders) and meta["cutoff"] == CUTOFF
     assert meta["units"] == {"length": "angstrom", "energy": "eV"}

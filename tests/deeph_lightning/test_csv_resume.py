@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import csv
+import shutil
 from pathlib import Path
 
-from deeph_lightning.training import run
+import pytest
+
+from deeph_lightning.training import SetupError, run
 
 from lightning_helpers import compose, train_lmdb, train_overrides  # noqa: F401 (fixture)
 
@@ -31,7 +34,8 @@ def test_resumed_run_appends_to_metrics_csv(train_lmdb, tmp_path):
 
 def test_rows_logged_after_the_resumed_checkpoint_are_not_repeated(train_lmdb, tmp_path):
     """A job killed at step 4 whose last checkpoint is from step 2: the resumed run logs steps 3-4 again,
-    so metrics.csv must drop the killed run's rows for them. A fresh run into the folder starts a new file."""
+    so metrics.csv must drop the killed run's rows for them. A fresh run into the folder (refused while it holds
+    the old run's checkpoints) starts a new file."""
     train_steps(train_lmdb, tmp_path, 2)
     at_step_2 = (tmp_path / "checkpoints" / "last.ckpt").read_bytes()
     killed = train_steps(train_lmdb, tmp_path, 4, ckpt_path="auto")
@@ -42,6 +46,9 @@ def test_rows_logged_after_the_resumed_checkpoint_are_not_repeated(train_lmdb, t
     assert [s for s, _ in resumed] == [0, 1, 2, 3], resumed
     assert resumed[:2] == killed[:2]
 
+    with pytest.raises(SetupError, match="already holds an earlier run"):  # a fresh run would mix two runs
+        train_steps(train_lmdb, tmp_path, 1)
+    shutil.rmtree(tmp_path / "checkpoints")  # the user discards the run's checkpoints, keeps its logs
     fresh = train_steps(train_lmdb, tmp_path, 1)
     assert [s for s, _ in fresh] == [0]
     old = list((tmp_path / "csv").glob("metrics.*.csv"))
