@@ -7,7 +7,7 @@
 * Metrics in meV (``metrics.BlockErrorAccumulator``); validation/test use the EMA weights.
 * AdamW; warm-up + cosine (per step) or reduce-on-plateau (per validation); gradient clipping and
   precision come from the Trainer.
-* Checkpoints carry everything ``load_model`` needs under ``checkpoint["deeph"]``.
+* Checkpoints carry everything ``load_model`` needs under ``checkpoint["deeph"]`` (``models.checkpoint``).
 """
 
 from __future__ import annotations
@@ -20,13 +20,10 @@ import torch
 from torch.optim.swa_utils import AveragedModel
 
 from data_prep.basis import BasisTable
-from data_prep.records import SCHEMA_VERSION
 from data_prep.torch_data import block_mask
 
 from .metrics import BlockErrorAccumulator
-
-CHECKPOINT_FORMAT = "deeph-lightning"
-CHECKPOINT_FORMAT_VERSION = 1
+from .models.checkpoint import build_net, describe
 
 
 def _plain(x):
@@ -39,16 +36,6 @@ def _plain(x):
     except ImportError:  # pragma: no cover
         pass
     return x
-
-
-def build_net(net: dict, basis: BasisTable, cutoff: float) -> torch.nn.Module:
-    """Instantiate the network from its config dict (``_target_`` + JSON hyper-parameters).
-
-    Networks take ``basis`` in ``BasisTable.to_dict()`` form and ``cutoff`` in Å (see deeph_lightning.models).
-    """
-    from hydra.utils import instantiate
-
-    return instantiate(dict(net), basis=basis.to_dict(), cutoff=float(cutoff), _convert_="all")
 
 
 def warmup_cosine(warmup_steps: int, total_steps: int, min_ratio: float):
@@ -133,11 +120,12 @@ class HamiltonianModule(pl.LightningModule):
         scheduler = dict(_plain(scheduler) or {"name": "none"})
         if loss not in ("mse", "mae", "gauge"):
             raise ValueError(f"model.loss must be 'mse', 'mae' or 'gauge', got {loss!r}")
+        # training settings only: the network, basis and cutoff are stored once, in checkpoint["deeph"]
         self.save_hyperparameters(
-            {"net": net, "basis": basis.to_dict(), "cutoff": float(cutoff), "loss": loss, "optimizer": optimizer,
-             "scheduler": scheduler, "ema_decay": ema_decay, "per_pair_metrics": per_pair_metrics,
-             "block_stats": None}  # the tables live in net["block_stats"]
+            {"loss": loss, "optimizer": optimizer, "scheduler": scheduler, "ema_decay": ema_decay,
+             "per_pair_metrics": per_pair_metrics}
         )
+        self.net_config = net
         self.basis = basis
         self.cutoff = float(cutoff)
         self.net = build_net(net, basis, self.cutoff)
@@ -299,19 +287,8 @@ class HamiltonianModule(pl.LightningModule):
         for logger in self.loggers:
             if type(logger).__name__ == "WandbLogger":
                 wandb_id = logger.version
-        checkpoint["deeph"] = {
-            "format": CHECKPOINT_FORMAT,
-            "format_version": CHECKPOINT_FORMAT_VERSION,
-            "net": self.hparams.net,
-            "basis": self.basis.to_dict(),
-            "cutoff": self.cutoff,
-            "schema_version": SCHEMA_VERSION,
-            "orbital_order": "openmx",
-            "units": {"length": "angstrom", "energy": "eV"},
-            "has_ema": self.ema is not None,
-            "dtype": str(next(self.net.parameters()).dtype).replace("torch.", ""),
-            "config": self.run_config,
-            "dft_recipe": self.dft_recipe,
-            "wandb_run_id": wandb_id,
-            "global_step": int(self.global_step),
-        }
+        checkpoint["deeph"] = describe(
+            self.net_config, self.basis, self.cutoff, has_ema=self.ema is not None,
+            dtype=next(self.net.parameters()).dtype, config=self.run_config, dft_recipe=self.dft_recipe,
+            wandb_run_id=wandb_id, global_step=self.global_step,
+        )

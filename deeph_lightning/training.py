@@ -15,7 +15,7 @@ import torch
 from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 
-from .checkpoint import CheckpointError, checkpoint_meta, is_deepspeed_checkpoint
+from .models.checkpoint import CheckpointError, checkpoint_meta, is_deepspeed_checkpoint
 from .datamodule import DataConfigError
 from .preemption import SlurmRequeue, hpc_checkpoints
 

@@ -90,7 +90,7 @@ def test_zero_loss_curve_and_grad_norm_match_ddp(ddp_run, zero_run, stage):
 
 def test_zero2_checkpoint_resumes_and_converts_for_load_model(train_lmdb, zero_run, tmp_path):
     from deeph_lightning import CheckpointError, load_model
-    from deeph_lightning.checkpoint import checkpoint_meta
+    from deeph_lightning.models.checkpoint import checkpoint_meta
     from deeph_lightning.strategies import zero_to_plain_checkpoint
     from deeph_lightning.training import resolve_checkpoint
 
