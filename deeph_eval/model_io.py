@@ -13,11 +13,12 @@ import json
 import os
 from pathlib import Path
 
-from data_prep.basis import element_symbol
-from deeph_lightning.models.checkpoint import CheckpointError, LoadedModel, load_model
+from typing import TYPE_CHECKING
 
-__all__ = ["CheckpointError", "LoadedModel", "ModelInputError", "load_checkpoint", "check_known_elements",
-           "dft_recipe", "dft_settings"]
+from data_prep.basis import element_symbol
+
+if TYPE_CHECKING:  # the checkpoint format imports torch: loaded when a checkpoint is, so command lines start fast
+    from deeph_lightning.models.checkpoint import LoadedModel
 
 
 class ModelInputError(ValueError):
@@ -33,6 +34,8 @@ def load_checkpoint(ckpt_path: str | os.PathLike, map_location="cpu", dtype: str
     ``dtype="float32"`` reproduces the trainer's own arithmetic.
     """
     import torch
+
+    from deeph_lightning.models.checkpoint import load_model
 
     if dtype not in ("float32", "float64"):
         raise ValueError(f"dtype must be float32 or float64, got {dtype!r}")

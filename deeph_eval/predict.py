@@ -19,13 +19,16 @@ from __future__ import annotations
 import inspect
 from typing import Iterable, Iterator
 
+from typing import TYPE_CHECKING
+
 import numpy as np
-import torch
 
 from data_prep.deeph_format import Blocks, DeepHStructure
-from data_prep.torch_data import structure_to_data
 
 from .model_io import check_known_elements
+
+if TYPE_CHECKING:  # torch is imported where a prediction runs, so that command lines start fast
+    import torch
 
 DEFAULT_MAX_GRAPH_SIZE = 200_000  # nodes + edges per forward pass
 # Edges per chunk of the forward pass. CPU: bench/predict_chunks.py (table in docs/evaluation.md), 1,024-atom
@@ -83,6 +86,8 @@ def _blocks_of(loaded, data, h_node: torch.Tensor, h_edge: torch.Tensor) -> Bloc
 
 
 def structure_graph(loaded, structure):
+    from data_prep.torch_data import structure_to_data
+
     numbers, positions, cell, pbc, name = geometry_of(structure)
     check_known_elements(loaded, numbers, name)
     return structure_to_data(numbers, positions, cell, pbc, loaded.cutoff, loaded.basis, dtype=_model_dtype(loaded),
@@ -91,6 +96,7 @@ def structure_graph(loaded, structure):
 
 def predict_many(loaded, structures: Iterable, *, max_graph_size: int = DEFAULT_MAX_GRAPH_SIZE) -> Iterator[Blocks]:
     """Predicted blocks of each structure, in order; small structures share a forward pass."""
+    import torch
     from torch_geometric.data import Batch
 
     pending: list = []
