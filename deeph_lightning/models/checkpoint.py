@@ -31,8 +31,7 @@ import torch
 from data_prep.basis import BasisTable
 from data_prep.records import SCHEMA_VERSION
 
-from .deeph2 import DeepH2
-from .deeph_e3 import DeepHE3
+from . import MODELS
 
 FORMAT = "deeph-lightning"
 FORMAT_VERSION = 1
@@ -40,8 +39,8 @@ ORBITAL_ORDER = "openmx"
 UNITS = {"length": "angstrom", "energy": "eV"}
 DTYPES = ("float32", "float64", "float16", "bfloat16")
 
-# The networks a checkpoint (or a training config) may name as net._target_.
-NETWORKS: dict[str, type[torch.nn.Module]] = {f"{cls.__module__}.{cls.__qualname__}": cls for cls in (DeepH2, DeepHE3)}
+# The networks a checkpoint (or a training config) may name as net._target_: our models (models.MODELS).
+NETWORKS: dict[str, type[torch.nn.Module]] = {f"{cls.__module__}.{cls.__qualname__}": cls for cls in MODELS.values()}
 
 
 class CheckpointError(ValueError):
