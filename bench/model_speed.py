@@ -16,7 +16,6 @@ import json
 import multiprocessing as mp
 import time
 
-import numpy as np
 
 
 def _measure(cfg: dict) -> dict:

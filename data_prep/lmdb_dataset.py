@@ -28,7 +28,7 @@ import numpy as np
 from .atomic import atomic_dir
 from .basis import BasisTable, element_symbol
 from .deeph_format import DeepHFormatError, check_hermitian, read_deeph
-from .records import SCHEMA_VERSION, RecordError, decode_record, encode_record, structure_to_record, validate_record
+from .records import SCHEMA_VERSION, decode_record, encode_record, structure_to_record, validate_record
 
 METADATA_FILE = "metadata.json"
 SHARD_PATTERN = "data.{:04d}.lmdb"
@@ -95,7 +95,8 @@ def _init_worker(counter):
 
 
 def _write_shard(job: _ShardJob) -> dict:
-    env = lmdb.open(job.shard_path, map_size=MAP_SIZE, subdir=False, meminit=False, map_async=True, lock=False)  # one writer per shard
+    # one writer per shard
+    env = lmdb.open(job.shard_path, map_size=MAP_SIZE, subdir=False, meminit=False, map_async=True, lock=False)
     counts = {"n_atoms": [], "n_edges": [], "n_matrix_elements": [], "elements": [], "recipes": []}
     basis = None
     try:
@@ -369,7 +370,8 @@ class LmdbDataset:
 class LmdbGraphDataset:
     """torch-style dataset of ``BlockData`` graphs (blocks padded to the dataset's union basis)."""
 
-    def __init__(self, path: str | os.PathLike, indices: Sequence[int] | None = None, dtype=None, basis: BasisTable | None = None):
+    def __init__(self, path: str | os.PathLike, indices: Sequence[int] | None = None, dtype=None,
+                 basis: BasisTable | None = None):
         import torch
 
         self.records = LmdbDataset(path)

@@ -7,9 +7,9 @@ from pyscf_integrals import HARTREE_EV
 
 from data_prep.kspace import bloch_sum
 from deeph_eval.blocklist import BlockList, supercell_blocks
-from deeph_eval.eigen import EigenError, dense_eigvals, sparse_levels_near
+from deeph_eval.solvers import EigenError, dense_eigvals, sparse_levels_near
 from deeph_eval.kpath import uniform_mesh
-from deeph_eval.sparse_bloch import SparseBloch
+from deeph_eval.solvers import SparseBloch
 
 KPTS = np.array([[0.0, 0.0, 0.0], [0.5, 0.0, 0.5], [0.13, -0.27, 0.41], [0.5, 0.5, 0.5]])
 
@@ -81,8 +81,8 @@ def test_sparse_and_dense_agree_at_general_k(si_integrals):
 
 def test_matrix_free_levels_match_dense_at_general_k(si_integrals):
     """Complex Hermitian H(k), S(k): the MINRES shift-invert solver (no factorization) gives the dense levels."""
-    from deeph_eval.eigen import bloch_pair
-    from deeph_eval.matrix_free import levels_near
+    from deeph_eval.solvers import bloch_pair
+    from deeph_eval.solvers import levels_near
 
     st, _ = si_integrals
     n_orb = st.n_orbitals()
@@ -99,8 +99,8 @@ def test_matrix_free_levels_match_dense_at_general_k(si_integrals):
 
 def test_matrix_free_levels_keep_whole_degenerate_clusters(si_integrals):
     """As the shift-invert test below: the 16 nearest levels cut a 16-fold cluster; the solver returns them all."""
-    from deeph_eval.eigen import bloch_pair
-    from deeph_eval.matrix_free import levels_near
+    from deeph_eval.solvers import bloch_pair
+    from deeph_eval.solvers import levels_near
 
     st, _ = si_integrals
     sh, ss, folded = folded_supercell(st, 4)
@@ -143,7 +143,7 @@ def test_sparse_levels_keep_whole_degenerate_clusters(si_integrals):
 
 def test_auto_solver_regimes():
     """`--solver auto`: dense, then the factorization (exact inertia), then matrix-free (linear memory)."""
-    from deeph_eval.eigen import DENSE_MAX_ORBITALS, SPARSE_MAX_ORBITALS, auto_solver
+    from deeph_eval.solvers import DENSE_MAX_ORBITALS, SPARSE_MAX_ORBITALS, auto_solver
 
     assert [auto_solver(n) for n in (64, DENSE_MAX_ORBITALS, DENSE_MAX_ORBITALS + 1, SPARSE_MAX_ORBITALS,
                                      SPARSE_MAX_ORBITALS + 1, 39_304)] == [
