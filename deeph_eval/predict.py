@@ -30,6 +30,8 @@ from .model_io import check_known_elements
 if TYPE_CHECKING:  # torch is imported where a prediction runs, so that command lines start fast
     import torch
 
+    from deeph_lightning.models.checkpoint import LoadedModel
+
 DEFAULT_MAX_GRAPH_SIZE = 200_000  # nodes + edges per forward pass
 # Edges per chunk of the forward pass. CPU: bench/predict_chunks.py (table in docs/evaluation.md), 1,024-atom
 # Si: 1,024 edges 9.6 s / 284 MiB, 8,192 edges 20.1 s / 580 MiB, all at once 18.7 s / 2,021 MiB (small chunks
@@ -47,7 +49,7 @@ def geometry_of(structure) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarr
             np.asarray(structure.pbc, dtype=bool), structure.get_chemical_formula())
 
 
-def _model_dtype(loaded) -> torch.dtype:
+def _model_dtype(loaded: LoadedModel) -> torch.dtype:
     return next(loaded.model.parameters()).dtype
 
 
@@ -71,7 +73,7 @@ def _group_by_pair(zi: np.ndarray, zj: np.ndarray) -> dict[tuple[int, int], np.n
     return {(int(u) // 1000, int(u) % 1000): order[bounds[n] : bounds[n + 1]] for n, u in enumerate(uniq)}
 
 
-def _blocks_of(loaded, data, h_node: torch.Tensor, h_edge: torch.Tensor) -> Blocks:
+def _blocks_of(loaded: LoadedModel, data, h_node: torch.Tensor, h_edge: torch.Tensor) -> Blocks:
     z = data.atomic_numbers.numpy()
     slots = {int(e): loaded.basis.union_slots(int(e)) for e in np.unique(z)}
     blocks: Blocks = {}
@@ -85,7 +87,7 @@ def _blocks_of(loaded, data, h_node: torch.Tensor, h_edge: torch.Tensor) -> Bloc
     return blocks
 
 
-def structure_graph(loaded, structure):
+def structure_graph(loaded: LoadedModel, structure):
     from data_prep.torch_data import structure_to_data
 
     numbers, positions, cell, pbc, name = geometry_of(structure)
@@ -94,7 +96,7 @@ def structure_graph(loaded, structure):
                              structure_id=name)
 
 
-def predict_many(loaded, structures: Iterable, *, max_graph_size: int = DEFAULT_MAX_GRAPH_SIZE) -> Iterator[Blocks]:
+def predict_many(loaded: LoadedModel, structures: Iterable, *, max_graph_size: int = DEFAULT_MAX_GRAPH_SIZE) -> Iterator[Blocks]:
     """Predicted blocks of each structure, in order; small structures share a forward pass."""
     import torch
     from torch_geometric.data import Batch
@@ -128,6 +130,6 @@ def predict_many(loaded, structures: Iterable, *, max_graph_size: int = DEFAULT_
         yield from flush()
 
 
-def predict_blocks(loaded, structure, *, max_graph_size: int = DEFAULT_MAX_GRAPH_SIZE) -> Blocks:
+def predict_blocks(loaded: LoadedModel, structure, *, max_graph_size: int = DEFAULT_MAX_GRAPH_SIZE) -> Blocks:
     """Predicted H blocks (eV, OpenMX order, float64) of one structure, keyed (Rx, Ry, Rz, i, j), 0-based atoms."""
     return next(predict_many(loaded, [structure], max_graph_size=max_graph_size))

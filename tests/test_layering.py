@@ -70,11 +70,23 @@ def test_deeph_eval_imports_no_training_code():
     assert violations("deeph_eval", forbidden) == []
 
 
+def test_deeph_eval_modules_use_each_others_public_names_only():
+    """The solvers (and every other module) talk through public names: no ``from .x import _private``."""
+    private = []
+    for path in sorted((REPO / "deeph_eval").rglob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text(), str(path))):
+            if isinstance(node, ast.ImportFrom):
+                private += [f"{path.relative_to(REPO)}: {alias.name}" for alias in node.names
+                            if alias.name.startswith("_") and alias.name != "__future__"]
+    assert private == []
+
+
 def test_the_import_parser_sees_training_imports():
     """The rules above would catch the imports training code makes (the checker is not blind)."""
     names = imported_modules(REPO / "deeph_lightning" / "training.py")
-    assert {"pytorch_lightning", "hydra.utils", "deeph_lightning.models.checkpoint"} <= names
-    assert "deeph_eval.bands" in imported_modules(REPO / "deeph_lightning" / "band_plot.py")
+    assert {"pytorch_lightning", "hydra.utils", "deeph_lightning.resume", "deeph_lightning.callbacks"} <= names
+    band_plot = imported_modules(REPO / "deeph_lightning" / "callbacks" / "band_plot.py")
+    assert {"deeph_eval.bands", "deeph_lightning.models.checkpoint.LoadedModel"} <= band_plot
 
 
 def test_loading_a_checkpoint_for_evaluation_imports_no_lightning_or_hydra(tmp_path):

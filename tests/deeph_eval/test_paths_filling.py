@@ -149,3 +149,12 @@ def test_sparse_solver_matches_dense_bands(si_integrals):
 def test_isolated_atom_in_box_is_a_molecule():
     atom = Atoms("Ar", positions=[[5, 5, 5]], cell=np.eye(3) * 10, pbc=True)
     assert band_path(atom.cell, atom.positions, atom.pbc).labels == ["Γ"]
+
+
+def test_uniform_mesh_time_reversal_weights():
+    k, w = uniform_mesh([4, 4, 4])
+    assert len(k) == 36 and abs(w.sum() - 1) < 1e-12  # 8 self-partner points + 56/2
+    full = np.stack(np.meshgrid(*[np.arange(4) / 4] * 3, indexing="ij"), axis=-1).reshape(-1, 3)
+    # every mesh point is a representative or the time-reversed partner of one
+    reps = {tuple(np.round(np.mod(x, 1), 6)) for x in k} | {tuple(np.round(np.mod(-x, 1), 6)) for x in k}
+    assert reps == {tuple(np.round(x, 6)) for x in full}

@@ -13,9 +13,8 @@ import torch
 
 from deeph_lightning.models.checkpoint import NETWORKS, CheckpointError, build_net, describe, load_model
 
-from model_structures import BASIS, CUTOFF
+from model_structures import BASIS, CUTOFF, TINY
 
-TINY = dict(lmax=4, mmax=2, channels=4, pseudo_channels=4, layers=1, heads=2, num_radial=8, hidden_radial=16)
 DEEPH2 = "deeph_lightning.models.deeph2.DeepH2"
 REPO = Path(__file__).resolve().parents[2]
 
