@@ -33,9 +33,8 @@ if TYPE_CHECKING:  # torch is imported where a prediction runs, so that command 
     from deeph_lightning.models.checkpoint import LoadedModel
 
 DEFAULT_MAX_GRAPH_SIZE = 200_000  # nodes + edges per forward pass
-# Edges per chunk of the forward pass. CPU: bench/predict_chunks.py (table in docs/evaluation.md), 1,024-atom
-# Si: 1,024 edges 9.6 s / 284 MiB, 8,192 edges 20.1 s / 580 MiB, all at once 18.7 s / 2,021 MiB (small chunks
-# stay in cache). GPUs: not measured here; larger chunks keep the device busy.
+# Edges per chunk of the forward pass. CPU: small chunks stay in cache and cap the memory (bench/predict_chunks.py,
+# table in docs/evaluation.md). GPUs: not measured here; larger chunks keep the device busy.
 EDGE_CHUNK = 1024
 EDGE_CHUNK_GPU = 8192
 
