@@ -26,6 +26,8 @@ def _merge(base: dict, top: dict) -> dict:
 def preset(name: str) -> dict:
     """The network config (``_target_`` + hyper-parameters) of ``conf/model/<name>.yaml``."""
     path = MODEL_CONF / f"{name}.yaml"
+    if not MODEL_CONF.is_dir():
+        raise ValueError(f"preset {name!r}: no {MODEL_CONF} (presets are the configs of a source checkout)")
     if not path.is_file():
         raise ValueError(f"unknown preset {name!r}; choose one of {preset_names()} (conf/model/*.yaml)")
     conf = yaml.safe_load(path.read_text()) or {}
