@@ -9,7 +9,7 @@ Timed path per size (each in its own process), as ``deeph-eval bands --solver sp
    (sparse LDLᴴ) until exactly N_e/2 levels lie below σ, then --n-bands levels around σ (half below, half
    above) by block Krylov on that same LDLᴴ: E_F, VBM, CBM, gap. With --solver matrix-free: no factorization;
    σ from the KPM count, the levels by block Krylov shift-invert with preconditioned MINRES solves
-   (``deeph_eval.matrix_free``), memory linear.
+   (``deeph_eval.solvers.matrix_free``), memory linear.
 Peak MiB = peak RSS during 1-2 (VmHWM reset after imports; includes SuperLU's C allocations) minus the RSS
 after imports. The Γ gap is checked against the primitive cell's dense bands on the n×n×n mesh (band
 folding; with --ckpt the primitive cell's predicted H): "gap err". Prints one row per size and the fitted
@@ -47,7 +47,7 @@ def primitive(cache: Path, radius: float):
 
         h = BlockList.from_blocks(st.hamiltonians, st.n_orbitals())
         s = BlockList.from_blocks(st.overlaps, st.n_orbitals())
-        from deeph_eval.eigen import dense_eigvals
+        from deeph_eval.solvers import dense_eigvals
         from deeph_eval.kpath import uniform_mesh
 
         mesh, _ = uniform_mesh([6, 6, 6])
@@ -79,7 +79,7 @@ def folded_gap(d, n: int, h_blocks=None) -> float:
     ``h_blocks``: the primitive cell's predicted H (a prediction is translation invariant, so the supercell's
     predicted H is the tiled primitive one); default: its DFT H."""
     from deeph_eval.blocklist import BlockList
-    from deeph_eval.eigen import dense_eigvals
+    from deeph_eval.solvers import dense_eigvals
 
     h = h_blocks if h_blocks is not None else BlockList(d["n_orb"], d["i"], d["j"], d["shift"], d["h"]).to_blocks()
     s = BlockList(d["n_orb"], d["s_i"], d["s_j"], d["s_shift"], d["s"]).to_blocks()
@@ -91,7 +91,7 @@ def folded_gap(d, n: int, h_blocks=None) -> float:
 def one_size(n: int, cache: Path, n_bands: int, ckpt: str | None, solver: str) -> dict:
     from deeph_eval.blocklist import BlockList, supercell_blocks, supercell_geometry
     from deeph_eval.fermi import gamma_filling
-    from deeph_eval.sparse_bloch import SparseBloch
+    from deeph_eval.solvers import SparseBloch
 
     d = np.load(cache)
     s = BlockList(d["n_orb"], d["s_i"], d["s_j"], d["s_shift"], d["s"])

@@ -16,7 +16,6 @@ import json
 import multiprocessing as mp
 import time
 
-import numpy as np
 
 
 def _measure(cfg: dict) -> dict:
@@ -36,9 +35,9 @@ def _measure(cfg: dict) -> dict:
     data = structure_to_data(atoms.numbers, atoms.positions, atoms.cell[:], [True] * 3, cfg["cutoff"], basis)
     batch = Batch.from_data_list([data] * cfg["structures"]).to(cfg["device"])
     t0 = time.perf_counter()
-    model = build_model(cfg["name"], basis.to_dict(), cfg["cutoff"], lmax=cfg["lmax"], mmax=cfg["mmax"],
-                        channels=cfg["channels"], pseudo_channels=cfg["channels"] // 2, layers=cfg["layers"],
-                        heads=2, num_radial=16, hidden_radial=32).to(cfg["device"])
+    model = build_model(cfg["name"], basis.to_dict(), cfg["cutoff"], preset="deeph2_small", lmax=cfg["lmax"],
+                        mmax=cfg["mmax"], channels=cfg["channels"], pseudo_channels=cfg["channels"] // 2,
+                        layers=cfg["layers"]).to(cfg["device"])
     build_s = time.perf_counter() - t0
     params = sum(p.numel() for p in model.parameters())
     cuda = cfg["device"].startswith("cuda")

@@ -12,7 +12,6 @@ slabs and molecules through per-direction periodicity).
 from __future__ import annotations
 
 import numpy as np
-import vesin
 
 from .geometry import GeometryValueError, check_geometry_values
 
@@ -60,6 +59,8 @@ def neighbor_graph(
     if n == 0:
         raise GraphError("structure has no atoms")
     box = _non_periodic_box(positions, pbc, cell)
+    import vesin  # imports torch: deferred so that command lines start fast
+
     nl = vesin.NeighborList(cutoff=float(cutoff), full_list=True)
     i, j, shift, dist = nl.compute(positions, box, [bool(p) for p in pbc], "ijSd")
     i = i.astype(np.int64)

@@ -124,7 +124,8 @@ def _die_with_parent(parent_pid: int) -> None:
 
 
 def _write_shard(job: _ShardJob) -> dict:
-    env = lmdb.open(job.shard_path, map_size=MAP_SIZE, subdir=False, meminit=False, map_async=True, lock=False)  # one writer per shard
+    # one writer per shard
+    env = lmdb.open(job.shard_path, map_size=MAP_SIZE, subdir=False, meminit=False, map_async=True, lock=False)
     counts = {"n_atoms": [], "n_edges": [], "n_matrix_elements": [], "elements": [], "recipes": []}
     basis = None
     try:
@@ -479,7 +480,8 @@ class LmdbDataset:
 class LmdbGraphDataset:
     """torch-style dataset of ``BlockData`` graphs (blocks padded to the dataset's union basis)."""
 
-    def __init__(self, path: str | os.PathLike, indices: Sequence[int] | None = None, dtype=None, basis: BasisTable | None = None):
+    def __init__(self, path: str | os.PathLike, indices: Sequence[int] | None = None, dtype=None,
+                 basis: BasisTable | None = None):
         import torch
 
         self.records = LmdbDataset(path)

@@ -3,13 +3,14 @@
 ``solver="dense"``: every band at every k (``scipy.linalg.eigh``), Fermi level from a uniform mesh.
 ``solver="sparse"``: for structures too large for dense matrices, only ``n_bands`` levels at each k, half
 below and half above a centre energy: the stored/given Fermi level, else the one ``fermi.gamma_filling``
-finds (mid-gap for an insulator). Band indices come from the inertia of H − σS (see ``deeph_eval.eigen``),
-so the VBM/CBM are still identified from the electron count.
-``solver="matrix-free"``: the same levels without a factorization (``deeph_eval.matrix_free``; memory linear in
-the number of atoms), around the Γ mid-gap (or E_F of a metal) that ``fermi.gamma_filling`` finds, never the
-stored E_F: for an insulator that is the VBM, and centred on a band edge the Krylov method needs twice the
-solves to reach the levels across the gap (432 Si atoms, 16 levels: 16.4 s against 8.4 s). Band indices assume N_e/2 levels below the centre at every k (exact for an insulator with
-the centre in its gap; for a metal, columns near E_F may belong to different bands at different k).
+finds (mid-gap for an insulator). Band indices come from the inertia of H − σS
+(``deeph_eval.solvers.shift_invert``), so the VBM/CBM are still identified from the electron count.
+``solver="matrix-free"``: the same levels without a factorization (``deeph_eval.solvers.matrix_free``; memory
+linear in the number of atoms), around the Γ mid-gap (or E_F of a metal) that ``fermi.gamma_filling`` finds,
+never the stored E_F: for an insulator that is the VBM, and centred on a band edge the Krylov method needs about
+twice the solves to reach the levels across the gap (docs/evaluation.md). Band indices assume N_e/2 levels
+below the centre at every k (exact for an insulator with the centre in its gap; for a metal, columns near E_F
+may belong to different bands at different k).
 Energies are returned as an (n_k, n_cols) array where column c is band ``band_offset + c`` (NaN where
 the sparse solver did not reach that band at that k).
 """
@@ -25,12 +26,10 @@ from data_prep.deeph_format import DeepHStructure
 from . import progress
 from .blocklist import BlockList
 from .checks import checked_pair
-from .eigen import EigenError, auto_solver, bloch_pair, dense_eigvals, sparse_levels_near
 from .electrons import DEFAULT_SMEARING, GAP_TOL, Filling, filling
 from .fermi import gamma_filling, occupied_levels
 from .kpath import DEFAULT_VACUUM, KPath, band_path, mesh_size, periodic_directions, uniform_mesh
-from .matrix_free import nearby_levels
-from .sparse_bloch import SparseBloch
+from .solvers import EigenError, SparseBloch, auto_solver, bloch_pair, dense_eigvals, nearby_levels, sparse_levels_near
 
 MATRIX_FREE_INDICES = ("assumed: N_e/2 levels below the centre energy at every k (no inertia count without a "
                        "factorization); exact for an insulator whose gap holds the centre")

@@ -27,12 +27,20 @@ from data_prep.deeph_format import DeepHStructure
 
 from .blocklist import BlockList
 from .checks import checked_pair
-from .eigen import DENSE_MAX_ORBITALS, NearbyLevels, ShiftInvert, auto_solver, bloch_pair, dense_eigvals
 from .electrons import DEFAULT_SMEARING, GAP_TOL, Filling, filling
-from .level_count import LevelCount, kpm_level_count
 from .kpath import mesh_size, periodic_directions, uniform_mesh
-from .matrix_free import nearby_levels
-from .sparse_bloch import SparseBloch
+from .solvers import (
+    DENSE_MAX_ORBITALS,
+    LevelCount,
+    NearbyLevels,
+    ShiftInvert,
+    SparseBloch,
+    auto_solver,
+    bloch_pair,
+    dense_eigvals,
+    kpm_level_count,
+    nearby_levels,
+)
 
 GAMMA = np.zeros(3)
 

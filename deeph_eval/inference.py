@@ -11,6 +11,7 @@ Electrons: info.json ``n_electrons`` when present, otherwise the pseudopotential
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -22,6 +23,9 @@ from .checks import check_geometry
 from .electrons import INFO_KEYS
 from .model_io import ModelInputError, check_known_elements, dft_settings
 from .predict import predict_blocks
+
+if TYPE_CHECKING:
+    from deeph_lightning.models.checkpoint import LoadedModel
 
 DEFAULT_OVERLAP_RADIUS = 9.5  # Å, as the DFT runner stores S(R)
 
@@ -56,7 +60,7 @@ def to_atoms(st: DeepHStructure):
     return Atoms(numbers=st.numbers, positions=st.positions, cell=st.cell, pbc=st.pbc)
 
 
-def model_orbital_types(loaded, st: DeepHStructure) -> list[list[int]]:
+def model_orbital_types(loaded: LoadedModel, st: DeepHStructure) -> list[list[int]]:
     """Each atom's shells in the model's basis; a folder with other orbital types is an error."""
     where = st.source or "structure"
     check_known_elements(loaded, st.numbers, where)
@@ -70,7 +74,7 @@ def model_orbital_types(loaded, st: DeepHStructure) -> list[list[int]]:
     return types
 
 
-def exact_overlaps(loaded, st: DeepHStructure, *, dft_basis: str | None = None,
+def exact_overlaps(loaded: LoadedModel, st: DeepHStructure, *, dft_basis: str | None = None,
                    radius: float = DEFAULT_OVERLAP_RADIUS):
     settings = dft_settings(loaded, dft_basis)
     where = st.source or "structure"
@@ -95,7 +99,7 @@ def exact_overlaps(loaded, st: DeepHStructure, *, dft_basis: str | None = None,
     return blocks, settings
 
 
-def electron_count(loaded, st: DeepHStructure, settings=None, explicit: float | None = None) -> float | None:
+def electron_count(loaded: LoadedModel, st: DeepHStructure, settings=None, explicit: float | None = None) -> float | None:
     if explicit is not None:
         return float(explicit)
     n = next((float(st.info[k]) for k in INFO_KEYS if st.info.get(k) is not None), None)
@@ -112,7 +116,7 @@ def electron_count(loaded, st: DeepHStructure, settings=None, explicit: float | 
         return None
 
 
-def predicted_structure(loaded, st: DeepHStructure, *, dft_basis: str | None = None,
+def predicted_structure(loaded: LoadedModel, st: DeepHStructure, *, dft_basis: str | None = None,
                         overlap_radius: float = DEFAULT_OVERLAP_RADIUS, n_electrons: float | None = None,
                         hamiltonians=None) -> DeepHStructure:
     """``st`` with H predicted by the model (or the given ``hamiltonians``), S exact, info n_electrons/model."""

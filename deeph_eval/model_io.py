@@ -1,7 +1,7 @@
-"""Trained checkpoints for evaluation: load with clear errors, and find the DFT recipe the model was trained on.
+"""Trained checkpoints for evaluation: load in inference precision, and find the DFT recipe the model was trained on.
 
-``load_checkpoint`` wraps ``deeph_lightning.load_model`` (which rejects files of another format) and also
-refuses checkpoints whose declared units/orbital order are not the ones every deeph_eval routine assumes
+Loading goes through the checkpoint format, ``deeph_lightning.models.checkpoint``, which refuses files of
+another format and checkpoints whose units/orbital order are not the ones every deeph_eval routine assumes
 (Å, eV, OpenMX order). ``dft_recipe`` is needed to compute S(R) for structures without DFT data and to count
 valence electrons: it is read from the checkpoint's metadata (``meta["dft_recipe"]``), else from the
 metadata.json of the dataset the run was trained on (``meta["config"]["data"]["path"]``), when that exists.
@@ -13,17 +13,20 @@ import json
 import os
 from pathlib import Path
 
+from typing import TYPE_CHECKING
+
 from data_prep.basis import element_symbol
 
-EXPECTED_UNITS = {"length": "angstrom", "energy": "eV"}
+if TYPE_CHECKING:  # the checkpoint format imports torch: loaded when a checkpoint is, so command lines start fast
+    from deeph_lightning.models.checkpoint import LoadedModel
 
 
 class ModelInputError(ValueError):
     """A structure, checkpoint or option does not fit the model (unknown element, other basis, ...)."""
 
 
-def load_checkpoint(ckpt_path: str | os.PathLike, map_location="cpu", dtype: str = "float64"):
-    """``deeph_lightning.LoadedModel`` after checking units and orbital order (``CheckpointError`` otherwise).
+def load_checkpoint(ckpt_path: str | os.PathLike, map_location="cpu", dtype: str = "float64") -> LoadedModel:
+    """The checkpoint's model (``CheckpointError`` for a file that is not one), cast to ``dtype``.
 
     Inference runs in float64 by default: the same trained function, but float32 rounding is amplified in
     high-symmetry environments (l > 0 features that vanish by symmetry get normalised), which on a small
@@ -32,26 +35,17 @@ def load_checkpoint(ckpt_path: str | os.PathLike, map_location="cpu", dtype: str
     """
     import torch
 
-    from deeph_lightning import CheckpointError, load_model
+    from deeph_lightning.models.checkpoint import load_model
 
-    loaded = load_model(ckpt_path, map_location=map_location)
-    units = loaded.meta.get("units")
-    if units is not None and {k: units.get(k) for k in EXPECTED_UNITS} != EXPECTED_UNITS:
-        raise CheckpointError(
-            f"{ckpt_path}: checkpoint declares units {units}; deeph-eval works in Å and eV "
-            f"({EXPECTED_UNITS}) and would silently mis-scale energies"
-        )
-    order = loaded.meta.get("orbital_order", "openmx")
-    if order != "openmx":
-        raise CheckpointError(f"{ckpt_path}: checkpoint predicts blocks in {order!r} orbital order, expected 'openmx'")
-    loaded.meta.setdefault("path", str(ckpt_path))
     if dtype not in ("float32", "float64"):
         raise ValueError(f"dtype must be float32 or float64, got {dtype!r}")
+    loaded = load_model(ckpt_path, map_location=map_location)
+    loaded.meta.setdefault("path", str(ckpt_path))
     loaded.model.to(getattr(torch, dtype))
     return loaded
 
 
-def check_known_elements(loaded, numbers, where: str) -> None:
+def check_known_elements(loaded: LoadedModel, numbers, where: str) -> None:
     missing = sorted({int(z) for z in numbers} - set(loaded.basis.elements))
     if missing:
         raise ModelInputError(
@@ -60,7 +54,7 @@ def check_known_elements(loaded, numbers, where: str) -> None:
         )
 
 
-def dft_recipe(loaded) -> dict | None:
+def dft_recipe(loaded: LoadedModel) -> dict | None:
     """{'basis': ..., 'pseudo': ..., 'xc': ..., 'code': ...} of the training data, or None when unknown."""
     recipe = loaded.meta.get("dft_recipe")
     if recipe:
@@ -78,7 +72,7 @@ def dft_recipe(loaded) -> dict | None:
     return None
 
 
-def dft_settings(loaded, basis_override: str | None = None):
+def dft_settings(loaded: LoadedModel, basis_override: str | None = None):
     """``data_prep.dft.DFTSettings`` with the training data's basis/pseudo (or ``basis_override``); None if unknown."""
     from data_prep.dft import DFTSettings
 

@@ -19,18 +19,22 @@ from __future__ import annotations
 import inspect
 from typing import Iterable, Iterator
 
+from typing import TYPE_CHECKING
+
 import numpy as np
-import torch
 
 from data_prep.deeph_format import Blocks, DeepHStructure
-from data_prep.torch_data import structure_to_data
 
 from .model_io import check_known_elements
 
+if TYPE_CHECKING:  # torch is imported where a prediction runs, so that command lines start fast
+    import torch
+
+    from deeph_lightning.models.checkpoint import LoadedModel
+
 DEFAULT_MAX_GRAPH_SIZE = 200_000  # nodes + edges per forward pass
-# Edges per chunk of the forward pass. CPU: bench/predict_chunks.py (table in docs/evaluation.md), 1,024-atom
-# Si: 1,024 edges 9.6 s / 284 MiB, 8,192 edges 20.1 s / 580 MiB, all at once 18.7 s / 2,021 MiB (small chunks
-# stay in cache). GPUs: not measured here; larger chunks keep the device busy.
+# Edges per chunk of the forward pass. CPU: small chunks stay in cache and cap the memory (bench/predict_chunks.py,
+# table in docs/evaluation.md). GPUs: not measured here; larger chunks keep the device busy.
 EDGE_CHUNK = 1024
 EDGE_CHUNK_GPU = 8192
 
@@ -44,7 +48,7 @@ def geometry_of(structure) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarr
             np.asarray(structure.pbc, dtype=bool), structure.get_chemical_formula())
 
 
-def _model_dtype(loaded) -> torch.dtype:
+def _model_dtype(loaded: LoadedModel) -> torch.dtype:
     return next(loaded.model.parameters()).dtype
 
 
@@ -68,7 +72,7 @@ def _group_by_pair(zi: np.ndarray, zj: np.ndarray) -> dict[tuple[int, int], np.n
     return {(int(u) // 1000, int(u) % 1000): order[bounds[n] : bounds[n + 1]] for n, u in enumerate(uniq)}
 
 
-def _blocks_of(loaded, data, h_node: torch.Tensor, h_edge: torch.Tensor) -> Blocks:
+def _blocks_of(loaded: LoadedModel, data, h_node: torch.Tensor, h_edge: torch.Tensor) -> Blocks:
     z = data.atomic_numbers.numpy()
     slots = {int(e): loaded.basis.union_slots(int(e)) for e in np.unique(z)}
     blocks: Blocks = {}
@@ -82,15 +86,18 @@ def _blocks_of(loaded, data, h_node: torch.Tensor, h_edge: torch.Tensor) -> Bloc
     return blocks
 
 
-def structure_graph(loaded, structure):
+def structure_graph(loaded: LoadedModel, structure):
+    from data_prep.torch_data import structure_to_data
+
     numbers, positions, cell, pbc, name = geometry_of(structure)
     check_known_elements(loaded, numbers, name)
     return structure_to_data(numbers, positions, cell, pbc, loaded.cutoff, loaded.basis, dtype=_model_dtype(loaded),
                              structure_id=name)
 
 
-def predict_many(loaded, structures: Iterable, *, max_graph_size: int = DEFAULT_MAX_GRAPH_SIZE) -> Iterator[Blocks]:
+def predict_many(loaded: LoadedModel, structures: Iterable, *, max_graph_size: int = DEFAULT_MAX_GRAPH_SIZE) -> Iterator[Blocks]:
     """Predicted blocks of each structure, in order; small structures share a forward pass."""
+    import torch
     from torch_geometric.data import Batch
 
     pending: list = []
@@ -122,6 +129,6 @@ def predict_many(loaded, structures: Iterable, *, max_graph_size: int = DEFAULT_
         yield from flush()
 
 
-def predict_blocks(loaded, structure, *, max_graph_size: int = DEFAULT_MAX_GRAPH_SIZE) -> Blocks:
+def predict_blocks(loaded: LoadedModel, structure, *, max_graph_size: int = DEFAULT_MAX_GRAPH_SIZE) -> Blocks:
     """Predicted H blocks (eV, OpenMX order, float64) of one structure, keyed (Rx, Ry, Rz, i, j), 0-based atoms."""
     return next(predict_many(loaded, [structure], max_graph_size=max_graph_size))

@@ -4,10 +4,10 @@
   the helpers of ``deeph_lightning.models.losses``. The masked sums are normalised by the number of
   masked entries of the *global* batch (summed over DDP ranks), so DDP(n) computes exactly the
   gradient of one process on the union of the ranks' batches.
-* Metrics in meV (``metrics.BlockErrorAccumulator``); validation/test use the EMA weights.
+* Metrics in meV (``metrics.BlockErrorAccumulator``); validation/test use the EMA weights (``ema``).
 * AdamW; warm-up + cosine (per step) or reduce-on-plateau (per validation); gradient clipping and
   precision come from the Trainer.
-* Checkpoints carry everything ``load_model`` needs under ``checkpoint["deeph"]``.
+* Checkpoints carry everything ``load_model`` needs under ``checkpoint["deeph"]`` (``models.checkpoint``).
 """
 
 from __future__ import annotations
@@ -18,16 +18,14 @@ from typing import Any
 
 import pytorch_lightning as pl
 import torch
-from torch.optim.swa_utils import AveragedModel
 
 from data_prep.basis import BasisTable
-from data_prep.records import SCHEMA_VERSION
 from data_prep.torch_data import block_mask
 
+from .ema import averaged_copy, update_average
 from .metrics import BlockErrorAccumulator
-
-CHECKPOINT_FORMAT = "deeph-lightning"
-CHECKPOINT_FORMAT_VERSION = 1
+from .models.checkpoint import build_net, describe
+from .resume import resume_where_training_stopped
 
 
 def quiet_known_warnings() -> None:
@@ -56,16 +54,6 @@ def _plain(x):
     return x
 
 
-def build_net(net: dict, basis: BasisTable, cutoff: float) -> torch.nn.Module:
-    """Instantiate the network from its config dict (``_target_`` + JSON hyper-parameters).
-
-    Networks take ``basis`` in ``BasisTable.to_dict()`` form and ``cutoff`` in Å (see deeph_lightning.models).
-    """
-    from hydra.utils import instantiate
-
-    return instantiate(dict(net), basis=basis.to_dict(), cutoff=float(cutoff), _convert_="all")
-
-
 def warmup_cosine(warmup_steps: int, total_steps: int, min_ratio: float):
     def factor(step: int) -> float:
         if step < warmup_steps:
@@ -74,50 +62,6 @@ def warmup_cosine(warmup_steps: int, total_steps: int, min_ratio: float):
         return min_ratio + (1 - min_ratio) * 0.5 * (1 + math.cos(math.pi * progress))
 
     return factor
-
-
-def ema_warmup_fn(decay: float):
-    """EMA update with warm-up: after n updates the decay is min(decay, (1 + n) / (10 + n)), so the average
-    forgets the random initial weights within a few steps instead of ~1/(1 - decay) steps (short runs,
-    e.g. the quickstart, would otherwise validate a network dominated by its initialisation)."""
-
-    def update(ema_params, params, num_averaged):
-        n = float(num_averaged)
-        d = min(decay, (1.0 + n) / (10.0 + n))
-        torch._foreach_lerp_(ema_params, params, 1.0 - d)
-
-    return update
-
-
-def resume_where_training_stopped(checkpoint: dict) -> None:
-    """Make a checkpoint written after the fit loop closed an epoch resume at the step it was written.
-
-    A run that stops (``max_steps``, ``should_stop``) lets the fit loop count its epoch as finished, even
-    part-way through, and ModelCheckpoint then writes ``last.ckpt`` in ``on_train_end``. Lightning 2.x resumes
-    that state one epoch too far (Lightning issue #19617): the next epoch starts at the old epoch's batch
-    position, so it is cut short, and the sampler, shuffled by epoch, serves other batches than an
-    uninterrupted run. Such a state is recognised by the train sampler's saved epoch being the one before
-    the epochs the fit loop counts as done; its loop counters are rewritten in place into those of a
-    checkpoint written in ``on_train_batch_end`` of the same step, which Lightning resumes exactly (inside an
-    epoch and at its end).
-    """
-    fit = (checkpoint.get("loops") or {}).get("fit_loop") or {}
-    epochs, batches = fit.get("epoch_progress"), fit.get("epoch_loop.batch_progress")
-    stepped = fit.get("epoch_loop.state_dict") or {}
-    samplers = (fit.get("state_dict") or {}).get("combined_loader") or [{}]
-    if not epochs or not batches or "_batches_that_stepped" not in stepped or "epoch" not in samplers[0]:
-        return
-    e, b = epochs["current"], batches["total"]
-    epoch_closed = e["processed"] == e["completed"] == int(samplers[0]["epoch"]) + 1
-    batch_done = b["ready"] == b["started"] == b["processed"] == b["completed"] and batches["current"]["completed"] >= 1
-    if not (epoch_closed and batch_done):
-        return
-    for p in (epochs["total"], epochs["current"]):
-        done = p["completed"]
-        p.update(ready=done, started=done, processed=done - 1, completed=done - 1)  # inside the epoch again
-    for p in (batches["total"], batches["current"]):
-        p["completed"] -= 1  # the last batch is processed, its on_train_batch_end hooks not yet finished
-    stepped["_batches_that_stepped"] -= 1
 
 
 class HamiltonianModule(pl.LightningModule):
@@ -148,21 +92,18 @@ class HamiltonianModule(pl.LightningModule):
         scheduler = dict(_plain(scheduler) or {"name": "none"})
         if loss not in ("mse", "mae", "gauge"):
             raise ValueError(f"model.loss must be 'mse', 'mae' or 'gauge', got {loss!r}")
+        # training settings only: the network, basis and cutoff are stored once, in checkpoint["deeph"]
         self.save_hyperparameters(
-            {"net": net, "basis": basis.to_dict(), "cutoff": float(cutoff), "loss": loss, "optimizer": optimizer,
-             "scheduler": scheduler, "ema_decay": ema_decay, "per_pair_metrics": per_pair_metrics,
-             "block_stats": None}  # the tables live in net["block_stats"]
+            {"loss": loss, "optimizer": optimizer, "scheduler": scheduler, "ema_decay": ema_decay,
+             "per_pair_metrics": per_pair_metrics}
         )
+        self.net_config = net
         self.basis = basis
         self.cutoff = float(cutoff)
         self.net = build_net(net, basis, self.cutoff)
         self.ema = None
         if ema_decay:
-            # Parameters only: averaging buffers (use_buffers=True) round integer index buffers through
-            # float (3 -> 2) and drifts float constants, so the in-memory EMA net validated during training
-            # differed from the one saved (non-persistent buffers are rebuilt on load). See _update_ema.
-            self.ema = AveragedModel(self.net, multi_avg_fn=ema_warmup_fn(float(ema_decay)), use_buffers=False)
-            self.ema.requires_grad_(False)
+            self.ema = averaged_copy(self.net, float(ema_decay))
         self.run_config: dict | None = None  # resolved Hydra config, set by train.py, saved in checkpoints
         # the training data's DFT recipe (metadata.json "dft_recipe": basis, xc, pseudo, code), saved in
         # checkpoints so evaluation can compute S(R) for new structures without the dataset
@@ -233,11 +174,8 @@ class HamiltonianModule(pl.LightningModule):
     def _update_ema(self) -> None:
         """After every optimizer step (not micro-batch), before any callback's on_train_batch_end, so a
         checkpoint written at that step (last.ckpt) holds the EMA of exactly the weights it holds."""
-        if self.ema is None:
-            return
-        self.ema.update_parameters(self.net)
-        for ema_buf, buf in zip(self.ema.module.buffers(), self.net.buffers()):
-            ema_buf.copy_(buf)  # buffers are not averaged: constants stay exact, running statistics follow the net
+        if self.ema is not None:
+            update_average(self.ema, self.net)
 
     # --- validation / test ------------------------------------------------------------------------
     def _eval_step(self, stage: str, batch) -> None:
@@ -314,19 +252,8 @@ class HamiltonianModule(pl.LightningModule):
         for logger in self.loggers:
             if type(logger).__name__ == "WandbLogger":
                 wandb_id = logger.version
-        checkpoint["deeph"] = {
-            "format": CHECKPOINT_FORMAT,
-            "format_version": CHECKPOINT_FORMAT_VERSION,
-            "net": self.hparams.net,
-            "basis": self.basis.to_dict(),
-            "cutoff": self.cutoff,
-            "schema_version": SCHEMA_VERSION,
-            "orbital_order": "openmx",
-            "units": {"length": "angstrom", "energy": "eV"},
-            "has_ema": self.ema is not None,
-            "dtype": str(next(self.net.parameters()).dtype).replace("torch.", ""),
-            "config": self.run_config,
-            "dft_recipe": self.dft_recipe,
-            "wandb_run_id": wandb_id,
-            "global_step": int(self.global_step),
-        }
+        checkpoint["deeph"] = describe(
+            self.net_config, self.basis, self.cutoff, has_ema=self.ema is not None,
+            dtype=next(self.net.parameters()).dtype, config=self.run_config, dft_recipe=self.dft_recipe,
+            wandb_run_id=wandb_id, global_step=self.global_step,
+        )

@@ -2,8 +2,8 @@
 
 Every rank builds the same *global* batches (seeded by ``seed`` and the epoch), packing shuffled
 structures until the global budget of matrix elements is reached (and at least
-``max(min_structures, world_size)`` structures are in the batch); each global batch is then split into ``world_size`` parts of nearly
-equal size, and rank r takes part r. So one optimizer step sees the same structures whatever the
+``max(min_structures, world_size)`` structures are in the batch); each global batch is then split into
+``world_size`` parts of nearly equal size, and rank r takes part r. So one optimizer step sees the same structures whatever the
 number of ranks, and the per-rank batch size is the global budget divided by the world size.
 
 The sampler is stateful: ``state_dict()`` records the epoch and how many batches were consumed, and

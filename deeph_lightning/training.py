@@ -1,8 +1,5 @@
-"""What ``train.py`` does with a composed Hydra config: preflight, fit, test, summary.
-
-Fails fast (``SetupError``, printed without a traceback by train.py) when the dataset or the
-accelerator a config asks for is missing, before anything heavy starts.
-"""
+"""What ``train.py`` does with a composed Hydra config: preflight (``preflight``), resume (``resume``), fit,
+test, summary."""
 
 from __future__ import annotations
 
@@ -11,110 +8,13 @@ import sys
 from pathlib import Path
 
 import pytorch_lightning as pl
-import torch
-from hydra.utils import instantiate
+from hydra.utils import get_class, instantiate
 from omegaconf import DictConfig, OmegaConf
 
-from .checkpoint import CheckpointError, checkpoint_meta, is_deepspeed_checkpoint
-from .datamodule import DataConfigError
-from .preemption import SlurmRequeue, hpc_checkpoints
+from .callbacks import CSVLogger, SlurmRequeue
+from .preflight import SetupError, preflight
+from .resume import resolve_checkpoint, strategy_mismatch
 from .run_folder import RunFolderError, check_run_folder
-
-
-class SetupError(RuntimeError):
-    """Something the run needs is missing; the message says what and how to fix it."""
-
-
-def accelerator_problem(trainer_cfg: DictConfig) -> str | None:
-    acc = str(trainer_cfg.get("accelerator", "auto"))
-    devices = trainer_cfg.get("devices", "auto")
-    if acc in ("gpu", "cuda"):
-        have = torch.cuda.device_count()
-        if have == 0:
-            return (
-                f"trainer.accelerator={acc} but this machine has no CUDA GPU (torch {torch.__version__}, "
-                f"cuda available: {torch.cuda.is_available()}); run on a GPU node or override "
-                "trainer=cpu for a CPU run"
-            )
-        if isinstance(devices, int) and devices > have:
-            return f"trainer.devices={devices} but only {have} GPU(s) are visible"
-    return None
-
-
-def preflight(cfg: DictConfig, datamodule) -> None:
-    problems = []
-    try:
-        datamodule.check_available()
-    except DataConfigError as err:
-        problems.append(str(err))
-    acc = accelerator_problem(cfg.trainer)
-    if acc:
-        problems.append(acc)
-    if problems:
-        raise SetupError("cannot start training:\n  - " + "\n  - ".join(problems))
-
-
-def _is_checkpoint(path: Path) -> bool:
-    """A plain checkpoint file or a DeepSpeed checkpoint folder."""
-    return path.is_file() or is_deepspeed_checkpoint(path)
-
-
-def _saved_at(path: Path) -> float:
-    """When a checkpoint was last written; for a DeepSpeed folder (rewritten in place), its newest file."""
-    if path.is_dir():
-        return max(f.stat().st_mtime for f in path.rglob("*") if f.is_file())
-    return path.stat().st_mtime
-
-
-def resume_candidates(output_dir: Path, hpc_dir: Path | None = None) -> list[Path]:
-    """The run's own checkpoints ``auto`` may resume from: ``checkpoints/last.ckpt`` and Lightning's
-    pre-emption checkpoints ``hpc_ckpt_<n>.ckpt`` (written on SIGUSR1 into ``trainer.default_root_dir``)."""
-    paths = [output_dir / "checkpoints" / "last.ckpt"]
-    paths += hpc_checkpoints(hpc_dir or output_dir)
-    return [p for p in paths if _is_checkpoint(p)]
-
-
-def resolve_checkpoint(ckpt_path, output_dir: Path, hpc_dir: Path | None = None) -> tuple[str | None, dict | None]:
-    """The checkpoint to resume from and its ``deeph`` metadata, or ``(None, None)`` to start fresh.
-
-    ``auto``: the most recently written of the run's ``last.ckpt`` and ``hpc_ckpt_*.ckpt`` that reads back
-    (a requeued job keeps the steps made after the last ``last.ckpt``; a file cut short when SLURM killed
-    the job is passed over with a warning). Plain files and DeepSpeed folders.
-    """
-    if ckpt_path in (None, "", "null"):
-        return None, None
-    if str(ckpt_path) == "auto":
-        for path in sorted(resume_candidates(output_dir, hpc_dir), key=_saved_at, reverse=True):
-            try:
-                return str(path), checkpoint_meta(path)
-            except CheckpointError as err:
-                print(f"warning: not resuming from {path}: {err}", file=sys.stderr, flush=True)
-        return None, None
-    if not _is_checkpoint(Path(ckpt_path)):
-        raise SetupError(f"ckpt_path={ckpt_path}: no such checkpoint (a file, or a DeepSpeed checkpoint folder)")
-    try:
-        return str(ckpt_path), checkpoint_meta(ckpt_path)
-    except CheckpointError as err:
-        raise SetupError(str(err)) from None
-
-
-def resolve_ckpt_path(ckpt_path, output_dir: Path, hpc_dir: Path | None = None) -> str | None:
-    """Only the path of :func:`resolve_checkpoint`."""
-    return resolve_checkpoint(ckpt_path, output_dir, hpc_dir)[0]
-
-
-def strategy_mismatch(ckpt_path: str, strategy) -> str | None:
-    """A DeepSpeed folder resumes only under DeepSpeed, a plain file only without it."""
-    from pytorch_lightning.strategies import DeepSpeedStrategy
-
-    folder, deepspeed = is_deepspeed_checkpoint(ckpt_path), isinstance(strategy, DeepSpeedStrategy)
-    if folder and not deepspeed:
-        return (f"ckpt_path={ckpt_path} is a DeepSpeed checkpoint folder: resume it with the same "
-                "trainer=deepspeed_* config, or convert it with deeph_lightning.strategies.zero_to_plain_checkpoint")
-    if deepspeed and not folder:
-        return (f"ckpt_path={ckpt_path} is a plain checkpoint file but the trainer uses DeepSpeed, which resumes "
-                "only from its own checkpoint folders; fine-tune from it with a non-DeepSpeed trainer")
-    return None
 
 
 def output_statistics(datamodule, resume_meta: dict | None) -> dict:
@@ -171,7 +71,7 @@ def build_loggers(cfg: DictConfig, resume_meta: dict | None) -> list:
                 OmegaConf.update(conf, "resume", "allow", force_add=True)
             if conf.get("offline", False):
                 os.environ.setdefault("WANDB_MODE", "offline")
-        if str(conf._target_) == "deeph_lightning.csv_logger.CSVLogger" and resume_meta:
+        if get_class(str(conf._target_)) is CSVLogger and resume_meta:
             OmegaConf.update(conf, "resume_step", int(resume_meta.get("global_step", 2**62)), force_add=True)
         loggers.append(instantiate(conf))
     return loggers

@@ -142,7 +142,8 @@ def run_batch(structures, out_dir, settings: DFTSettings = DFTSettings(), *, arr
             n_finished += 1
             computed_time += elapsed
             if message is None:
-                why = f"timed out after {timeout:g} s" if timeout and elapsed >= timeout else f"process died (exit code {proc.exitcode})"
+                timed_out = timeout and elapsed >= timeout
+                why = f"timed out after {timeout:g} s" if timed_out else f"process died (exit code {proc.exitcode})"
                 record_failure(sid, why)
             elif message[0] == "ok":
                 counts["done"] += 1

@@ -7,7 +7,6 @@ inverse Bloch transform for H(R); exact two-centre integrals for S(R).
 
 from __future__ import annotations
 
-import os
 import time
 from dataclasses import dataclass, field
 

@@ -6,8 +6,8 @@ from __future__ import annotations
 import itertools
 from dataclasses import dataclass
 
-from .chemistry import (balanced_states, covalent_radius, electronegativity, ionic_bond, ionic_radius, is_metal,
-                        metallic_radius, radius_ratio)
+from .chemistry import (balanced_states, covalent_radius, ionic_bond, ionic_radius, is_metal, metallic_radius,
+                        radius_ratio)
 from .prototypes import PROTOTYPES
 
 ALKALI = ("Li", "Na", "K", "Rb", "Cs")
@@ -72,8 +72,8 @@ def binary_candidates(elements):
     for c, a, qc, qa in _ionic_pairs(el, (1, 1), 0.41, 1.2, anions=CHALCOGENS + HALOGENS + ("N", "H", "C")):
         if c in ("Be", "Al", "Ga", "In", "Zn", "Cu"):  # tetrahedral formers: zincblende/wurtzite instead
             continue
-        if (a == "N" and c not in TM3D) or (a == "C" and c != "Ti") or (a == "H" and c not in ALKALI):  # nitrides, carbides, hydrides
-            continue
+        if (a == "N" and c not in TM3D) or (a == "C" and c != "Ti") or (a == "H" and c not in ALKALI):
+            continue  # nitrides and carbides of transition metals, hydrides of alkali metals
         out.append(Candidate("binary", "rocksalt", (c, a), ionic_bond(c, qc, a, qa), (qc, qa)))
     for c, a, qc, qa in _ionic_pairs(el, (1, 1), 0.0, 10.0, cations=TETRAHEDRAL,
                                      anions=CHALCOGENS + HALOGENS + PNICTOGENS + ("C",)):
@@ -116,7 +116,8 @@ def ternary_candidates(elements):
                 break
         if x in ("O", "S", "Se"):
             for qa, qb, qx in balanced_states((a, b, x), (1, 2, 4), (1, 1, -1)):
-                if (qa, qb) == (2, 3) and is_metal(a) and is_metal(b) and a not in ("Be", "Sn", "Pb") and _ratio_ok(a, qa, x, qx, 0.3, 0.8) and _ratio_ok(b, qb, x, qx, 0.38, 0.8):
+                spinel_ok = (qa, qb) == (2, 3) and is_metal(a) and is_metal(b) and a not in ("Be", "Sn", "Pb")
+                if spinel_ok and _ratio_ok(a, qa, x, qx, 0.3, 0.8) and _ratio_ok(b, qb, x, qx, 0.38, 0.8):
                     out.append(Candidate("ternary", "spinel", (a, b, x), ionic_bond(b, qb, x, qx), (qa, qb, qx)))
                     break
     for x, y, z in itertools.product(HEUSLER_X, HEUSLER_Y, HEUSLER_Z):

@@ -2,22 +2,15 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
 from data_prep.outputs import check_writable
 
-from ..blocklist import BlockList
-from ..checks import checked_pair
-from ..dos import gaussian_dos
-from ..eigen import DENSE_MAX_ORBITALS, bloch_pair, dense_eigvals
-from ..electrons import filling
-from ..kpath import mesh_size, periodic_directions, uniform_mesh
-from ..level_count import kpm_dos, kpm_moments, level_count, moments_for_broadening, spectral_bounds
+from ..dos import DosResult, structure_dos
 from ..plots import plot_dos
-from ..sparse_bloch import SparseBloch
+from ..solvers import DENSE_MAX_ORBITALS
 from ._common import (add_electron_options, check_positive, describe_filling, formula, load_folder, n_electrons_for,
                       write_json)
 
@@ -39,53 +32,15 @@ def register(sub) -> None:
     p.set_defaults(func=run)
 
 
-@dataclass
-class DosResult:
-    energies: np.ndarray  # eV, absolute
-    dos: np.ndarray  # states / eV / cell, spin included
-    fermi_level: float
-    summary: str
-    meta: dict
-
-
-def mesh_dos(st, n_e, args) -> DosResult:
-    h, s = checked_pair(st)
-    periodic = periodic_directions(st.cell, st.positions, st.pbc)
-    size = mesh_size(st.cell, periodic, args.kspacing)
-    kpts, w = uniform_mesh(size)
-    eigs = dense_eigvals(h, s, st.n_orbitals(), kpts, where=st.source)
-    fill = filling(eigs, kpts, w, n_e, smearing=args.smearing, where=st.source)
-    energies = fill.fermi_level + np.linspace(args.emin, args.emax, args.npts)
-    return DosResult(energies, gaussian_dos(eigs, w, energies, args.sigma), fill.fermi_level,
-                     describe_filling(st.source or "dos", fill, False),
-                     {"solver": "dense", "mesh": size.tolist(), "filling": fill.to_json()})
-
-
-def kpm_structure_dos(st, n_e, args) -> DosResult:
-    """Γ-point DOS of a large cell (a supercell) by the kernel polynomial method: time and memory linear in N."""
-    h, s = checked_pair(st)
-    n_orb = st.n_orbitals()
-    sh = SparseBloch(BlockList.from_blocks(h, n_orb))
-    ss = None if s is None else SparseBloch(BlockList.from_blocks(s, n_orb))
-    hk, sk = bloch_pair(sh, ss, np.zeros(3))
-    lo, hi = spectral_bounds(hk, sk)
-    n_moments = moments_for_broadening(0.5 * (hi - lo), args.sigma)
-    moments = kpm_moments(hk, sk, n_orb, n_moments, n_vectors=args.n_vectors, bounds=(lo, hi), where=st.source)
-    count = level_count(moments)
-    ef = count.fermi_estimate(n_e)
-    energies = ef + np.linspace(args.emin, args.emax, args.npts)
-    summary = (f"{st.source or 'dos'}: Fermi level ≈ {ef:.3f} eV (KPM estimate at Γ from {n_e:g} electrons; "
-               f"`deeph-eval bands --solver sparse` gives the exact gap)")
-    meta = {"solver": "kpm", "mesh": [1, 1, 1], "n_moments": n_moments, "n_vectors": args.n_vectors,
-            "spectrum_eV": [lo, hi], "stochastic_error_levels": count.noise}
-    return DosResult(energies, kpm_dos(moments, energies, args.sigma), ef, summary, meta)
-
-
-def structure_dos(st, n_e, args) -> DosResult:
-    solver = args.solver
-    if solver == "auto":
-        solver = "dense" if st.n_orbitals().sum() <= DENSE_MAX_ORBITALS else "kpm"
-    return mesh_dos(st, n_e, args) if solver == "dense" else kpm_structure_dos(st, n_e, args)
+def dos_of(args, st) -> tuple[DosResult, str]:
+    """The DOS of one structure as the options ask, and the line that describes its filling."""
+    n_e = n_electrons_for(args, st)
+    res = structure_dos(st, n_e, solver=args.solver, kspacing=args.kspacing, sigma=args.sigma, emin=args.emin,
+                        emax=args.emax, npts=args.npts, smearing=args.smearing, n_vectors=args.n_vectors)
+    if res.filling is not None:
+        return res, describe_filling(st.source or "dos", res.filling, False)
+    return res, (f"{st.source or 'dos'}: Fermi level ≈ {res.fermi_level:.3f} eV (KPM estimate at Γ from {n_e:g} "
+                 f"electrons; `deeph-eval bands --solver sparse` gives the exact gap)")
 
 
 def run(args) -> int:
@@ -94,20 +49,20 @@ def run(args) -> int:
     check_positive(args, "npts", minimum=1)
     check_writable(out)
     st = load_folder(args.hamiltonian, "--hamiltonian")
-    res = structure_dos(st, n_electrons_for(args, st), args)
+    res, summary = dos_of(args, st)
     payload = {"structure": st.source, "formula": formula(st), **res.meta, "sigma_eV": args.sigma,
                "energies_eV": res.energies.tolist(), "dos_states_per_eV": res.dos.tolist(),
                "fermi_level_eV": res.fermi_level}
     series = [("DeepH" if args.reference else formula(st), res.dos, res.fermi_level)]
-    lines = [res.summary]
+    lines = [summary]
     table = [res.energies, res.dos]
     if args.reference:
         ref_st = load_folder(args.reference, "--reference")
-        ref = structure_dos(ref_st, n_electrons_for(args, ref_st), args)
+        ref, ref_summary = dos_of(args, ref_st)
         payload["reference"] = {"structure": ref_st.source, "energies_eV": ref.energies.tolist(),
                                 "dos_states_per_eV": ref.dos.tolist(), "fermi_level_eV": ref.fermi_level}
         series = [("DFT", ref.dos, ref.fermi_level), ("DeepH", res.dos, res.fermi_level)]
-        lines.insert(0, ref.summary)
+        lines.insert(0, ref_summary)
         table += [ref.energies, ref.dos]
     out.mkdir(parents=True, exist_ok=True)
     write_json(out / "dos.json", payload)

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -26,6 +27,9 @@ from ..predict import DEFAULT_MAX_GRAPH_SIZE, predict_many
 from ..report import BlockErrorReport
 from ..truncation import truncated_reference
 from ._common import check_positive, formula
+
+if TYPE_CHECKING:
+    from deeph_lightning.models.checkpoint import LoadedModel
 
 
 def register(sub) -> None:
@@ -89,7 +93,7 @@ def iter_dataset(path: str, split: str, split_set: str = "random"):
             yield sid, str(err), None
 
 
-def _check_fits(loaded, st: DeepHStructure) -> None:
+def _check_fits(loaded: LoadedModel, st: DeepHStructure) -> None:
     check_known_elements(loaded, st.numbers, st.source)
     model_n = [loaded.basis.n_orbitals(int(z)) for z in st.numbers]
     have = st.info.get("orbital_counts") or st.n_orbitals().tolist()

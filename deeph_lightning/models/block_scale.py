@@ -128,7 +128,7 @@ def block_statistics(graphs, basis: BasisTable, min_scale: float = MIN_SCALE_EV)
     """``block_stats`` (JSON dict, see module docstring) from an iterable of ``BlockData`` graphs or batches
     with ``h_node`` / ``h_edge`` (union basis, OpenMX order, eV), e.g. the training split."""
     elements = list(basis.elements)
-    S, M = len(basis.union_shells), basis.n_union
+    S = len(basis.union_shells)
     shells = np.asarray(basis.union_shells)
     shell_of = torch.from_numpy(union_shell_of_orbital(basis))
     onehot = torch.nn.functional.one_hot(shell_of, S).double()  # (M, S)

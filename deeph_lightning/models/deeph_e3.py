@@ -15,7 +15,7 @@ from e3nn import o3
 from torch_geometric.utils import scatter
 
 from .common import MAX_Z, BlockHeads, EdgeEmbedding, GraphInputs, as_basis, check_elements_known
-from .layers import EquivariantLayerNorm, EquivariantLinear, Gate, mlp
+from .layers import EquivariantLayerNorm, EquivariantLinear, Gate
 from .so3 import degree_of_component, num_coeffs
 
 

@@ -13,7 +13,6 @@ import math
 
 import numpy as np
 import torch
-from torch import nn
 from e3nn import o3
 
 from data_prep.basis import BasisTable, openmx_to_e3nn

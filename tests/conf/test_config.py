@@ -77,3 +77,14 @@ def test_universal_on_a_cpu_machine_fails_fast_with_a_clear_message(tmp_path):
     assert "dataset not found" in proc.stderr and "universal.lmdb" in proc.stderr
     assert "no CUDA GPU" in proc.stderr
     assert "Traceback" not in proc.stderr
+
+
+@pytest.mark.parametrize("name", sorted(p.stem for p in (CONF / "model").glob("*.yaml")))
+def test_model_presets_are_the_training_configs(name, tmp_path):
+    """models.build_model(preset=name) builds the network that training composes from conf/model/<name>.yaml."""
+    from deeph_lightning.models import PRESETS
+    from deeph_lightning.models.presets import preset
+
+    net = OmegaConf.to_container(composed([f"model={name}"], tmp_path).model.net)
+    assert preset(name) == net
+    assert PRESETS[name] == {k: v for k, v in net.items() if k != "_target_"}

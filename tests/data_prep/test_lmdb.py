@@ -84,7 +84,8 @@ def test_dataloader_workers_and_padded_blocks(packed):
         if (rx, ry, rz) == (0, 0, 0) and i == j:
             padded = data.h_node[i]
         else:
-            e = np.flatnonzero((rec["edge_index"][0] == i) & (rec["edge_index"][1] == j) & np.all(rec["cell_shift"] == (rx, ry, rz), axis=1))[0]
+            same_shift = np.all(rec["cell_shift"] == (rx, ry, rz), axis=1)
+            e = np.flatnonzero((rec["edge_index"][0] == i) & (rec["edge_index"][1] == j) & same_shift)[0]
             padded = data.h_edge[e]
         np.testing.assert_array_equal(padded[np.ix_(si, sj)].numpy(), blk)
         assert padded.abs().sum().item() == pytest.approx(np.abs(blk).sum())  # zero outside the element's orbitals

@@ -25,12 +25,10 @@ def trained_model(dft_folders, tmp_path_factory):
     Returns (checkpoint path, training result dict, packed dataset path, DeepH folders).
     """
     import json
-    import sys
     from pathlib import Path
 
     from data_prep.lmdb_dataset import pack_folders
 
-    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "deeph_lightning"))
     from lightning_helpers import compose, train_overrides  # the training engineer's test configs
 
     from deeph_lightning.training import run

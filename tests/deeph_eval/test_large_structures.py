@@ -12,11 +12,9 @@ import pytest
 from data_prep.deeph_format import DeepHStructure, read_deeph
 from deeph_eval.bands import compute_bands
 from deeph_eval.blocklist import BlockList, supercell_blocks, supercell_geometry
-from deeph_eval.eigen import count_below, dense_eigvals
 from deeph_eval.fermi import gamma_filling, inertia_filling
 from deeph_eval.kpath import KPath
-from deeph_eval.level_count import kpm_level_count
-from deeph_eval.sparse_bloch import SparseBloch
+from deeph_eval.solvers import SparseBloch, count_below, dense_eigvals, kpm_level_count
 
 REPS = (3, 3, 3)
 

@@ -90,7 +90,7 @@ def test_molecule_levels_and_gap_match_pyscf():
 
 def test_metal_fermi_level_and_dos_count_the_electrons(si_integrals):
     st, _ = si_integrals  # kinetic-energy operator of Si in an s+p basis: no gap at 8 electrons
-    from deeph_eval.eigen import dense_eigvals
+    from deeph_eval.solvers import dense_eigvals
 
     kpts, w = uniform_mesh([8, 8, 8])
     eigs = dense_eigvals(st.hamiltonians, st.overlaps, st.n_orbitals(), kpts)
@@ -103,10 +103,30 @@ def test_metal_fermi_level_and_dos_count_the_electrons(si_integrals):
     assert abs(np.interp(fill.fermi_level, energies, ids) - 8.0) < 0.02
 
 
+def test_structure_dos_dense_and_kpm_count_the_electrons(si_integrals):
+    """The library DOS (what `deeph-eval dos` writes): both solvers hold 8 electrons below their Fermi level."""
+    from deeph_eval.dos import structure_dos
+
+    st, _ = si_integrals
+    window = dict(sigma=0.3, emin=-25.0, emax=0.0, npts=4001)
+    dense = structure_dos(st, 8.0, solver="dense", kspacing=0.3, smearing=0.1, **window)
+    assert dense.meta["solver"] == "dense" and dense.filling is not None and dense.energies[-1] == dense.fermi_level
+    assert abs(integrated_dos(dense.energies, dense.dos)[-1] - 8.0) < 0.05
+    # KPM at Γ: a window over the whole spectrum holds 2 electrons per orbital
+    probe = structure_dos(st, 8.0, solver="kpm", n_vectors=4, npts=2)  # energies are relative to E_F
+    (lo, hi), ef = probe.meta["spectrum_eV"], probe.fermi_level
+    kpm = structure_dos(st, 8.0, solver="kpm", n_vectors=4, sigma=0.3, npts=4001, emin=lo - 3 - ef, emax=hi + 3 - ef)
+    assert kpm.meta["solver"] == "kpm" and kpm.filling is None and kpm.meta["n_moments"] > 0
+    assert abs(integrated_dos(kpm.energies, kpm.dos)[-1] - 2 * st.n_orbitals().sum()) < 0.1
+    with pytest.raises(ValueError, match="auto, dense or kpm"):
+        structure_dos(st, 8.0, solver="lanczos")
+
+
 def test_band_errors_see_an_energy_shift_only_without_alignment(si_integrals):
     """H + c·S shifts every eigenvalue by exactly c: 0 meV aligned on E_F, c in absolute energies."""
     st, _ = si_integrals
-    shifted = st.__class__(**{**st.__dict__, "hamiltonians": {k: st.hamiltonians[k] + 0.25 * st.overlaps[k] for k in st.overlaps}})
+    shifted_h = {k: st.hamiltonians[k] + 0.25 * st.overlaps[k] for k in st.overlaps}
+    shifted = st.__class__(**{**st.__dict__, "hamiltonians": shifted_h})
     path = band_path(st.cell, st.positions, st.pbc, npoints=30)
     a = compute_bands(st, 8, kpath=path, kspacing=0.5)
     b = compute_bands(shifted, 8, kpath=path, kspacing=0.5)
@@ -129,3 +149,12 @@ def test_sparse_solver_matches_dense_bands(si_integrals):
 def test_isolated_atom_in_box_is_a_molecule():
     atom = Atoms("Ar", positions=[[5, 5, 5]], cell=np.eye(3) * 10, pbc=True)
     assert band_path(atom.cell, atom.positions, atom.pbc).labels == ["Γ"]
+
+
+def test_uniform_mesh_time_reversal_weights():
+    k, w = uniform_mesh([4, 4, 4])
+    assert len(k) == 36 and abs(w.sum() - 1) < 1e-12  # 8 self-partner points + 56/2
+    full = np.stack(np.meshgrid(*[np.arange(4) / 4] * 3, indexing="ij"), axis=-1).reshape(-1, 3)
+    # every mesh point is a representative or the time-reversed partner of one
+    reps = {tuple(np.round(np.mod(x, 1), 6)) for x in k} | {tuple(np.round(np.mod(-x, 1), 6)) for x in k}
+    assert reps == {tuple(np.round(x, 6)) for x in full}

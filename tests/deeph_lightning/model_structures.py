@@ -10,6 +10,8 @@ from data_prep.torch_data import structure_to_data
 # s, p and d shells; Si and Fe with two s and two p shells, O with s and p only.
 BASIS = BasisTable.from_mapping({14: [0, 0, 1, 1, 2], 8: [0, 1], 26: [0, 0, 1, 1, 2]})
 CUTOFF = 3.6
+# The tiny network the model tests share (seconds per test on a CPU).
+TINY = dict(lmax=4, mmax=2, channels=4, pseudo_channels=4, layers=1, heads=2, num_radial=8, hidden_radial=16)
 
 
 def _structures():

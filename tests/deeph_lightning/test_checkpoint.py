@@ -74,7 +74,10 @@ def test_load_model_predicts_like_the_trained_module(trained, train_lmdb):
     assert dft_recipe(loaded) == ds.metadata["dft_recipe"]
 
     # the EMA weights, read straight from the Lightning state dict
-    state = torch.load(trained, map_location="cpu", weights_only=True)["state_dict"]
+    raw = torch.load(trained, map_location="cpu", weights_only=True)
+    state = raw["state_dict"]
+    # each fact once: the network, basis and cutoff live in checkpoint["deeph"] only
+    assert not {"net", "basis", "cutoff", "block_stats"} & set(raw["hyper_parameters"])
     ema = {k[len("ema.module."):]: v for k, v in state.items() if k.startswith("ema.module.")}
     for k, v in loaded.model.state_dict().items():
         assert torch.equal(v, ema[k]), k

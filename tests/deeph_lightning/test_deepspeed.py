@@ -90,9 +90,9 @@ def test_zero_loss_curve_and_grad_norm_match_ddp(ddp_run, zero_run, stage):
 
 def test_zero2_checkpoint_resumes_and_converts_for_load_model(train_lmdb, zero_run, tmp_path):
     from deeph_lightning import CheckpointError, load_model
-    from deeph_lightning.checkpoint import checkpoint_meta
+    from deeph_lightning.models.checkpoint import checkpoint_meta
     from deeph_lightning.strategies import zero_to_plain_checkpoint
-    from deeph_lightning.training import resolve_checkpoint
+    from deeph_lightning.resume import resolve_checkpoint
 
     full_dir, full = zero_run(2)
     first = train(train_lmdb, tmp_path / "resumed", zero(2), max_steps=4)
@@ -131,7 +131,7 @@ def test_checkpoint_kind_must_match_the_strategy(zero_run, ddp_run):
     from pytorch_lightning.strategies import DDPStrategy
 
     from deeph_lightning.strategies import CPUDeepSpeedStrategy
-    from deeph_lightning.training import strategy_mismatch
+    from deeph_lightning.resume import strategy_mismatch
 
     ds_dir = zero_run(2)[0] / "checkpoints" / "last.ckpt"
     plain = ddp_run["out"] / "checkpoints" / "last.ckpt"
@@ -146,7 +146,7 @@ def test_auto_takes_the_newest_deepspeed_folder(zero_run, tmp_path):
     import shutil
     import time
 
-    from deeph_lightning.training import resolve_checkpoint
+    from deeph_lightning.resume import resolve_checkpoint
 
     out = tmp_path / "run"
     shutil.copytree(zero_run(2)[0] / "checkpoints", out / "checkpoints")

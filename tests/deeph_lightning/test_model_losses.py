@@ -6,9 +6,7 @@ from torch_geometric.data import Batch
 
 from deeph_lightning.models import build_model, losses
 
-from model_structures import BASIS, CUTOFF, STRUCTURES, graph
-
-TINY = dict(lmax=4, mmax=2, channels=4, pseudo_channels=4, layers=1, heads=2, num_radial=8, hidden_radial=16)
+from model_structures import BASIS, CUTOFF, STRUCTURES, TINY, graph
 
 
 def block_set(seed, batch):

@@ -12,7 +12,6 @@ from torch_geometric.data import Batch
 
 from data_prep.torch_data import edge_vectors
 from deeph_lightning.models.readout import openmx_to_e3nn_blocks
-from deeph_lightning.models.so3 import float64_constants
 
 from model_structures import BASIS, STRUCTURES, graph
 from test_model_symmetry import make_model, orbital_rotation

@@ -12,9 +12,9 @@ from deeph_lightning.models import build_model
 from deeph_lightning.models.readout import openmx_to_e3nn_blocks
 from deeph_lightning.models.so3 import float64_constants
 
-from model_structures import BASIS, CUTOFF, STRUCTURES, graph
+from model_structures import BASIS, CUTOFF, STRUCTURES, TINY, graph
 
-TINY = dict(lmax=4, mmax=2, channels=4, pseudo_channels=4, layers=2, heads=2, num_radial=8, hidden_radial=16)
+TWO_LAYERS = {**TINY, "layers": 2}  # symmetry must survive message passing over more than one layer
 NAMES = ["deeph2", "deeph_e3"]
 
 
@@ -25,7 +25,7 @@ def make_model(name, dtype=torch.float64, seed=0, **kw):
     old = torch.get_default_dtype()
     torch.set_default_dtype(dtype if name == "deeph_e3" else torch.float32)
     try:
-        model = build_model(name, basis=BASIS.to_dict(), cutoff=CUTOFF, **{**TINY, **kw})
+        model = build_model(name, basis=BASIS.to_dict(), cutoff=CUTOFF, **{**TWO_LAYERS, **kw})
     finally:
         torch.set_default_dtype(old)
     return model.to(dtype)

@@ -9,7 +9,8 @@ import signal
 import pytorch_lightning as pl
 import torch
 
-from deeph_lightning.training import resolve_checkpoint, run
+from deeph_lightning.resume import resolve_checkpoint
+from deeph_lightning.training import run
 
 from lightning_helpers import compose, train_lmdb, train_overrides  # noqa: F401 (fixture)
 
@@ -25,7 +26,8 @@ class SignalAt(pl.Callback):
             os.kill(os.getpid(), signal.SIGUSR1)
 
 
-def test_signal_checkpoints_at_the_next_step_and_a_refused_requeue_lets_training_finish(train_lmdb, tmp_path, monkeypatch, capsys):
+def test_signal_checkpoints_at_the_next_step_and_a_refused_requeue_lets_training_finish(train_lmdb, tmp_path,
+                                                                                        monkeypatch, capsys):
     monkeypatch.setenv("SLURM_JOB_ID", "999999999")  # no such job: scontrol (if installed) refuses the requeue
     monkeypatch.delenv("SLURM_ARRAY_JOB_ID", raising=False)
     before = signal.getsignal(signal.SIGUSR1)

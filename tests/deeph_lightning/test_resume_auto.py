@@ -8,7 +8,9 @@ import time
 
 import pytest
 
-from deeph_lightning.training import SetupError, resolve_checkpoint, run
+from deeph_lightning.preflight import SetupError
+from deeph_lightning.resume import resolve_checkpoint
+from deeph_lightning.training import run
 from lightning_helpers import compose, train_lmdb, train_overrides  # noqa: F401 (fixture)
 
 

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import pytorch_lightning as pl
 
-from deeph_lightning.band_plot import ValidationBandsPlot
+from deeph_lightning.callbacks.band_plot import ValidationBandsPlot
 from deeph_lightning.training import run
 from lightning_helpers import compose, train_lmdb, train_overrides  # noqa: F401 (fixture)
 
@@ -55,7 +55,7 @@ def test_band_plot_of_the_dft_hamiltonian_itself_has_zero_error(train_lmdb, tmp_
     from dataclasses import replace
 
     from deeph_eval.bands import compute_bands
-    from deeph_lightning.band_plot import band_mae_meV, record_structure
+    from deeph_lightning.callbacks.band_plot import band_mae_meV, record_structure
     from data_prep.lmdb_dataset import LmdbDataset
 
     ds = LmdbDataset(train_lmdb)

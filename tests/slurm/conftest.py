@@ -10,7 +10,6 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
-import sys
 import tempfile
 from pathlib import Path
 
@@ -18,7 +17,6 @@ import pytest
 
 REPO = Path(__file__).resolve().parents[2]
 DEV_CLUSTER = REPO / "slurm" / "dev-cluster.sh"
-sys.path.insert(0, str(REPO / "tests" / "deeph_lightning"))
 
 
 def _cannot_run_reason() -> str | None:

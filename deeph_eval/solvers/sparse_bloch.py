@@ -13,7 +13,7 @@ import scipy.sparse as sp
 
 from data_prep.kspace import orbital_offsets
 
-from .blocklist import BlockList
+from ..blocklist import BlockList
 
 
 class SparseBloch:
@@ -65,3 +65,12 @@ class SparseBloch:
     @property
     def nbytes(self) -> int:
         return sum(a.nbytes for a in (self.r_of_entry, self.pos, self.indices, self.indptr, self.values, self.shifts))
+
+
+def bloch_pair(h: SparseBloch, s: SparseBloch | None, kpt_frac):
+    """Sparse H(k), S(k) of one dtype (S = 1 for an orthogonal basis)."""
+    hk = h.matrix(kpt_frac)
+    sk = s.matrix(kpt_frac) if s is not None else sp.identity(h.dim, dtype=hk.dtype, format="csr")
+    if sk.dtype != hk.dtype:
+        hk, sk = hk.astype(np.complex128), sk.astype(np.complex128)
+    return hk, sk

@@ -92,7 +92,7 @@ class ValidationBandsPlot(pl.Callback):
         return records[val[int(self.structure) % len(val)]]
 
     def _loaded(self, pl_module):
-        from .checkpoint import LoadedModel
+        from ..models.checkpoint import LoadedModel
 
         meta = {"dft_recipe": getattr(pl_module, "dft_recipe", None), "global_step": int(pl_module.global_step)}
         return LoadedModel(model=pl_module.eval_net(), basis=pl_module.basis, cutoff=pl_module.cutoff, meta=meta)

@@ -1,12 +1,12 @@
 """The levels of H c = ε S c nearest an energy σ from products with H and S only: memory linear in N.
 
-The shift-invert solver (``eigen.ShiftInvert``) keeps a sparse LDLᴴ of H − σS whose fill-in grows faster than the
+The shift-invert solver (``shift_invert.ShiftInvert``) keeps a sparse LDLᴴ of H − σS whose fill-in grows faster than the
 number of atoms (3D bulk: ~N^1.4 between 10³ and 10⁴ atoms; nested dissection cannot do better than N^4/3).
-This solver runs the same block Krylov method on T = (H − σS)⁻¹S (``eigen._block_krylov_shift_invert``) but
+This solver runs the same block Krylov method on T = (H − σS)⁻¹S (``shift_invert.block_krylov_shift_invert``) but
 solves (H − σS)X = B iteratively, so it stores only H, S, a local inverse of S and a fixed number of block vectors.
 
 Inner solver: MINRES (Paige & Saunders, SIAM J. Numer. Anal. 12, 617 (1975)), as H − σS is Hermitian but
-indefinite, preconditioned with M ≈ S⁻¹ (``level_count.overlap_preconditioner``; MINRES needs M Hermitian positive
+indefinite, preconditioned with M ≈ S⁻¹ (``kpm.overlap_preconditioner``; MINRES needs M Hermitian positive
 definite, not exact). The preconditioned operator M(H − σS) ≈ S⁻¹(H − σS) has the eigenvalues ε − σ, so its
 condition number is (spectral half-width)/(distance from σ to the nearest level): for σ mid-gap in Si (SZV)
 ≈ 13.6 eV / 1.2 eV, and a solve to 1e-6 takes ~80-120 steps of one H − σS and one M product, whatever N.
@@ -19,8 +19,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from .eigen import EigenError, NearbyLevels, _block_krylov_shift_invert
-from .level_count import overlap_preconditioner
+from .dense import EigenError
+from .kpm import overlap_preconditioner
+from .shift_invert import NearbyLevels, block_krylov_shift_invert
 
 SIGMA_OFFSET = 1e-3  # eV; the solves use σ + this, off a level that σ may sit on (E_F = VBM)
 
@@ -87,7 +88,7 @@ def levels_near(hk, sk, n_orb, sigma: float, n_levels: int, *, both_sides: bool 
         raise EigenError(f"{where}: too few orbitals ({dim}) for the matrix-free solver; use the dense one")
     shifted = sigma + SIGMA_OFFSET
     inner = MinresShiftInvert(hk, sk, shifted, overlap_preconditioner(sk, n_orb))
-    return _block_krylov_shift_invert(inner, hk, sk, shifted, n_levels, tol=tol, where=where, both_sides=both_sides)
+    return block_krylov_shift_invert(inner, hk, sk, shifted, n_levels, tol=tol, where=where, both_sides=both_sides)
 
 
 def nearby_levels(hk, sk, n_orb, sigma: float, n_levels: int, n_below: int, *, where: str = "") -> NearbyLevels:

@@ -1,6 +1,6 @@
 """Number of levels of H c = ε S c below an energy, estimated without factorising: the kernel polynomial method.
 
-For a large structure the exact count (Sylvester inertia of H − σS, ``eigen.count_below``) costs one sparse
+For a large structure the exact count (Sylvester inertia of H − σS, ``shift_invert.count_below``) costs one sparse
 LDLᴴ per energy, whose fill-in grows faster than N. This module estimates the whole counting function
 N(E) = #{ε_i < E} at once, in time and memory linear in N, and is used to put the first trial Fermi level
 close to the right place so that only one or two exact inertia counts are needed (``fermi.gamma_filling``),
@@ -27,7 +27,7 @@ import scipy.sparse.linalg as spla
 
 from data_prep.kspace import orbital_offsets
 
-from .eigen import EigenError
+from .dense import EigenError
 
 
 def overlap_preconditioner(sk: sp.spmatrix, n_orb, threshold: float = 0.1) -> sp.csr_matrix:

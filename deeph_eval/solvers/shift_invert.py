@@ -1,11 +1,9 @@
-"""Generalized eigenproblem H(k) c = ε S(k) c: all bands (dense) or the bands nearest an energy (sparse).
+"""Sparse shift-invert: the levels of H(k) c = ε S(k) c nearest an energy σ, with their band index.
 
-Dense: ``scipy.linalg.eigh`` per k-point on ``data_prep.kspace.bloch_sum`` matrices, k-points in chunks so
-memory stays (chunk, n, n). Sparse: shift-invert around an energy σ with one sparse LU of
-H(k) − σS(k) and a restarted block Krylov method on (H − σS)⁻¹S. The LU is done with a symmetric permutation and diagonal
-pivots, so when it succeeds it is an LDLᴴ factorization and, by Sylvester's law of inertia, the number of
-negative pivots is the number of eigenvalues below σ: this gives the band *index* of every computed level
-(needed to place the VBM/CBM from the electron count) without computing the lower spectrum.
+One sparse LU of H(k) − σS(k) and a restarted block Krylov method on (H − σS)⁻¹S. The LU is done with a symmetric
+permutation and diagonal pivots, so when it succeeds it is an LDLᴴ factorization and, by Sylvester's law of
+inertia, the number of negative pivots is the number of eigenvalues below σ: this gives the band *index* of every
+computed level (needed to place the VBM/CBM from the electron count) without computing the lower spectrum.
 """
 
 from __future__ import annotations
@@ -17,57 +15,8 @@ import scipy.linalg
 import scipy.sparse as sp
 import scipy.sparse.linalg as spla
 
-from data_prep.deeph_format import Blocks
-from data_prep.kspace import bloch_sum
-
-from .sparse_bloch import SparseBloch
-
-DENSE_MAX_ORBITALS = 3000  # above this, solver="auto" builds nothing dense
-SPARSE_MAX_ORBITALS = 20_000  # above this, solver="auto" does not factorise (LDLᴴ fill-in grows ~N^1.4)
-
-
-def auto_solver(n_orbitals: int) -> str:
-    """``solver="auto"``: dense up to 3,000 orbitals, then the sparse LDLᴴ (exact band indices from its inertia),
-    then matrix-free (memory linear in N; band indices from the electron count, see ``deeph_eval.bands``)."""
-    if n_orbitals <= DENSE_MAX_ORBITALS:
-        return "dense"
-    return "sparse" if n_orbitals <= SPARSE_MAX_ORBITALS else "matrix-free"
-
-
-class EigenError(ValueError):
-    """The Hamiltonian/overlap pair has no physical spectrum (S not positive definite, ...)."""
-
-
-def _fmt_k(k) -> str:
-    return "(" + ", ".join(f"{x:.4f}" for x in k) + ")"
-
-
-def dense_eigvals(
-    hamiltonians: Blocks, overlaps: Blocks | None, n_orb, kpts_frac, *, chunk: int = 32, where: str = ""
-) -> np.ndarray:
-    """All eigenvalues (n_k, n_orb_total), eV, ascending at each k."""
-    kpts = np.atleast_2d(np.asarray(kpts_frac, dtype=float))
-    n_tot = int(np.sum(n_orb))
-    out = np.empty((len(kpts), n_tot))
-    for start in range(0, len(kpts), chunk):
-        ks = kpts[start : start + chunk]
-        hk = bloch_sum(hamiltonians, n_orb, ks)
-        sk = None if overlaps is None else bloch_sum(overlaps, n_orb, ks)
-        for n, k in enumerate(ks):
-            h = 0.5 * (hk[n] + hk[n].conj().T)
-            if sk is None:
-                out[start + n] = np.linalg.eigvalsh(h)
-                continue
-            s = 0.5 * (sk[n] + sk[n].conj().T)
-            try:
-                out[start + n] = scipy.linalg.eigh(h, s, eigvals_only=True)
-            except np.linalg.LinAlgError:
-                smin = float(np.linalg.eigvalsh(s)[0])
-                raise EigenError(
-                    f"{where or 'overlap'}: S(k) at k={_fmt_k(k)} is not positive definite (smallest eigenvalue "
-                    f"{smin:.3g}); the overlap blocks are incomplete or do not belong to this structure"
-                ) from None
-    return out
+from .dense import EigenError, format_k
+from .sparse_bloch import SparseBloch, bloch_pair
 
 
 @dataclass
@@ -149,7 +98,7 @@ def _ranked(mu: np.ndarray, both_sides: bool) -> np.ndarray:
     return np.concatenate([pairs, below[k:], above[k:]])
 
 
-def _block_krylov_shift_invert(lu, hk, sk, sigma: float, n_levels: int, *, tol: float, where: str,
+def block_krylov_shift_invert(lu, hk, sk, sigma: float, n_levels: int, *, tol: float, where: str,
                                both_sides: bool = False, depth: int = 16, max_cycles: int = 60):
     """Restarted block Krylov method for T = (H − σS)⁻¹S, the levels of H c = ε S c nearest σ.
 
@@ -213,15 +162,6 @@ def _grow(proj: np.ndarray, new_cols: np.ndarray, k_new: int) -> np.ndarray:
     return out
 
 
-def bloch_pair(h: SparseBloch, s: SparseBloch | None, kpt_frac):
-    """Sparse H(k), S(k) of one dtype (S = 1 for an orthogonal basis)."""
-    hk = h.matrix(kpt_frac)
-    sk = s.matrix(kpt_frac) if s is not None else sp.identity(h.dim, dtype=hk.dtype, format="csr")
-    if sk.dtype != hk.dtype:
-        hk, sk = hk.astype(np.complex128), sk.astype(np.complex128)
-    return hk, sk
-
-
 class ShiftInvert:
     """One sparse LDLᴴ of H(k) − σS(k): the count of levels below σ, and the levels around σ.
 
@@ -257,7 +197,7 @@ class ShiftInvert:
         n_levels = min(n_levels, dim - 2)
         if n_levels < 1:
             raise EigenError(f"{self.where}: too few orbitals ({dim}) for the sparse solver; use the dense one")
-        vals = _block_krylov_shift_invert(self.lu, self.hk, self.sk, self.sigma, n_levels, tol=tol,
+        vals = block_krylov_shift_invert(self.lu, self.hk, self.sk, self.sigma, n_levels, tol=tol,
                                           where=self.where, both_sides=both_sides)
         if self.n_below is None:
             return NearbyLevels(vals, None, self.sigma)
@@ -277,7 +217,7 @@ def sparse_levels_near(
 
     ``both_sides``: alternately the next level below σ and the next above (as far as the spectrum allows).
     """
-    where = f"{where} k={_fmt_k(kpt_frac)}"
+    where = f"{where} k={format_k(kpt_frac)}"
     return ShiftInvert(*bloch_pair(h, s, kpt_frac), sigma, where=where).levels(n_levels, both_sides=both_sides, tol=tol)
 
 
