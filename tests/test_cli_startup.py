@@ -44,4 +44,9 @@ def test_command_line_parsing_imports_no_torch(module, argv, code):
     assert proc.returncode == 0, proc.stderr
     result = json.loads(proc.stdout.strip().splitlines()[-1])
     assert result["code"] == code, result["output"]
-    assert ("usage:" in result["output"]) and result["heavy"] == [], result
+    if code == 0:
+        assert "usage:" in result["output"], result
+    else:  # argument errors are one line naming the command and the problem
+        lines = result["output"].strip().splitlines()
+        assert len(lines) == 1 and "error:" in lines[0], result
+    assert result["heavy"] == [], result
