@@ -27,9 +27,15 @@ def model_blocks(st: DeepHStructure) -> Blocks:
     cutoff = st.info.get("model_cutoff")
     if cutoff is None:
         return st.hamiltonians
+    keys = graph_keys(st, float(cutoff))
+    return {k: b for k, b in st.hamiltonians.items() if k in keys}
+
+
+def graph_keys(st: DeepHStructure, cutoff: float) -> set[tuple[int, int, int, int, int]]:
+    """Block keys (Rx, Ry, Rz, i, j) a model with this cutoff predicts: on-site blocks and its graph's edges."""
     from data_prep.graph import neighbor_graph
 
-    edge_index, shift, _ = neighbor_graph(st.cell, st.positions, st.pbc, float(cutoff))
+    edge_index, shift, _ = neighbor_graph(st.cell, st.positions, st.pbc, cutoff)
     keys = {(0, 0, 0, a, a) for a in range(st.n_atoms)}
     keys |= {(int(r[0]), int(r[1]), int(r[2]), int(i), int(j)) for (i, j), r in zip(edge_index.T, shift)}
-    return {k: b for k, b in st.hamiltonians.items() if k in keys}
+    return keys

@@ -1,0 +1,74 @@
+"""Model cutoff by measurement: the truncation floor and the graph size of a cutoff, on DFT DeepH folders.
+
+    python bench/cutoff_floor.py [FOLDER ...] [--cutoffs 6,7,8,9] [--n-kpts 6] [--window 2]
+
+FOLDER: DeepH folders (or folders of them); default: the shipped universal-mini dataset. For each cutoff the
+reference H is cut to the blocks a model with that cutoff predicts (on-site + its graph's edges, exact S), and
+its bands at random off-mesh k-points are compared with the full H's (meV, bands within E_F ± window). Printed
+per structure and summarised per cutoff (median/p90/max of the per-structure MAE, edges per atom: the model's
+cost grows linearly with it).
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+import numpy as np
+
+from data_prep.deeph_format import read_deeph
+from data_prep.dft.fidelity import off_mesh_kpoints
+from data_prep.kspace import band_energies
+from deeph_eval.truncation import graph_keys
+
+
+def folders_of(paths: list[str]) -> list[Path]:
+    if not paths:
+        from data_prep.embedded import dataset_path
+
+        paths = [str(dataset_path("universal-mini"))]
+    out: list[Path] = []
+    for p in map(Path, paths):
+        out += [p] if (p / "info.json").exists() else sorted(q.parent for q in p.glob("*/info.json"))
+    return out
+
+
+def floor(st, cutoff: float, kpts, full: np.ndarray, window: float) -> tuple[float, float, float]:
+    """(MAE meV, max meV, edges per atom) of the reference H truncated at ``cutoff``."""
+    keys = graph_keys(st, cutoff)
+    h = {k: b for k, b in st.hamiltonians.items() if k in keys}
+    cut = band_energies(h, st.overlaps, st.n_orbitals(), kpts)
+    sel = np.abs(full - st.fermi_level) <= window
+    err = np.abs(cut - full)[sel] * 1000.0
+    return float(err.mean()), float(err.max()), (len(keys) - st.n_atoms) / st.n_atoms
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("folders", nargs="*")
+    p.add_argument("--cutoffs", default="6,7,8,9")
+    p.add_argument("--n-kpts", type=int, default=6)
+    p.add_argument("--window", type=float, default=2.0)
+    args = p.parse_args()
+    cutoffs = [float(c) for c in args.cutoffs.split(",")]
+    kpts = off_mesh_kpoints(args.n_kpts, seed=0)
+    rows: dict[float, list[tuple[float, float, float]]] = {c: [] for c in cutoffs}
+    print(f"{'structure':<44} {'atoms':>5} " + " ".join(f"{f'{c:g} Å MAE/max meV, edges/atom':>30}" for c in cutoffs))
+    for folder in folders_of(args.folders):
+        st = read_deeph(folder)
+        full = band_energies(st.hamiltonians, st.overlaps, st.n_orbitals(), kpts)
+        cols = []
+        for c in cutoffs:
+            r = floor(st, c, kpts, full, args.window)
+            rows[c].append(r)
+            cols.append(f"{r[0]:9.2f} / {r[1]:8.2f}, {r[2]:6.1f}")
+        print(f"{folder.name:<44} {st.n_atoms:>5} " + " ".join(f"{c:>30}" for c in cols), flush=True)
+    print(f"\n{'cutoff Å':>8} {'n':>4} {'median MAE':>11} {'p90 MAE':>9} {'max MAE':>9} {'max err':>9} {'edges/atom':>11}")
+    for c in cutoffs:
+        a = np.array(rows[c])
+        print(f"{c:8g} {len(a):4d} {np.median(a[:, 0]):11.2f} {np.percentile(a[:, 0], 90):9.2f} {a[:, 0].max():9.2f} "
+              f"{a[:, 1].max():9.2f} {np.median(a[:, 2]):11.1f}")
+
+
+if __name__ == "__main__":
+    main()
