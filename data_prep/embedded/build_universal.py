@@ -106,14 +106,30 @@ def ship(structures: Path, dft: Path, chunk_size: int = CHUNK_SIZE, out: Path = 
     return new
 
 
+def record_fidelity(check_json: Path, out: Path = OUT) -> int:
+    """Merge ``deeph-prep check --json`` results (keyed by folder) into ``dataset.json["fidelity"]`` by id."""
+    record_path = out / "dataset.json"
+    record = json.loads(record_path.read_text())
+    fidelity = record.setdefault("fidelity", {})
+    for folder, r in json.loads(check_json.read_text()).items():
+        fidelity[Path(folder).name] = {k: r[k] for k in ("max_mev", "mean_mev") if k in r} | {"window_ev": r.get("window_ev")}
+    tmp = record_path.with_suffix(".json.tmp")
+    tmp.write_text(json.dumps(record, indent=1) + "\n")
+    os.replace(tmp, record_path)
+    return len(fidelity)
+
+
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__)
     p.add_argument("--structures", required=True, help="the catalogue folder (manifest.jsonl)")
     p.add_argument("--dft", required=True, help="the deeph-prep dft output folder")
     p.add_argument("--chunk-size", type=int, default=CHUNK_SIZE)
+    p.add_argument("--check-json", help="`deeph-prep check --json` results to record as the DFT fidelity sample")
     args = p.parse_args(argv)
     OUT.mkdir(parents=True, exist_ok=True)
     new = ship(Path(args.structures), Path(args.dft), args.chunk_size, OUT)
+    if args.check_json:
+        print(f"fidelity recorded for {record_fidelity(Path(args.check_json), OUT)} structures")
     counts = Counter(len(c["ids"]) for c in json.loads((OUT / "dataset.json").read_text())["chunks"])
     print(f"{len(new)} new chunk(s); shipped chunks by size: {dict(counts)}")
     return 0

@@ -6,23 +6,27 @@ for docs/data.md and universal-mini/README.md, so the card always matches what i
 
 from __future__ import annotations
 
+import json
 import sys
 from collections import Counter
+from pathlib import Path
 
 import numpy as np
 
 from .datasets import CHUNKED, dataset_record
 
 
-def _stats(values) -> str:
+def _stats(values, digits: int = 0) -> str:
     v = np.asarray(values, dtype=float)
     if not len(v):
         return "-"
-    return f"median {np.median(v):.0f}, p90 {np.percentile(v, 90):.0f}, max {v.max():.0f}"
+    return f"median {np.median(v):.{digits}f}, p90 {np.percentile(v, 90):.{digits}f}, max {v.max():.{digits}f}"
 
 
-def card(name: str = "universal-mini") -> str:
-    record = dataset_record(name)
+def card(name: str = "universal-mini", folder: Path | None = None) -> str:
+    """The card of a shipped dataset, or of the chunks folder ``folder`` (its ``dataset.json``)."""
+    folder = CHUNKED[name] if folder is None else folder
+    record = dataset_record(name) if folder == CHUNKED.get(name) else json.loads((folder / "dataset.json").read_text())
     shipped = [s for c in record["chunks"] for s in c["ids"]]
     failures = [f for c in record["chunks"] for f in c.get("failures", [])]
     meta = [record["structures"][s] for s in shipped]
@@ -30,7 +34,7 @@ def card(name: str = "universal-mini") -> str:
     protos = Counter(m["prototype"] if m["group"] == "regular" else f"{m['kind']} ({m['prototype']})" for m in meta)
     groups = Counter(m["group"] for m in meta)
     total_s = [sum(m["timings_s"].values()) for m in meta]
-    size = sum((CHUNKED[name] / c["file"]).stat().st_size for c in record["chunks"])
+    size = sum((folder / c["file"]).stat().st_size for c in record["chunks"])
     lines = [
         f"**{len(shipped)} structures shipped** of {record.get('planned')} planned, in {len(record['chunks'])} chunks "
         f"({size / 1e6:.1f} MB); {len(failures)} failed twice (listed below); "
@@ -50,6 +54,14 @@ def card(name: str = "universal-mini") -> str:
         f"{max((m['float32_band_change_meV'] for m in meta), default=0):.4f} meV; recomputed S differs from the "
         f"DFT run's by at most {max((m['overlap_recompute_max_dev'] for m in meta), default=0):.1e}.",
     ]
+    fidelity = record.get("fidelity", {})
+    if fidelity:
+        worst = max(fidelity.items(), key=lambda kv: kv[1]["max_mev"])
+        window = next(iter(fidelity.values())).get("window_ev")
+        lines += ["", f"DFT fidelity (`deeph-prep check` on {len(fidelity)} structures: bands of the stored H(R), S(R) "
+                  f"vs PySCF's own at random off-mesh k-points, within E_F ± {window} eV): max error per structure "
+                  f"{_stats([f['max_mev'] for f in fidelity.values()], 2)} meV (worst: {worst[0]}); mean error "
+                  f"{_stats([f['mean_mev'] for f in fidelity.values()], 2)} meV."]
     if failures:
         lines += ["", "| failed structure | errors |", "|---|---|"]
         lines += [f"| {f['id']} | {'; '.join(e[:120] for e in f['errors'])} |" for f in failures]

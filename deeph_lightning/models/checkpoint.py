@@ -32,6 +32,7 @@ from data_prep.basis import BasisTable
 from data_prep.records import SCHEMA_VERSION
 
 from . import MODELS
+from .pretrained import resolve_checkpoint, shipped_models
 
 FORMAT = "deeph-lightning"
 FORMAT_VERSION = 1
@@ -193,23 +194,24 @@ def _torch_load(path: Path, map_location, **kw):
 
 
 def read_checkpoint(ckpt_path: str | os.PathLike, map_location="cpu") -> dict:
-    """A plain (single-file) checkpoint with its ``deeph`` metadata checked."""
-    path = Path(ckpt_path)
+    """A plain (single-file) checkpoint, or a shipped model's name, with its ``deeph`` metadata checked."""
+    path = resolve_checkpoint(ckpt_path)
     if is_deepspeed_checkpoint(path):
         raise CheckpointError(
             f"{path}: a DeepSpeed checkpoint folder; make a plain file first with "
             "deeph_lightning.strategies.zero_to_plain_checkpoint(folder, 'model.ckpt')"
         )
     if not path.is_file():
-        raise CheckpointError(f"{path}: no such checkpoint file")
+        names = ", ".join(shipped_models()) or "none"
+        raise CheckpointError(f"{path}: no such checkpoint file (shipped models, loadable by name: {names})")
     ckpt = _torch_load(path, map_location)
     _check_meta(path, ckpt.get("deeph") if isinstance(ckpt, dict) else None)
     return ckpt
 
 
 def checkpoint_meta(ckpt_path: str | os.PathLike) -> dict:
-    """The ``deeph`` metadata of a plain checkpoint file or of a DeepSpeed checkpoint folder."""
-    path = Path(ckpt_path)
+    """The ``deeph`` metadata of a plain checkpoint file (or shipped model name) or of a DeepSpeed checkpoint folder."""
+    path = resolve_checkpoint(ckpt_path)
     if path.is_dir():
         states = deepspeed_model_states_file(path)
         # mmap: the weights in the same file are not read

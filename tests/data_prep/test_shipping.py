@@ -57,7 +57,8 @@ def test_chunks_ship_only_when_complete_and_extract_to_packable_folders(tmp_path
     """A DFT run of 6 catalogue structures (the quickstart's real DFT folders standing in), chunks of 4: the
     first chunk ships at once with its failed-twice structure recorded; the second waits for its last one."""
     from data_prep.cli import main as deeph_prep
-    from data_prep.embedded.build_universal import ship
+    from data_prep.embedded.build_universal import record_fidelity, ship
+    from data_prep.embedded.card import card
     from data_prep.embedded.datasets import extract_chunked
 
     sources = sorted(p for p in quickstart_path().iterdir() if p.is_dir())[:6]
@@ -83,6 +84,13 @@ def test_chunks_ship_only_when_complete_and_extract_to_packable_folders(tmp_path
     shutil.copytree(sources[5], dft / pending)
     assert ship(structures, dft, chunk_size=4, out=out, log=lambda m: None) == ["chunk-001.tar.xz"]
     assert ship(structures, dft, chunk_size=4, out=out, log=lambda m: None) == []  # shipped chunks never change
+
+    checked = dft / ids[0]  # the real fidelity check (SCF redone from the recorded recipe) on one structure
+    assert deeph_prep(["check", str(checked), "--window", "2", "--json", str(tmp_path / "check.json")]) == 0
+    assert record_fidelity(tmp_path / "check.json", out) == 1
+    text = card(folder=out)
+    assert "5 structures shipped" in text and "1 failed twice" in text
+    assert "`deeph-prep check` on 1 structures" in text and f"(worst: {ids[0]})" in text
 
     folder = extract_chunked(out, tmp_path / "cache")
     assert sorted(p.name for p in folder.iterdir()) == sorted(set(ids) - {failed})

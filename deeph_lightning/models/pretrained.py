@@ -1,0 +1,46 @@
+"""Pretrained checkpoints shipped in the repository, loadable by name (``load_model("quickstart")``).
+
+``shipped/index.json`` lists them: name -> {"file", "sha256", "summary"}; each has a card ``shipped/<name>.md``
+(data, recipe, cutoff, budget, metrics) generated when it is trained. A path that exists always wins over a
+name, so a local file called like a shipped model is never shadowed.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from pathlib import Path
+
+SHIPPED = Path(__file__).parent / "shipped"
+
+
+def shipped_models() -> dict[str, dict]:
+    """name -> index entry of every shipped checkpoint."""
+    index = SHIPPED / "index.json"
+    return json.loads(index.read_text()) if index.exists() else {}
+
+
+def _sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def resolve_checkpoint(name_or_path: str | os.PathLike) -> Path:
+    """The checkpoint file for a path, or for the name of a shipped model (checksum verified)."""
+    from .checkpoint import CheckpointError
+
+    path = Path(name_or_path)
+    models = shipped_models()
+    if path.exists() or str(name_or_path) not in models:
+        return path
+    entry = models[str(name_or_path)]
+    file = SHIPPED / entry["file"]
+    if not file.is_file():
+        raise CheckpointError(f"{file}: shipped model {name_or_path!r} is missing from this installation")
+    if _sha256(file) != entry["sha256"]:
+        raise CheckpointError(f"{file}: shipped model {name_or_path!r} does not match its recorded sha256")
+    return file
