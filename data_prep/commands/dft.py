@@ -16,7 +16,9 @@ def add_settings_arguments(p) -> None:
     g.add_argument("--kspacing", type=float, help="SCF k-spacing, 1/Å with 2π")
     g.add_argument("--kmesh", type=int, nargs=3, help="explicit SCF k-mesh")
     g.add_argument("--radius", type=float, help="storage radius of the blocks, Å")
-    g.add_argument("--dense-kmesh", type=int, nargs=3, help="non-SCF mesh for H(R) (default: sized from radius)")
+    g.add_argument("--alias-radius", type=float,
+                   help="Å, >= radius: size the non-SCF mesh so H(R) is alias-free to here (default: radius)")
+    g.add_argument("--dense-kmesh", type=int, nargs=3, help="non-SCF mesh for H(R) (default: sized from alias radius)")
     g.add_argument("--density-fit", choices=["multigrid", "fftdf", "gdf"])
     g.add_argument("--ke-cutoff", type=float, help="density grid cutoff, Hartree")
     g.add_argument("--smearing", type=float, help="Fermi-Dirac width, eV")
@@ -33,7 +35,7 @@ def settings_from_args(args):
             values = json.loads(Path(args.config).read_text())
         except (OSError, json.JSONDecodeError) as err:
             raise ValueError(f"{args.config}: cannot read DFT settings ({err})") from None
-    for name in ("xc", "basis", "pseudo", "kspacing", "kmesh", "radius", "dense_kmesh", "density_fit",
+    for name in ("xc", "basis", "pseudo", "kspacing", "kmesh", "radius", "alias_radius", "dense_kmesh", "density_fit",
                  "ke_cutoff", "smearing", "conv_tol", "threads"):
         v = getattr(args, name, None)
         if v is not None:

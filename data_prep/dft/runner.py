@@ -163,7 +163,7 @@ def run_dft(atoms, settings: DFTSettings = DFTSettings(), where: str = "structur
     n_el = valence_electrons(atoms, settings)
     mu = fermi_level(mf.mo_energy, n_el, settings.smearing / ev) * ev
 
-    dense = settings.dense_kmesh or dense_kmesh_for_radius(cell_rows, settings.radius)
+    dense = settings.dense_kmesh or dense_kmesh_for_radius(cell_rows, settings.alias_radius or settings.radius)
     rho = alias_free_radius(cell_rows, dense)
     radius = min(settings.radius, rho * (1 - 1e-9))
     pairs = block_pairs(cell_rows, positions, radius)

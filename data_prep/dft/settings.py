@@ -34,7 +34,10 @@ class DFTSettings:
     kspacing: float = 0.5  # SCF k-mesh: n_i = max(1, ceil(|b_i| / kspacing)), b_i with 2π
     kmesh: tuple[int, int, int] | None = None  # explicit SCF mesh overrides kspacing
     radius: float = 9.5  # Å: blocks stored for atom pairs closer than this (and alias-free, see realspace)
-    dense_kmesh: tuple[int, int, int] | None = None  # non-SCF mesh for H(R); default: sized from radius
+    dense_kmesh: tuple[int, int, int] | None = None  # non-SCF mesh for H(R); default: sized from alias_radius
+    # Å: the dense mesh is sized so H(R) is alias-free to this radius (None: radius). Stored blocks near the
+    # radius pick up the tails of H beyond it folded back; sizing for a larger radius pushes those images out.
+    alias_radius: float | None = None
     density_fit: str = "multigrid"  # multigrid | fftdf | gdf
     ke_cutoff: float | None = 60.0  # Hartree, plane-wave cutoff of the density grid (None: PySCF's default)
     smearing: float = 0.1  # eV, Fermi-Dirac width (0: integer occupations, insulators only)
@@ -48,6 +51,8 @@ class DFTSettings:
             raise ValueError(f"density_fit must be multigrid, fftdf or gdf, not {self.density_fit!r}")
         if self.kspacing <= 0 or self.radius <= 0 or self.smearing < 0:
             raise ValueError("kspacing and radius must be > 0 and smearing >= 0")
+        if self.alias_radius is not None and self.alias_radius < self.radius:
+            raise ValueError(f"alias_radius ({self.alias_radius} Å) must be >= radius ({self.radius} Å)")
         for name in ("kmesh", "dense_kmesh"):
             mesh = getattr(self, name)
             if mesh is not None:

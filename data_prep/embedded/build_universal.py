@@ -22,7 +22,8 @@ NAME = "universal-mini"
 OUT = CHUNKED[NAME]
 CHUNK_SIZE = 20
 GENERATE = ["generate", "--mode", "materials", "--n", "440", "--seed", "0", "--out", "{structures}"]
-DFT = ["dft", "{structures}", "--out", "{out}", "--workers", "2", "--threads", "1", "--timeout", "14400"]
+DFT = ["dft", "{structures}", "--out", "{out}", "--alias-radius", "13", "--workers", "2", "--threads", "1",
+       "--timeout", "14400"]
 
 
 def _manifest(structures: Path) -> list[dict]:

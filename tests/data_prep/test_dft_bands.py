@@ -84,3 +84,27 @@ def test_deeph_round_trip_keeps_blocks_and_bands(si2, tmp_path):
     assert back.info["dft"]["dense_kmesh"] == list(si2.dense_kmesh)
     k = [[0.13, 0.27, 0.41]]
     assert np.allclose(band_energies_from_blocks(back, k), band_energies_from_blocks(si2.structure, k))
+
+
+@pytest.mark.slow
+def test_alias_radius_pushes_the_folded_tails_out_of_the_stored_blocks(si2):
+    """Blocks stored to 5 Å from a mesh alias-free to only 5 Å carry H's folded-back tails; a mesh sized for a
+    larger alias radius removes them (the 9.5 Å mesh of the fixture serves as the reference)."""
+    from data_prep.dft.realspace import block_pairs
+    from data_prep.dft.runner import fock_on_mesh, hartree_to_ev
+
+    cell, st = si2.scf.cell, si2.structure
+    pairs = block_pairs(st.cell, st.positions, 5.0)
+
+    def blocks(alias_radius):
+        mesh = dense_kmesh_for_radius(SI2.cell[:], alias_radius)
+        kd = cell.get_scaled_kpts(cell.make_kpts(mesh))
+        return blocks_from_kmesh(cell, fock_on_mesh(si2.scf, kd) * hartree_to_ev(), kd, pairs)[0]
+
+    def worst(b):
+        return max(np.abs(b[tuple(k)] - st.hamiltonians[tuple(k)]).max() for k in pairs)
+
+    assert worst(blocks(5.0)) > 10 * worst(blocks(8.0))
+    with pytest.raises(ValueError, match="alias_radius"):
+        DFTSettings(radius=9.5, alias_radius=8.0)
+
