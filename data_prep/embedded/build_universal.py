@@ -1,6 +1,6 @@
 """Ship finished chunks of the universal-mini DFT run: ``python -m data_prep.embedded.build_universal``.
 
-Chunk k holds the catalogue structures with index in [k·size, (k+1)·size). A chunk is shipped once every one
+Chunk k holds the catalogue structures with index in [k·size, (k+1)·size), size 10. A chunk is shipped once every one
 of its structures has finished or failed twice (the batch run retries a failure once, on its next run), so
 chunks never change after they are committed; its failures are recorded in ``dataset.json`` with the error.
 """
@@ -20,7 +20,7 @@ from .datasets import CHUNKED, sha256
 
 NAME = "universal-mini"
 OUT = CHUNKED[NAME]
-CHUNK_SIZE = 20
+CHUNK_SIZE = 10
 GENERATE = ["generate", "--mode", "materials", "--n", "440", "--seed", "0", "--out", "{structures}"]
 DFT = ["dft", "{structures}", "--out", "{out}", "--alias-radius", "13", "--workers", "2", "--threads", "1",
        "--timeout", "14400"]
