@@ -74,17 +74,20 @@ def _measure(cfg: dict) -> dict:
 
 def _readout_batch(cfg: dict):
     """Si diamond supercell with C and Fe substituted; union basis {s, s, p, d} (Fe) of which C and Si
-    have s, p: the default basis's padding for the light elements."""
+    have s, p: the default basis's padding for the light elements. ``f_shells``: Gd {s, s, p, p, d, f} too."""
     from ase.build import bulk
     from torch_geometric.data import Batch
 
     from data_prep.basis import BasisTable
     from data_prep.torch_data import structure_to_data
 
-    basis = BasisTable.from_mapping({6: [0, 1], 14: [0, 1], 26: [0, 0, 1, 2]})
+    shells = {6: [0, 1], 14: [0, 1], 26: [0, 0, 1, 2]} | ({64: [0, 0, 1, 1, 2, 3]} if cfg["f_shells"] else {})
+    basis = BasisTable.from_mapping(shells)
     atoms = bulk("Si", "diamond", a=5.43, cubic=True).repeat(cfg["supercell"])
     atoms.numbers[::4] = 6
     atoms.numbers[1::8] = 26
+    if cfg["f_shells"]:
+        atoms.numbers[3::8] = 64
     atoms.rattle(0.05, seed=0)
     data = structure_to_data(atoms.numbers, atoms.positions, atoms.cell[:], [True] * 3, cfg["cutoff"], basis)
     return basis, Batch.from_data_list([data] * cfg["structures"]).to(cfg["device"])
@@ -106,7 +109,7 @@ def _measure_readout(cfg: dict) -> dict:
     for readout in ("padded", "compact"):
         torch.manual_seed(0)
         nets[readout] = build_model("deeph2", basis.to_dict(), cfg["cutoff"], preset=cfg["preset"],
-                                    readout=readout).to(cfg["device"])
+                                    lmax=2 * basis.lmax, readout=readout).to(cfg["device"])
     # the loss needs targets: any blocks in the batch's layout will do
     batch.h_node = torch.randn(batch.num_nodes, basis.n_union, basis.n_union, device=cfg["device"])
     batch.h_edge = torch.randn(batch.edge_index.shape[1], basis.n_union, basis.n_union, device=cfg["device"])
@@ -165,8 +168,9 @@ def _measure_readout(cfg: dict) -> dict:
 def readout_table_rows(rows: list[dict]) -> None:
     r = rows[0]
     mem = "CUDA peak" if r["device"].startswith("cuda") else "saved for backward"
-    print(f"\nbatch: {r['structures']} x Si/C/Fe diamond {r['supercell']}^3 cubic cell: {r['atoms']} atoms, "
-          f"{r['edges']} edges, union basis s,s,p,d (M = 10); preset {r['preset']}, device {r['device']}, "
+    union = "s,s,p,p,d,f (M = 20), lmax 6" if r["f_shells"] else "s,s,p,d (M = 10), lmax 4"
+    print(f"\nbatch: {r['structures']} x Si/C/Fe{'/Gd' * r['f_shells']} diamond {r['supercell']}^3 cubic cell: "
+          f"{r['atoms']} atoms, {r['edges']} edges, union basis {union}; preset {r['preset']}, device {r['device']}, "
           f"fastest of {r['repeats']} interleaved repeats; memory = {mem}")
     head = f"{'what':<22}{'padded s':>11}{'compact s':>11}{'time ratio':>12}{'padded MiB':>12}{'compact MiB':>13}{'mem ratio':>11}"
     print(head)
@@ -193,10 +197,11 @@ def main():
     ap.add_argument("--readout", action="store_true",
                     help="instead: padded vs compact readout (DeepH-2, --preset, Si/C/Fe batch of --supercell cubic cells)")
     ap.add_argument("--preset", default="deeph2_small", help="model preset of the --readout comparison")
+    ap.add_argument("--f-shells", action="store_true", help="--readout: Gd with an f shell in the batch too")
     args = ap.parse_args()
     ctx = mp.get_context("spawn")
     if args.readout:
-        cfg = dict(preset=args.preset, supercell=args.supercell, structures=args.structures, cutoff=args.cutoff,
+        cfg = dict(preset=args.preset, f_shells=args.f_shells, supercell=args.supercell, structures=args.structures, cutoff=args.cutoff,
                    repeats=args.repeats, device=args.device)
         with ctx.Pool(1) as pool:
             rows = [pool.apply(_measure_readout, (cfg,))]

@@ -16,7 +16,7 @@ from .compact_readout import CompactReadout
 from .readout import BlockReadout
 
 MAX_Z = 118  # universal element embeddings: every element, no per-dataset input layer
-# Equal outputs, no parameters: "padded" is the dense reference, "compact" computes only real shell pairs.
+# Equal outputs, no parameters: "padded" is one dense matmul, "compact" reads only real shell pairs.
 READOUTS = {"compact": CompactReadout, "padded": BlockReadout}
 
 
@@ -60,7 +60,7 @@ class BlockHeads(nn.Module):
     """Node / edge readout features -> symmetric on-site blocks and exactly reverse-transposed hoppings,
     scaled (and on-site shifted) per element pair and shell pair by ``block_stats`` (``block_scale``)."""
 
-    def __init__(self, basis: BasisTable, lmax: int, block_stats: dict | None = None, readout: str = "compact"):
+    def __init__(self, basis: BasisTable, lmax: int, block_stats: dict | None = None, readout: str = "padded"):
         super().__init__()
         if readout not in READOUTS:
             raise ValueError(f"readout {readout!r}: choose one of {', '.join(READOUTS)}")

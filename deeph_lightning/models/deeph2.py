@@ -127,14 +127,14 @@ class DeepH2(nn.Module):
     channels / pseudo_channels: natural / pseudo-parity channels per degree; layers; heads;
     num_radial: Bessel functions; hidden_radial: edge-scalar width; ffn_channels: feed-forward width;
     block_stats: output scale/shift per element pair and shell pair (``block_scale.block_statistics``
-    of the training set), None = raw network output; readout: "compact" (only the shell pairs both elements
-    of a block have) or "padded" (dense union-basis reference), equal outputs and no parameters either way.
+    of the training set), None = raw network output; readout: "padded" (one dense matmul onto the union basis)
+    or "compact" (only the shell pairs both elements of a block have), equal outputs, no parameters either way.
     """
 
     def __init__(self, basis: dict | BasisTable, cutoff: float, lmax: int = 4, mmax: int = 2, channels: int = 64,
                  pseudo_channels: int = 32, layers: int = 4, heads: int = 4, num_radial: int = 16,
                  hidden_radial: int = 64, ffn_channels: int | None = None,
-                 block_stats: dict | None = None, readout: str = "compact"):
+                 block_stats: dict | None = None, readout: str = "padded"):
         super().__init__()
         self.basis = as_basis(basis)
         self.cutoff, self.lmax, self.mmax = float(cutoff), lmax, mmax

@@ -158,3 +158,8 @@ def test_old_checkpoint_state_dict_loads_into_compact_model():
     padded, compact = model_pair(MIXED, CUTOFF)
     assert list(padded.state_dict()) == list(compact.state_dict())
     assert np.all([padded.state_dict()[k].shape == v.shape for k, v in compact.state_dict().items()])
+
+
+def test_compact_table_stays_float64_through_a_cast():
+    readout = CompactReadout(MIXED, 4).to(torch.float32)
+    assert readout.table.dtype == torch.float64

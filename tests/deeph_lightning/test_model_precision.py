@@ -106,7 +106,7 @@ def test_float64_constants_survive_a_low_precision_round_trip(cast):
     trip.load_state_dict(fresh.state_dict())
     trip = trip.to(cast).double()
     trip.load_state_dict(fresh.state_dict())  # parameters back to the exact float64 values
-    assert trip.frame.dq2.dtype == torch.float64 and trip.heads.readout.coupling.dtype == torch.float64
+    assert trip.frame.dq2.dtype == torch.float64 and trip.heads.readout.table.dtype == torch.float64
     with torch.no_grad():
         a, b = fresh(data), trip(data)
     for key in a:
