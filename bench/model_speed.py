@@ -95,8 +95,8 @@ def _readout_batch(cfg: dict):
 
 def _measure_readout(cfg: dict) -> dict:
     """Padded vs compact readout on the same weights and batch, repeats interleaved (shared machine): the
-    whole training step (forward, MSE loss, backward) and the block heads alone (readout, symmetrisation,
-    mask; forward+backward from fixed readout features)."""
+    whole training step (forward, MSE loss, backward), the block heads with the loss (readout, symmetrisation,
+    mask, MSE; forward+backward from fixed readout features), and the edge readout alone."""
     import torch
 
     from deeph_lightning.models import build_model, losses
@@ -132,6 +132,13 @@ def _measure_readout(cfg: dict) -> dict:
         losses.mse_loss(out, batch, basis).backward()
         sync()
 
+    i, j = batch.edge_index
+    weight = torch.randn(len(i), basis.n_union, basis.n_union, device=cfg["device"])
+
+    def readout(net):
+        (net.heads.readout(edge_f, g.z[i], g.z[j]) * weight).sum().backward()
+        sync()
+
     def saved_mib(fn, net):
         saved: dict[int, int] = {}
 
@@ -144,12 +151,12 @@ def _measure_readout(cfg: dict) -> dict:
         return sum(saved.values()) / 2**20
 
     row = dict(cfg, atoms=int(batch.num_nodes), edges=int(batch.edge_index.shape[1]))
-    for what, fn in (("step", step), ("heads", heads)):
+    for what, fn in (("step", step), ("heads", heads), ("readout", readout)):
         for net in nets.values():
             fn(net)  # warm-up
         times = {r: [] for r in nets}
-        for _ in range(cfg["repeats"]):
-            for r, net in nets.items():
+        for k in range(cfg["repeats"]):
+            for r, net in list(nets.items())[:: 1 if k % 2 else -1]:  # alternate who goes first
                 t = time.perf_counter()
                 fn(net)
                 times[r].append(time.perf_counter() - t)
@@ -175,7 +182,7 @@ def readout_table_rows(rows: list[dict]) -> None:
     head = f"{'what':<22}{'padded s':>11}{'compact s':>11}{'time ratio':>12}{'padded MiB':>12}{'compact MiB':>13}{'mem ratio':>11}"
     print(head)
     print("-" * len(head))
-    for what, name in (("step", "train step (fwd+bwd)"), ("heads", "heads + loss only")):
+    for what, name in (("step", "train step (fwd+bwd)"), ("heads", "heads + loss only"), ("readout", "edge readout only")):
         for r in rows:
             tp, tc = r[f"{what}_padded_s"], r[f"{what}_compact_s"]
             mp_, mc = r[f"{what}_padded_mib"], r[f"{what}_compact_mib"]
