@@ -179,7 +179,8 @@ def readout_table_rows(rows: list[dict]) -> None:
     print(f"\nbatch: {r['structures']} x Si/C/Fe{'/Gd' * r['f_shells']} diamond {r['supercell']}^3 cubic cell: "
           f"{r['atoms']} atoms, {r['edges']} edges, union basis {union}; preset {r['preset']}, device {r['device']}, "
           f"fastest of {r['repeats']} interleaved repeats; memory = {mem}")
-    head = f"{'what':<22}{'padded s':>11}{'compact s':>11}{'time ratio':>12}{'padded MiB':>12}{'compact MiB':>13}{'mem ratio':>11}"
+    head = (f"{'what':<22}{'padded s':>11}{'compact s':>11}{'time ratio':>12}{'padded MiB':>12}{'compact MiB':>13}"
+            f"{'mem ratio':>11}")
     print(head)
     print("-" * len(head))
     for what, name in (("step", "train step (fwd+bwd)"), ("heads", "heads + loss only"), ("readout", "edge readout only")):
@@ -208,8 +209,8 @@ def main():
     args = ap.parse_args()
     ctx = mp.get_context("spawn")
     if args.readout:
-        cfg = dict(preset=args.preset, f_shells=args.f_shells, supercell=args.supercell, structures=args.structures, cutoff=args.cutoff,
-                   repeats=args.repeats, device=args.device)
+        cfg = dict(preset=args.preset, f_shells=args.f_shells, supercell=args.supercell, structures=args.structures,
+                   cutoff=args.cutoff, repeats=args.repeats, device=args.device)
         with ctx.Pool(1) as pool:
             rows = [pool.apply(_measure_readout, (cfg,))]
         readout_table_rows(rows)
