@@ -3,7 +3,7 @@ DeepH-E3-style baseline (full e3nn tensor products), at several feature degrees 
 
     OMP_NUM_THREADS=2 python bench/model_speed.py                       # CPU, default sizes
     python bench/model_speed.py --device cuda --supercell 3 --channels 64
-    OMP_NUM_THREADS=2 python bench/model_speed.py --readout    # padded vs compact readout, C/Si/Fe batch
+    OMP_NUM_THREADS=1 python bench/model_speed.py --readout [--f-shells]   # padded vs compact readout, C/Si/Fe
 
 Each configuration runs in a fresh subprocess; time is the fastest of --repeats steps (the machine is shared).
 Memory: on CUDA the peak allocated during a step; on CPU the tensors autograd saves for the backward pass
@@ -110,6 +110,7 @@ def _measure_readout(cfg: dict) -> dict:
         torch.manual_seed(0)
         nets[readout] = build_model("deeph2", basis.to_dict(), cfg["cutoff"], preset=cfg["preset"],
                                     lmax=2 * basis.lmax, readout=readout).to(cfg["device"])
+    nets["compact"].load_state_dict(nets["padded"].state_dict())
     # the loss needs targets: any blocks in the batch's layout will do
     batch.h_node = torch.randn(batch.num_nodes, basis.n_union, basis.n_union, device=cfg["device"])
     batch.h_edge = torch.randn(batch.edge_index.shape[1], basis.n_union, basis.n_union, device=cfg["device"])

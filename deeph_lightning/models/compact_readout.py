@@ -2,8 +2,8 @@
 
 ``readout.BlockReadout`` multiplies every block's features by the whole (K·C, M·M) readout matrix. Each of its
 rows (one irrep component of one channel) belongs to one union shell pair (a, b), and for a given element pair
-most shell pairs are padding: a C–C block in an {s, s, p, d} union basis reads 16 of the 200 rows of the
-default basis's table (and has 16 of its 100 entries).
+most shell pairs are padding: a C–C block in an {s, s, p, d} union basis needs 16 of the table's 200 rows
+(lmax 4) and has 16 of its 100 entries.
 
 Here blocks are grouped by the shell sets of their two elements (elements with the same union shells, e.g. C
 and Si with {s, p}, share a group; the number of groups is fixed by the basis, not by the batch). A group's
