@@ -12,9 +12,12 @@ from data_prep.torch_data import block_mask, edge_vectors
 
 from .block_scale import BlockScale
 from .layers import RadialBasis, envelope, mlp
+from .compact_readout import CompactReadout
 from .readout import BlockReadout
 
 MAX_Z = 118  # universal element embeddings: every element, no per-dataset input layer
+# Equal outputs, no parameters: "padded" is one dense matmul, "compact" reads only real shell pairs.
+READOUTS = {"compact": CompactReadout, "padded": BlockReadout}
 
 
 @dataclass
@@ -57,10 +60,12 @@ class BlockHeads(nn.Module):
     """Node / edge readout features -> symmetric on-site blocks and exactly reverse-transposed hoppings,
     scaled (and on-site shifted) per element pair and shell pair by ``block_stats`` (``block_scale``)."""
 
-    def __init__(self, basis: BasisTable, lmax: int, block_stats: dict | None = None):
+    def __init__(self, basis: BasisTable, lmax: int, block_stats: dict | None = None, readout: str = "padded"):
         super().__init__()
+        if readout not in READOUTS:
+            raise ValueError(f"readout {readout!r}: choose one of {', '.join(READOUTS)}")
         self.basis = basis
-        self.readout = BlockReadout(basis, lmax)
+        self.readout = READOUTS[readout](basis, lmax)
         self.scale = BlockScale(basis, block_stats)
 
     @property
@@ -72,8 +77,9 @@ class BlockHeads(nn.Module):
         return self.readout.n_nat
 
     def forward(self, node_feat: torch.Tensor, edge_feat: torch.Tensor, g: GraphInputs) -> dict:
-        h_node = self.readout(node_feat)
-        h_edge = self.readout(edge_feat)
+        i, j = g.edge_index
+        h_node = self.readout(node_feat, g.z, g.z)
+        h_edge = self.readout(edge_feat, g.z[i], g.z[j])
         # H_ii(0) is symmetric and H_ij(R) = H_ji(-R)ᵀ, exactly: average each block with its partner.
         h_node = 0.5 * (h_node + h_node.transpose(1, 2))
         h_edge = 0.5 * (h_edge + h_edge[g.edge_rev].transpose(1, 2))

@@ -127,13 +127,14 @@ class DeepH2(nn.Module):
     channels / pseudo_channels: natural / pseudo-parity channels per degree; layers; heads;
     num_radial: Bessel functions; hidden_radial: edge-scalar width; ffn_channels: feed-forward width;
     block_stats: output scale/shift per element pair and shell pair (``block_scale.block_statistics``
-    of the training set), None = raw network output.
+    of the training set), None = raw network output; readout: "padded" (one dense matmul onto the union basis)
+    or "compact" (only the shell pairs both elements of a block have), equal outputs, no parameters either way.
     """
 
     def __init__(self, basis: dict | BasisTable, cutoff: float, lmax: int = 4, mmax: int = 2, channels: int = 64,
                  pseudo_channels: int = 32, layers: int = 4, heads: int = 4, num_radial: int = 16,
                  hidden_radial: int = 64, ffn_channels: int | None = None,
-                 block_stats: dict | None = None):
+                 block_stats: dict | None = None, readout: str = "padded"):
         super().__init__()
         self.basis = as_basis(basis)
         self.cutoff, self.lmax, self.mmax = float(cutoff), lmax, mmax
@@ -148,7 +149,7 @@ class DeepH2(nn.Module):
             TransformerBlock(lmax, mmax, C, channels, heads, hidden_radial, ffn) for _ in range(layers)
         )
         self.norm = EquivariantLayerNorm(lmax, C, channels)
-        self.heads = BlockHeads(self.basis, lmax, block_stats)
+        self.heads = BlockHeads(self.basis, lmax, block_stats, readout)
         R, nat_r = self.heads.channels, self.heads.nat
         self.node_out = EquivariantLinear(lmax, C, R, channels, nat_r)
         self.edge_conv = SO2Linear(lmax, lmax, 2 * C, C, 2 * channels, channels)

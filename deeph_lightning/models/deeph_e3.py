@@ -96,7 +96,7 @@ class DeepHE3(nn.Module):
     def __init__(self, basis: dict, cutoff: float, lmax: int = 4, mmax: int | None = None, channels: int = 64,
                  pseudo_channels: int = 32, layers: int = 4, heads: int | None = None, num_radial: int = 16,
                  hidden_radial: int = 64, ffn_channels: int | None = None,
-                 block_stats: dict | None = None):
+                 block_stats: dict | None = None, readout: str = "padded"):
         super().__init__()
         self.basis = as_basis(basis)
         self.cutoff, self.lmax, self.nat = float(cutoff), lmax, channels
@@ -106,7 +106,7 @@ class DeepHE3(nn.Module):
         self.edge_embedding = EdgeEmbedding(cutoff, num_radial, hidden_radial)
         self.blocks = nn.ModuleList(ConvBlock(lmax, C, channels, hidden_radial) for _ in range(layers))
         self.norm = EquivariantLayerNorm(lmax, C, channels)
-        self.heads = BlockHeads(self.basis, lmax, block_stats)
+        self.heads = BlockHeads(self.basis, lmax, block_stats, readout)
         R, nat_r = self.heads.channels, self.heads.nat
         self.node_out = EquivariantLinear(lmax, C, R, channels, nat_r)
         self.edge_conv = TPConv(lmax, C, channels, hidden_radial)

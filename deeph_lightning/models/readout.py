@@ -61,33 +61,40 @@ def readout_channels(basis: BasisTable):
     return n_nat, n_pse, assign
 
 
+def readout_table(basis: BasisTable, lmax: int) -> tuple[torch.Tensor, int, int, list]:
+    """The fixed linear map features -> blocks: float64 (K, C, M, M) with C = n_nat + n_pse readout channels
+    (OpenMX order), plus ``n_nat``, ``n_pse`` and the (a, b, l, sector, channel) assignment."""
+    need = 2 * basis.lmax
+    if lmax < need:
+        raise ValueError(
+            f"feature lmax={lmax} cannot represent blocks of the basis (shells up to l={basis.lmax} need "
+            f"irreps up to l={need}); raise lmax to at least {need}"
+        )
+    shells = basis.union_shells
+    starts = np.cumsum([0] + [2 * l + 1 for l in shells])
+    n_nat, n_pse, assign = readout_channels(basis)
+    M, K = basis.n_union, num_coeffs(lmax)
+    t = np.zeros((K, n_nat + n_pse, M, M))
+    for a, b, l, sector, ch in assign:
+        la, lb = shells[a], shells[b]
+        n_paths = la + lb - abs(la - lb) + 1
+        scale = math.sqrt((2 * la + 1) * (2 * lb + 1) / n_paths)
+        with float64_constants():
+            w3j = o3.wigner_3j(la, lb, l, dtype=torch.float64).numpy() * scale  # (2la+1, 2lb+1, 2l+1)
+        c = ch + (n_nat if sector else 0)
+        t[l * l : (l + 1) ** 2, c, starts[a] : starts[a + 1], starts[b] : starts[b + 1]] = w3j.transpose(2, 0, 1)
+    return e3nn_to_openmx_blocks(torch.from_numpy(t), shells), n_nat, n_pse, assign
+
+
 class BlockReadout(Float64Buffers):
-    """(n, K, n_nat+n_pse) features -> (n, M, M) blocks in OpenMX order (not yet symmetrised or masked)."""
+    """(n, K, n_nat+n_pse) features -> (n, M, M) blocks in OpenMX order (not yet symmetrised or masked):
+    one dense matmul onto every union-basis entry (``compact_readout.CompactReadout`` computes only the real
+    ones)."""
 
     def __init__(self, basis: BasisTable, lmax: int):
         super().__init__()
-        need = 2 * basis.lmax
-        if lmax < need:
-            raise ValueError(
-                f"feature lmax={lmax} cannot represent blocks of the basis (shells up to l={basis.lmax} need "
-                f"irreps up to l={need}); raise lmax to at least {need}"
-            )
-        shells = basis.union_shells
-        starts = np.cumsum([0] + [2 * l + 1 for l in shells])
-        self.n_nat, self.n_pse, assign = readout_channels(basis)
-        C = self.n_nat + self.n_pse
-        M = basis.n_union
-        K = num_coeffs(lmax)
-        t = np.zeros((K, C, M, M))
-        for a, b, l, sector, ch in assign:
-            la, lb = shells[a], shells[b]
-            n_paths = la + lb - abs(la - lb) + 1
-            scale = math.sqrt((2 * la + 1) * (2 * lb + 1) / n_paths)
-            with float64_constants():
-                w3j = o3.wigner_3j(la, lb, l, dtype=torch.float64).numpy() * scale  # (2la+1, 2lb+1, 2l+1)
-            c = ch + (self.n_nat if sector else 0)
-            t[l * l : (l + 1) ** 2, c, starts[a] : starts[a + 1], starts[b] : starts[b + 1]] = w3j.transpose(2, 0, 1)
-        t = e3nn_to_openmx_blocks(torch.from_numpy(t), shells)
+        t, self.n_nat, self.n_pse, _ = readout_table(basis, lmax)
+        K, C, M = t.shape[0], t.shape[1], t.shape[2]
         self.M = M
         self.register_buffer("table", t.reshape(K * C, M * M), persistent=False)  # float64; cast at use
 
@@ -95,5 +102,6 @@ class BlockReadout(Float64Buffers):
     def channels(self) -> int:
         return self.n_nat + self.n_pse
 
-    def forward(self, f: torch.Tensor) -> torch.Tensor:
+    def forward(self, f: torch.Tensor, z_i: torch.Tensor | None = None, z_j: torch.Tensor | None = None) -> torch.Tensor:
+        """``z_i``, ``z_j`` (the blocks' elements) are accepted for ``CompactReadout``'s signature and unused."""
         return (f.reshape(f.shape[0], -1) @ self.table.to(f.dtype)).view(-1, self.M, self.M)
