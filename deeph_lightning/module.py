@@ -5,8 +5,8 @@
   masked entries of the *global* batch (summed over DDP ranks), so DDP(n) computes exactly the
   gradient of one process on the union of the ranks' batches.
 * Metrics in meV (``metrics.BlockErrorAccumulator``); validation/test use the EMA weights (``ema``).
-* AdamW; warm-up + cosine (per step) or reduce-on-plateau (per validation); gradient clipping and
-  precision come from the Trainer.
+* AdamW; warm-up + cosine (per step) over the training budget (``budget``: steps, epochs or wall time) or
+  reduce-on-plateau (per validation); gradient clipping and precision come from the Trainer.
 * Checkpoints carry everything ``load_model`` needs under ``checkpoint["deeph"]`` (``models.checkpoint``).
 """
 
@@ -259,6 +259,14 @@ class HamiltonianModule(pl.LightningModule):
                     "lr_scheduler": {"scheduler": scheduler, "monitor": sched.get("monitor", "val/mae_meV"),
                                      "interval": "epoch"}}
         raise ValueError(f"unknown scheduler {name!r} (use none, warmup_cosine or plateau)")
+
+    def on_train_start(self) -> None:
+        # A resumed run's optimizer holds the LR of the budget it was saved with: set that of this run's budget
+        # (the same value unless the budget changed, e.g. a raised trainer.max_steps).
+        scheduler = self.lr_schedulers()
+        if isinstance(scheduler, torch.optim.lr_scheduler.LambdaLR):
+            for group, base, fn in zip(scheduler.optimizer.param_groups, scheduler.base_lrs, scheduler.lr_lambdas):
+                group["lr"] = base * fn(scheduler.last_epoch)
 
     # --- checkpoints ------------------------------------------------------------------------------
     def on_load_checkpoint(self, checkpoint: dict) -> None:
