@@ -5,8 +5,8 @@
   masked entries of the *global* batch (summed over DDP ranks), so DDP(n) computes exactly the
   gradient of one process on the union of the ranks' batches.
 * Metrics in meV (``metrics.BlockErrorAccumulator``); validation/test use the EMA weights (``ema``).
-* AdamW; warm-up + cosine (per step) or reduce-on-plateau (per validation); gradient clipping and
-  precision come from the Trainer.
+* AdamW; warm-up + cosine (per step) over the training budget (``budget``: steps, epochs or wall time) or
+  reduce-on-plateau (per validation); gradient clipping and precision come from the Trainer.
 * Checkpoints carry everything ``load_model`` needs under ``checkpoint["deeph"]`` (``models.checkpoint``).
 """
 
@@ -22,6 +22,7 @@ import torch
 from data_prep.basis import BasisTable
 from data_prep.torch_data import block_mask
 
+from .budget import training_budget
 from .ema import averaged_copy, update_average
 from .metrics import BlockErrorAccumulator
 from .models.checkpoint import build_net, describe
@@ -54,12 +55,27 @@ def _plain(x):
     return x
 
 
+def cosine(progress: float, min_ratio: float) -> float:
+    progress = min(1.0, max(0.0, progress))
+    return min_ratio + (1 - min_ratio) * 0.5 * (1 + math.cos(math.pi * progress))
+
+
 def warmup_cosine(warmup_steps: int, total_steps: int, min_ratio: float):
+    """LR factor of a step: linear warm-up, then a cosine reaching ``min_ratio`` at ``total_steps``."""
     def factor(step: int) -> float:
         if step < warmup_steps:
             return (step + 1) / max(1, warmup_steps)
-        progress = min(1.0, (step - warmup_steps) / max(1, total_steps - warmup_steps))
-        return min_ratio + (1 - min_ratio) * 0.5 * (1 + math.cos(math.pi * progress))
+        return cosine((step - warmup_steps) / max(1, total_steps - warmup_steps), min_ratio)
+
+    return factor
+
+
+def warmup_cosine_over(warmup_steps: int, progress, min_ratio: float):
+    """LR factor of a step: linear warm-up, then a cosine over ``progress()``, the fraction of the budget spent."""
+    def factor(step: int) -> float:
+        if step < warmup_steps:
+            return (step + 1) / max(1, warmup_steps)
+        return cosine(progress(), min_ratio)
 
     return factor
 
@@ -209,16 +225,17 @@ class HamiltonianModule(pl.LightningModule):
         self._eval_epoch_end("test")
 
     # --- optimisation -----------------------------------------------------------------------------
-    def _total_steps(self) -> int:
-        # Not trainer.estimated_stepping_batches: it sets up the train loader before a checkpoint is
-        # restored, and Lightning then never hands the loader its saved position (no exact resume).
-        trainer = self.trainer
-        if trainer.max_steps and trainer.max_steps > 0:
-            return int(trainer.max_steps)
-        dm = trainer.datamodule
-        if dm is None or not hasattr(dm, "num_train_batches") or trainer.max_epochs in (None, -1):
-            raise ValueError("warmup_cosine needs trainer.max_steps or max_epochs (or scheduler.total_steps)")
-        return max(1, dm.num_train_batches() * int(trainer.max_epochs) // int(trainer.accumulate_grad_batches))
+    def _schedule(self, warmup_steps: int, min_ratio: float, total_steps: int | None):
+        """The warm-up + cosine factor, sized to the training budget (``budget``).
+
+        Not trainer.estimated_stepping_batches: it sets up the train loader before a checkpoint is
+        restored, and Lightning then never hands the loader its saved position (no exact resume).
+        """
+        budget = training_budget(self.trainer, self.trainer.datamodule)
+        total_steps = total_steps or budget.steps
+        if total_steps:
+            return warmup_cosine(warmup_steps, int(total_steps), min_ratio)
+        return warmup_cosine_over(warmup_steps, budget.progress(self.trainer), min_ratio)
 
     def configure_optimizers(self) -> Any:
         opt_cfg = dict(self.hparams.optimizer)
@@ -229,8 +246,8 @@ class HamiltonianModule(pl.LightningModule):
         if name == "none":
             return optimizer
         if name == "warmup_cosine":
-            total = sched.get("total_steps") or self._total_steps()
-            fn = warmup_cosine(int(sched.get("warmup_steps", 0)), int(total), float(sched.get("min_lr_ratio", 0.01)))
+            fn = self._schedule(int(sched.get("warmup_steps", 0)), float(sched.get("min_lr_ratio", 0.01)),
+                                sched.get("total_steps"))
             scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, fn)
             return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "step"}}
         if name == "plateau":
@@ -242,6 +259,14 @@ class HamiltonianModule(pl.LightningModule):
                     "lr_scheduler": {"scheduler": scheduler, "monitor": sched.get("monitor", "val/mae_meV"),
                                      "interval": "epoch"}}
         raise ValueError(f"unknown scheduler {name!r} (use none, warmup_cosine or plateau)")
+
+    def on_train_start(self) -> None:
+        # A resumed run's optimizer holds the LR of the budget it was saved with: set that of this run's budget
+        # (the same value unless the budget changed, e.g. a raised trainer.max_steps).
+        scheduler = self.lr_schedulers()
+        if isinstance(scheduler, torch.optim.lr_scheduler.LambdaLR):
+            for group, base, fn in zip(scheduler.optimizer.param_groups, scheduler.base_lrs, scheduler.lr_lambdas):
+                group["lr"] = base * fn(scheduler.last_epoch)
 
     # --- checkpoints ------------------------------------------------------------------------------
     def on_load_checkpoint(self, checkpoint: dict) -> None:

@@ -1,5 +1,5 @@
-"""What ``train.py`` does with a composed Hydra config: preflight (``preflight``), resume (``resume``), fit,
-test, summary."""
+"""What ``train.py`` does with a composed Hydra config: preflight (``preflight``), resume (``resume``), the
+training budget (``budget``), fit, test, summary."""
 
 from __future__ import annotations
 
@@ -11,6 +11,7 @@ import pytorch_lightning as pl
 from hydra.utils import get_class, instantiate
 from omegaconf import DictConfig, OmegaConf
 
+from .budget import BudgetError, training_budget
 from .callbacks import CSVLogger, SlurmRequeue
 from .preflight import SetupError, preflight
 from .resume import resolve_checkpoint, strategy_mismatch
@@ -111,10 +112,17 @@ def run(cfg: DictConfig, extra_callbacks: list | None = None) -> dict:
     mismatch = ckpt_path and strategy_mismatch(ckpt_path, trainer.strategy)
     if mismatch:
         raise SetupError(mismatch)
+    try:
+        budget = training_budget(trainer, datamodule)
+    except BudgetError as err:
+        raise SetupError(str(err)) from None
     if trainer.is_global_zero:
+        if budget.warning:
+            print(f"warning: {budget.warning}", file=sys.stderr, flush=True)
         n = sum(p.numel() for p in model.net.parameters())
         print(f"output: {output_dir}\ndataset: {datamodule.path} ({len(datamodule.records)} structures, "
               f"cutoff {datamodule.cutoff} Å)\nmodel: {cfg.model.net._target_} ({n:,} parameters)"
+              f"\nbudget: {budget.describe()}"
               + (f"\nresuming from {ckpt_path}" if ckpt_path else ""), flush=True)
 
     try:

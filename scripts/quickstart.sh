@@ -2,7 +2,7 @@
 # The README's first command: set up (first run only), train a small DeepH-2 on the embedded PySCF dataset
 # (a few minutes on a laptop CPU), then show what it learned: test-set errors in meV and the band structure
 # of a test structure predicted by the model against DFT. Extra arguments go to train.py as Hydra overrides,
-# e.g. `bash scripts/quickstart.sh trainer.max_epochs=5`.
+# e.g. `bash scripts/quickstart.sh trainer.max_steps=100`.
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 source "$ROOT/scripts/setup.sh"
