@@ -12,7 +12,7 @@ from ..bands import BandResult, common_bands, compute_bands
 from ..plots import plot_bands
 from ..checks import structure_difference
 from ..gauge import folder_gauge, mu_offset, warn_if_mixed
-from ..truncation import truncated_reference
+from ..truncation import model_blocks, truncated_reference
 from ._common import (add_electron_options, check_positive, describe_filling, formula, load_folder, n_electrons_for,
                       write_json)
 from .predict import add_model_options
@@ -133,7 +133,7 @@ def run(args) -> int:
         pred_e, ref_e = common_bands(res, ref)
         shift = 0.0
         if args.align == "mu":
-            shift = mu_offset(st.hamiltonians, ref_st.hamiltonians, ref_st.overlaps)
+            shift = mu_offset(model_blocks(st), ref_st.hamiltonians, ref_st.overlaps)
         errs = band_errors(pred_e, ref_e, res.filling.fermi_level, ref.filling.fermi_level,
                            window=args.window, align=args.align, mu_shift=shift)
         if not res.filling.is_metal and not ref.filling.is_metal:  # the band window may hold no conduction band
