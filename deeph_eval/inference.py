@@ -21,6 +21,7 @@ from data_prep.deeph_format import MATRIX_FILES, DeepHStructure, deeph_layout, r
 from . import progress
 from .checks import check_geometry
 from .electrons import INFO_KEYS
+from .gauge import gauge_info
 from .model_io import ModelInputError, check_known_elements, dft_settings
 from .predict import predict_blocks
 
@@ -141,6 +142,7 @@ def predicted_structure(loaded: LoadedModel, st: DeepHStructure, *, dft_basis: s
         hamiltonian_source=f"deeph-lightning model {loaded.meta.get('path', '')} (step {loaded.meta.get('global_step')})",
         overlap_source=s_source,
         model_cutoff=loaded.cutoff,
+        gauge=gauge_info(loaded.target_gauge, h, overlaps),
     )
     return DeepHStructure(cell=st.cell, positions=st.positions, numbers=st.numbers, orbital_types=types,
                           fermi_level=None, hamiltonians=h, overlaps=overlaps, pbc=st.pbc, isorthogonal=False,

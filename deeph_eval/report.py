@@ -7,6 +7,11 @@ present in the prediction (blocks missing from the reference are counted, not sc
 * per element pair: every other block (hoppings, including an atom with its own periodic images),
   keyed "A-B" with A the lighter element;
 * per structure: every entry of that structure, plus its band errors when computed.
+
+Each category is also reported gauge-invariantly when the reference has overlaps (``gauge_invariant``): per
+structure the least-squares rigid shift c·S of the error, c = <ΔH,S>/<S,S> over the compared blocks, is removed
+before the MAE (H and H + c·S have the same physics), on-site and hopping separately. The raw MAEs are in the
+model's gauge: a standardised model is compared with the reference standardised the same way.
 """
 
 from __future__ import annotations
@@ -21,6 +26,7 @@ import numpy as np
 
 from data_prep.basis import element_symbol
 from data_prep.deeph_format import Blocks
+from data_prep.gauge import gauge_mu
 
 
 class _Acc:
@@ -42,15 +48,17 @@ class _Acc:
 class BlockErrorReport:
     def __init__(self):
         self.overall = _Acc()
+        self.kinds = {k: _Acc() for k in ("onsite", "hopping", "gauge_onsite", "gauge_hopping", "gauge")}
         self.per_element: dict[str, _Acc] = defaultdict(_Acc)
         self.per_pair: dict[str, _Acc] = defaultdict(_Acc)
         self.structures: list[dict] = []
         self.meta: dict = {}  # run description (checkpoint, data, split, ...) stored at the top of report.json
 
     def add_structure(self, structure_id: str, numbers, predicted: Blocks, reference: Blocks,
-                      band_errors: dict | None = None, **extra) -> dict:
+                      band_errors: dict | None = None, overlaps: Blocks | None = None, **extra) -> dict:
         numbers = np.asarray(numbers, dtype=int)
         acc, missing = _Acc(), 0
+        compared = {}
         for key, pred in predicted.items():
             ref = reference.get(key)
             if ref is None:
@@ -58,25 +66,45 @@ class BlockErrorReport:
                 continue
             if ref.shape != pred.shape:
                 raise ValueError(f"{structure_id}: block {key} has shape {pred.shape} predicted, {ref.shape} reference")
-            err = np.abs(np.asarray(pred) - np.asarray(ref)).ravel() * 1000.0
+            diff = np.asarray(pred, dtype=np.float64) - np.asarray(ref, dtype=np.float64)
+            compared[key] = diff
+            err = np.abs(diff).ravel() * 1000.0
             rx, ry, rz, i, j = key
             zi, zj = int(numbers[i]), int(numbers[j])
-            if (rx, ry, rz) == (0, 0, 0) and i == j:
+            if _onsite(key):
                 self.per_element[element_symbol(zi)].add(err)
             else:
                 a, b = sorted((zi, zj))
                 self.per_pair[f"{element_symbol(a)}-{element_symbol(b)}"].add(err)
+            self.kinds["onsite" if _onsite(key) else "hopping"].add(err)
             acc.add(err)
             self.overall.add(err)
         if acc.count == 0:
             raise ValueError(f"{structure_id}: no predicted block has a reference block to compare with")
         entry = {"id": structure_id, "status": "ok", "n_atoms": int(len(numbers)), "mae_meV": acc.abs_sum / acc.count,
-                 "max_abs_meV": acc.max_abs, "n_values": acc.count, "n_blocks_without_reference": missing,
-                 **extra}
+                 "max_abs_meV": acc.max_abs, "n_values": acc.count, "n_blocks_without_reference": missing}
+        if overlaps is not None:
+            entry.update(self._add_gauge_invariant(compared, overlaps))
+        entry.update(extra)
         if band_errors is not None:
             entry["band_errors"] = band_errors
         self.structures.append(entry)
         return entry
+
+    def _add_gauge_invariant(self, diffs: Blocks, overlaps: Blocks) -> dict:
+        """|ΔH - c·S| with c = <ΔH,S>/<S,S> over the compared blocks (a block without S: S = 0 there)."""
+        try:
+            c = gauge_mu(diffs, overlaps)
+        except ValueError:
+            return {}
+        acc = _Acc()
+        for key, diff in diffs.items():
+            s = overlaps.get(key)
+            err = np.abs(diff - c * s if s is not None else diff).ravel() * 1000.0
+            self.kinds["gauge_onsite" if _onsite(key) else "gauge_hopping"].add(err)
+            self.kinds["gauge"].add(err)
+            acc.add(err)
+        return {"gauge_invariant_mae_meV": acc.abs_sum / acc.count, "gauge_shift_meV": c * 1000.0}
 
     def skip(self, structure_id: str, reason: str) -> None:
         self.structures.append({"id": structure_id, "status": "skipped", "reason": reason})
@@ -91,10 +119,17 @@ class BlockErrorReport:
             "n_values": self.overall.count,
             "n_structures": len(ok),
             "n_skipped": len(self.structures) - len(ok),
+            "onsite": self.kinds["onsite"].to_json(),
+            "hopping": self.kinds["hopping"].to_json(),
             "per_element": {k: v.to_json() for k, v in sorted(self.per_element.items())},
             "per_element_pair": {k: v.to_json() for k, v in sorted(self.per_pair.items())},
             "structures": self.structures,
         }
+        if self.kinds["gauge"].count:
+            out["gauge_invariant"] = {
+                "definition": "MAE of dH - c*S, c = <dH,S>/<S,S> per structure (the best rigid shift removed)",
+                "mae_meV": self.kinds["gauge"].to_json()["mae_meV"],
+                "onsite": self.kinds["gauge_onsite"].to_json(), "hopping": self.kinds["gauge_hopping"].to_json()}
         floors = [s["truncation_floor"]["mae_meV"] for s in ok if "truncation_floor" in s]
         if floors:
             out["truncation_floor"] = {"n_structures": len(floors), "mean_of_mae_meV": float(np.mean(floors)),
@@ -107,10 +142,13 @@ class BlockErrorReport:
     def structures_csv(self) -> str:
         buf = io.StringIO()
         w = csv.writer(buf)
-        w.writerow(["id", "status", "n_atoms", "mae_meV", "max_abs_meV", "band_mae_meV", "reason"])
+        w.writerow(["id", "status", "n_atoms", "mae_meV", "gauge_invariant_mae_meV", "max_abs_meV", "band_mae_meV",
+                    "mu_reference_eV", "reason"])
         for s in self.structures:
-            w.writerow([s["id"], s["status"], s.get("n_atoms", ""), _fmt(s.get("mae_meV")), _fmt(s.get("max_abs_meV")),
-                        _fmt(s.get("band_errors", {}).get("mae_meV")), s.get("reason", "")])
+            w.writerow([s["id"], s["status"], s.get("n_atoms", ""), _fmt(s.get("mae_meV")),
+                        _fmt(s.get("gauge_invariant_mae_meV")), _fmt(s.get("max_abs_meV")),
+                        _fmt(s.get("band_errors", {}).get("mae_meV")), _fmt(s.get("mu_reference_eV"), 6),
+                        s.get("reason", "")])
         return buf.getvalue()
 
     def table(self) -> str:
@@ -120,6 +158,12 @@ class BlockErrorReport:
         lines = [f"{'blocks':<{width}}  {'MAE (meV)':>10}  {'max (meV)':>10}  {'values':>10}"]
         for name, acc in rows:
             lines.append(f"{name:<{width}}  {_fmt(acc.to_json()['mae_meV']):>10}  {acc.max_abs:>10.3f}  {acc.count:>10d}")
+        if self.kinds["gauge"].count:
+            lines.append("gauge-invariant (best rigid shift c*S per structure removed): MAE "
+                         + ", ".join(f"{name} {_fmt(self.kinds[k].to_json()['mae_meV'])}" for name, k in
+                                     (("all", "gauge"), ("on-site", "gauge_onsite"), ("hopping", "gauge_hopping")))
+                         + f" meV (raw: on-site {_fmt(self.kinds['onsite'].to_json()['mae_meV'])}, hopping "
+                         + f"{_fmt(self.kinds['hopping'].to_json()['mae_meV'])} meV)")
         skipped = [s for s in self.structures if s["status"] == "skipped"]
         lines.append(f"{len(self.structures) - len(skipped)} structures evaluated, {len(skipped)} skipped")
         lines += [f"  skipped {s['id']}: {s['reason']}" for s in skipped]
@@ -139,5 +183,10 @@ class BlockErrorReport:
         return report_path, csv_path
 
 
-def _fmt(x) -> str:
-    return "" if x is None else f"{x:.3f}"
+def _fmt(x, digits: int = 3) -> str:
+    return "" if x is None else f"{x:.{digits}f}"
+
+
+def _onsite(key) -> bool:
+    rx, ry, rz, i, j = key
+    return (rx, ry, rz) == (0, 0, 0) and i == j

@@ -188,10 +188,12 @@ class DeepHDataModule(pl.LightningDataModule):
                 idx = self.records.split(name, self.split_set)
                 self.datasets[name] = LmdbGraphDataset(self.path, idx, dtype=self.torch_dtype, basis=self.basis)
 
-    def block_statistics(self, max_structures: int = 2000) -> dict:
+    def block_statistics(self, max_structures: int = 2000, target_gauge: str = "raw") -> dict:
         """Output scale/shift tables of the training split (``models.block_scale.block_statistics``), from at
-        most ``max_structures`` structures (a fixed, seeded subset when the split is larger)."""
+        most ``max_structures`` structures (a fixed, seeded subset when the split is larger), of the targets
+        in ``target_gauge`` (``models.gauge``: standardised targets have another on-site shift)."""
         from .models.block_scale import block_statistics
+        from .models.gauge import standardise_targets
 
         idx = list(self.records.split("train", self.split_set))
         if not idx:
@@ -200,7 +202,13 @@ class DeepHDataModule(pl.LightningDataModule):
             rng = np.random.default_rng(self.split_seed)
             idx = sorted(rng.choice(idx, size=max_structures, replace=False).tolist())
         graphs = LmdbGraphDataset(self.path, idx, dtype=torch.float64, basis=self.basis)
-        return block_statistics((graphs[k] for k in range(len(graphs))), self.basis)
+        def target(k):
+            g = graphs[k]
+            if target_gauge == "standardised":
+                standardise_targets(g, self.basis)
+            return g
+
+        return block_statistics((target(k) for k in range(len(graphs))), self.basis)
 
     def padded_sizes(self, split: str) -> np.ndarray:
         """Matrix elements each structure occupies in the model ((atoms + edges) · M²)."""

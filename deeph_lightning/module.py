@@ -4,7 +4,10 @@
   the helpers of ``deeph_lightning.models.losses``. The masked sums are normalised by the number of
   masked entries of the *global* batch (summed over DDP ranks), so DDP(n) computes exactly the
   gradient of one process on the union of the ranks' batches.
-* Metrics in meV (``metrics.BlockErrorAccumulator``); validation/test use the EMA weights (``ema``).
+* Targets in the raw DFT gauge or standardised (``target_gauge``: per structure H - μ·S, μ = <H,S>/<S,S>
+  over its masked blocks, ``models.gauge``); the checkpoint records which.
+* Metrics in meV (``metrics.BlockErrorAccumulator``), raw and gauge-invariant; validation/test use the EMA
+  weights (``ema``).
 * AdamW; warm-up + cosine (per step) over the training budget (``budget``: steps, epochs or wall time) or
   reduce-on-plateau (per validation); gradient clipping and precision come from the Trainer.
 * Checkpoints carry everything ``load_model`` needs under ``checkpoint["deeph"]`` (``models.checkpoint``).
@@ -26,6 +29,7 @@ from .budget import training_budget
 from .ema import averaged_copy, update_average
 from .metrics import BlockErrorAccumulator
 from .models.checkpoint import build_net, describe
+from .models.gauge import check_gauge, standardise_targets
 from .resume import resume_where_training_stopped
 
 
@@ -92,6 +96,7 @@ class HamiltonianModule(pl.LightningModule):
         ema_decay: float | None = 0.999,
         per_pair_metrics: bool = True,
         block_stats: dict | str | None = None,
+        target_gauge: str = "raw",
     ):
         super().__init__()
         net = dict(_plain(net))
@@ -114,6 +119,7 @@ class HamiltonianModule(pl.LightningModule):
              "per_pair_metrics": per_pair_metrics}
         )
         self.net_config = net
+        self.target_gauge = check_gauge(target_gauge, "model.target_gauge")  # stored once, in checkpoint["deeph"]
         self.basis = basis
         self.cutoff = float(cutoff)
         self.net = build_net(net, basis, self.cutoff)
@@ -139,6 +145,8 @@ class HamiltonianModule(pl.LightningModule):
         for key in ("pos", "cell", "cell_shift", "h_node", "h_edge", "s_node", "s_edge", "fermi_level"):
             if key in batch and batch[key].is_floating_point() and batch[key].dtype != dtype:
                 batch[key] = batch[key].to(dtype)
+        if self.target_gauge == "standardised":
+            standardise_targets(batch, self.basis)
         return batch
 
     def _loss_and_count(self, batch, out: dict) -> tuple[torch.Tensor, torch.Tensor]:
@@ -271,6 +279,11 @@ class HamiltonianModule(pl.LightningModule):
     # --- checkpoints ------------------------------------------------------------------------------
     def on_load_checkpoint(self, checkpoint: dict) -> None:
         resume_where_training_stopped(checkpoint)  # before Lightning restores its loops from it
+        trained = (checkpoint.get("deeph") or {}).get("target_gauge", "raw")
+        if trained != self.target_gauge:
+            warnings.warn(f"the checkpoint was trained on {trained} targets and this run trains on {self.target_gauge} "
+                          "ones (model.target_gauge): the weights learned another energy zero, so the on-site "
+                          "blocks start off by each structure's μ·S", stacklevel=2)
 
     def on_save_checkpoint(self, checkpoint: dict) -> None:
         wandb_id = None
@@ -280,5 +293,5 @@ class HamiltonianModule(pl.LightningModule):
         checkpoint["deeph"] = describe(
             self.net_config, self.basis, self.cutoff, has_ema=self.ema is not None,
             dtype=next(self.net.parameters()).dtype, config=self.run_config, dft_recipe=self.dft_recipe,
-            wandb_run_id=wandb_id, global_step=self.global_step,
+            wandb_run_id=wandb_id, global_step=self.global_step, target_gauge=self.target_gauge,
         )

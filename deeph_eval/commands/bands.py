@@ -11,7 +11,8 @@ from ..band_errors import band_errors
 from ..bands import BandResult, common_bands, compute_bands
 from ..plots import plot_bands
 from ..checks import structure_difference
-from ..truncation import truncated_reference
+from ..gauge import folder_gauge, mu_offset, warn_if_mixed
+from ..truncation import model_blocks, truncated_reference
 from ._common import (add_electron_options, check_positive, describe_filling, formula, load_folder, n_electrons_for,
                       write_json)
 from .predict import add_model_options
@@ -37,7 +38,9 @@ def register(sub) -> None:
     p.add_argument("--window", type=float, default=2.0, help="band errors: ± window around E_F, eV")
     p.add_argument("--structure-tol", type=float, default=1e-3,
                    help="Å: --reference must have the same species, lattice and positions to within this")
-    p.add_argument("--align", choices=("fermi", "none"), default="fermi", help="band errors: energy alignment")
+    p.add_argument("--align", choices=("fermi", "mu", "none"), default="fermi",
+                   help="band errors: align the Fermi levels; or shift the prediction rigidly to the reference's "
+                        "mu = <H,S>/<S,S>; or absolute energies (meaningless for a standardised model)")
     p.add_argument("--emin", type=float, default=-6.0)
     p.add_argument("--emax", type=float, default=6.0)
     p.set_defaults(func=run)
@@ -84,8 +87,9 @@ def truncation_floor(args, ref_st, ref: BandResult, predicted_keys) -> dict:
     trunc_st, missing = truncated_reference(ref_st, predicted_keys)
     trunc = _bands(args, trunc_st, ref.filling.n_electrons, kpath=ref.kpath)
     t_e, r_e = common_bands(trunc, ref)
+    shift = mu_offset(trunc_st.hamiltonians, ref_st.hamiltonians, ref_st.overlaps) if args.align == "mu" else None
     errs = band_errors(t_e, r_e, trunc.filling.fermi_level, ref.filling.fermi_level, window=args.window,
-                       align=args.align)
+                       align=args.align, mu_shift=shift)
     errs["n_blocks_kept"] = len(trunc_st.hamiltonians)
     errs["n_reference_blocks"] = len(ref_st.hamiltonians)
     errs["n_model_blocks_missing_from_reference"] = missing
@@ -117,6 +121,7 @@ def run(args) -> int:
     if args.reference:
         ref_st = load_folder(args.reference, "--reference")
         check_reference(args, st, ref_st)
+        warn_if_mixed(folder_gauge(st), folder_gauge(ref_st), args.align, f"--reference {args.reference}")
     n_e = n_electrons_for(args, st)
     res = _bands(args, st, n_e)
     molecule = res.kpath.dimensionality == 0
@@ -126,8 +131,11 @@ def run(args) -> int:
     if args.reference:
         ref = _bands(args, ref_st, n_electrons_for(args, ref_st), kpath=res.kpath)
         pred_e, ref_e = common_bands(res, ref)
+        shift = 0.0
+        if args.align == "mu":
+            shift = mu_offset(model_blocks(st), ref_st.hamiltonians, ref_st.overlaps)
         errs = band_errors(pred_e, ref_e, res.filling.fermi_level, ref.filling.fermi_level,
-                           window=args.window, align=args.align)
+                           window=args.window, align=args.align, mu_shift=shift)
         if not res.filling.is_metal and not ref.filling.is_metal:  # the band window may hold no conduction band
             errs["gap_error_meV"] = 1000.0 * (res.filling.gap - ref.filling.gap)
         payload["reference"] = {"structure": ref_st.source, **ref.to_json()}
@@ -135,7 +143,7 @@ def run(args) -> int:
         if loaded is not None:
             floor = truncation_floor(args, ref_st, ref, st.hamiltonians.keys())
             payload["truncation_floor"] = {"cutoff_A": loaded.cutoff, **floor}
-        ef_pred = res.filling.fermi_level if args.align == "fermi" else ref.filling.fermi_level
+        ef_pred = res.filling.fermi_level if args.align == "fermi" else ref.filling.fermi_level - shift
         series = [("DFT", ref.energies, ref.filling.fermi_level), ("DeepH", res.energies, ef_pred)]
         lines = [describe_filling("DFT  ", ref.filling, molecule), describe_filling("DeepH", res.filling, molecule),
                  f"band error within ±{args.window} eV of E_F ({args.align} alignment): "

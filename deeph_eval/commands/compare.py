@@ -1,4 +1,8 @@
-"""deeph-eval compare: block errors (and optionally band errors) between two sets of DeepH folders."""
+"""deeph-eval compare: block errors (and optionally band errors) between two sets of DeepH folders.
+
+A predicted folder written in the standardised gauge (info.json "gauge", ``deeph_eval.gauge``) is compared with
+its reference standardised over the same blocks; gauge-invariant MAEs and μ's are reported when S is there.
+"""
 
 from __future__ import annotations
 
@@ -9,6 +13,7 @@ from data_prep.deeph_format import DeepHFormatError
 from ..band_errors import band_errors
 from ..bands import common_bands, compute_bands
 from ..electrons import ElectronCountError
+from ..gauge import folder_gauge, reference_in_gauge
 from ..report import BlockErrorReport
 from ..truncation import model_blocks
 from ._common import formula, load_folder
@@ -55,7 +60,14 @@ def run(args) -> int:
                 bands = structure_band_errors(pred, ref, n_e, args.window)
             except (ElectronCountError, ValueError) as err:
                 bands = {"error": str(err)}
-        report.add_structure(sid, ref.numbers, model_blocks(pred), ref.hamiltonians,
+        pred_h = model_blocks(pred)
+        gauge = folder_gauge(pred) if folder_gauge(ref) == "raw" else "raw"
+        try:
+            ref_h, mus = reference_in_gauge(gauge, pred_h, ref.hamiltonians, ref.overlaps, ref.source)
+        except ValueError as err:
+            report.skip(sid, str(err))
+            continue
+        report.add_structure(sid, ref.numbers, pred_h, ref_h, overlaps=ref.overlaps, **mus,
                              band_errors=bands if bands and "error" not in bands else None, formula=formula(ref),
                              **({"band_error_skipped": bands["error"]} if bands and "error" in bands else {}))
     report.write(args.out)

@@ -1,4 +1,9 @@
-"""deeph-eval predict: a trained model's H(R) for a structure, written as a DeepH folder (with exact S(R))."""
+"""deeph-eval predict: a trained model's H(R) for a structure, written as a DeepH folder (with exact S(R)).
+
+info.json "gauge" says which energy zero the written H has (``deeph_eval.gauge``): a standardised model writes
+H with <H,S> = 0; ``--reference DIR`` gives it the μ of a DFT calculation of the same structure, ``--shift-ev C``
+adds C·S (every band C eV higher).
+"""
 
 from __future__ import annotations
 
@@ -11,10 +16,12 @@ from data_prep.pair_sets import on_one_pair_set
 
 from .. import progress
 from ..electrons import ElectronCountError
+from ..checks import structure_difference
 from ..fermi import fermi_filling
+from ..gauge import restore_shift
 from ..inference import DEFAULT_OVERLAP_RADIUS, predicted_structure, read_input_structure
 from ..model_io import load_checkpoint
-from ._common import check_positive, describe_filling, formula
+from ._common import check_positive, describe_filling, formula, load_folder
 
 
 def add_model_options(p, structure_required: bool = True) -> None:
@@ -37,6 +44,12 @@ def register(sub) -> None:
                    help="DeepH layout to write: legacy (hamiltonians.h5, ...) or v1 (DeepH-pack v1: POSCAR, hamiltonian.h5)")
     p.add_argument("--n-electrons", type=float, default=None, help="valence electrons per cell (default: recipe)")
     p.add_argument("--kspacing", type=float, default=0.2, help="k-mesh spacing for the Fermi level, 1/Å")
+    shift = p.add_mutually_exclusive_group()
+    shift.add_argument("--reference", default=None,
+                       help="DFT DeepH folder of the same structure: shift the predicted H by c*S so that its "
+                            "mu = <H,S>/<S,S> equals the reference's (DFT's energy zero restored)")
+    shift.add_argument("--shift-ev", type=float, default=None,
+                       help="add C*S to the predicted H (every band, and the Fermi level, C eV higher)")
     p.set_defaults(func=run)
 
 
@@ -47,6 +60,15 @@ def predict_folder(args):
     t0 = time.perf_counter()
     pred = predicted_structure(loaded, st, dft_basis=args.dft_basis, overlap_radius=args.overlap_radius,
                                n_electrons=getattr(args, "n_electrons", None))
+    reference, shift_ev = getattr(args, "reference", None), getattr(args, "shift_ev", None)
+    if reference is not None or shift_ev is not None:
+        ref = None
+        if reference is not None:
+            ref = load_folder(reference, "--reference")
+            diff = structure_difference(pred, ref, 1e-3)
+            if diff:
+                raise ValueError(f"--reference {reference}: not the structure {args.structure} ({diff})")
+        restore_shift(pred, loaded.target_gauge, shift_eV=shift_ev, reference=ref)
     fill = None
     n_e = pred.info.get("n_electrons")
     if n_e is not None:
@@ -75,5 +97,10 @@ def run(args) -> int:
               "pass --n-electrons")
     else:
         print(describe_filling("predicted", fill, False))
+    g = pred.info["gauge"]
+    if "mu_eV" in g:
+        print(f"gauge: model trained on {g['model_target_gauge']} H; written H has mu = <H,S>/<S,S> = "
+              f"{g['mu_eV']:.4f} eV" + (f" (shifted by {g['shift_eV']:+.4f} eV * S)" if g["shift_eV"] else "")
+              + (f", the mu of {g['aligned_to']}" if g["aligned_to"] else ""))
     print(f"wrote {out}")
     return 0

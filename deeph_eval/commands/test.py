@@ -6,6 +6,10 @@ every predicted block that has a reference block (``report.BlockErrorReport``). 
 handle (an element it never saw, another DFT basis, unreadable folder) are listed as skipped with the reason.
 With ``--bands``: per-structure band errors of (predicted H, reference S) against (reference H, S), and the
 truncation floor (reference H cut to the predicted blocks) next to them.
+
+Gauge (``deeph_eval.gauge``): a standardised checkpoint predicts H - μ·S; its blocks are compared with the
+reference standardised over the same blocks (the same as re-adding the reference's μ to the prediction), and
+every report holds the gauge-invariant MAEs and each structure's μ next to the raw ones.
 """
 
 from __future__ import annotations
@@ -22,6 +26,7 @@ from data_prep.outputs import check_writable
 from ..band_errors import band_errors
 from ..bands import common_bands, compute_bands
 from ..electrons import ElectronCountError
+from ..gauge import mu_offset, reference_in_gauge, warn_if_mixed
 from ..model_io import ModelInputError, check_known_elements, load_checkpoint
 from ..predict import DEFAULT_MAX_GRAPH_SIZE, predict_many
 from ..report import BlockErrorReport
@@ -44,6 +49,9 @@ def register(sub) -> None:
     p.add_argument("--window", type=float, default=2.0, help="band errors: ± window around E_F, eV")
     p.add_argument("--npoints", type=int, default=40, help="band errors: k-points along the path")
     p.add_argument("--kspacing", type=float, default=0.3, help="band errors: mesh spacing for E_F, 1/Å")
+    p.add_argument("--band-align", choices=("fermi", "mu", "none"), default="fermi",
+                   help="band errors: align the Fermi levels, or restore the reference's mu = <H,S>/<S,S> to the "
+                        "prediction, or absolute energies (meaningless for a standardised model)")
     p.add_argument("--max-graph-size", type=int, default=DEFAULT_MAX_GRAPH_SIZE,
                    help="nodes + edges per forward pass (structures are batched up to this)")
     p.add_argument("--dtype", choices=("float64", "float32"), default="float64",
@@ -121,14 +129,17 @@ def _n_electrons(st: DeepHStructure, recipe: dict | None) -> float:
 
 
 def structure_bands(st: DeepHStructure, pred_h, n_e: float, args) -> tuple[dict, dict]:
-    """(band errors of the prediction, truncation floor), both vs the full reference."""
+    """(band errors of the prediction, truncation floor), both vs the full (raw DFT) reference."""
+    align = getattr(args, "band_align", "fermi")
     ref = compute_bands(st, n_e, npoints=args.npoints, kspacing=args.kspacing)
     out = []
     for h in (pred_h, truncated_reference(st, pred_h.keys())[0].hamiltonians):
         other = DeepHStructure(**{**st.__dict__, "hamiltonians": h})
         res = compute_bands(other, n_e, kpath=ref.kpath, kspacing=args.kspacing)
         a, b = common_bands(res, ref)
-        out.append(band_errors(a, b, res.filling.fermi_level, ref.filling.fermi_level, window=args.window))
+        shift = mu_offset(h, st.hamiltonians, st.overlaps) if align == "mu" else None
+        out.append(band_errors(a, b, res.filling.fermi_level, ref.filling.fermi_level, window=args.window,
+                               align=align, mu_shift=shift))
     return out[0], out[1]
 
 
@@ -138,9 +149,16 @@ def run(args) -> int:
     check_positive(args, "max_graph_size")
     check_writable(args.out)
     loaded = load_checkpoint(args.ckpt, dtype=args.dtype)
+    gauge = loaded.target_gauge
+    if args.bands:
+        warn_if_mixed(gauge, "raw", args.band_align, f"{args.ckpt} band errors")
     report = BlockErrorReport()
     report.meta = {"checkpoint": str(args.ckpt), "data": str(args.data), "split": args.split,
-                   "split_set": args.split_set, "model_cutoff_A": loaded.cutoff, "dtype": args.dtype}
+                   "split_set": args.split_set, "model_cutoff_A": loaded.cutoff, "dtype": args.dtype,
+                   "target_gauge": gauge,
+                   "reference_gauge": "standardised over the predicted blocks" if gauge == "standardised" else "raw"}
+    if args.bands:
+        report.meta["band_align"] = args.band_align
     t0 = time.perf_counter()
     usable: list[tuple[str, DeepHStructure, dict | None]] = []
     for sid, st, recipe in iter_dataset(args.data, args.split, args.split_set):
@@ -163,7 +181,12 @@ def run(args) -> int:
                 extra["truncation_floor"] = floor
             except (ElectronCountError, DeepHFormatError, ValueError) as err:
                 extra["band_error_skipped"] = str(err)
-        report.add_structure(sid, st.numbers, pred, st.hamiltonians, band_errors=bands, **extra)
+        try:
+            ref_h, mus = reference_in_gauge(gauge, pred, st.hamiltonians, st.overlaps, st.source)
+        except ValueError as err:
+            report.skip(sid, str(err))
+            continue
+        report.add_structure(sid, st.numbers, pred, ref_h, band_errors=bands, overlaps=st.overlaps, **mus, **extra)
     report.meta["seconds"] = round(time.perf_counter() - t0, 2)
     report.write(args.out)
     print(report.table())

@@ -7,7 +7,9 @@ structure's DFT H(R), S(R) from its DeepH folder (the record's ``source``; all s
 stored in the dataset record (within the training cutoff; a truncated S(R) can fail to be positive definite,
 the plot is then skipped with a warning). The predicted H(R) comes from ``deeph_eval.predict.predict_blocks``
 on the EMA network (blocks within the cutoff); both use the same S(R) and the DFT Fermi level (energies are
-drawn relative to it, so a rigid shift of the prediction stays visible).
+drawn relative to it, so a rigid shift of the prediction stays visible). A model trained on standardised targets
+(``model.target_gauge``) predicts H - μ·S: its prediction gets the reference's μ back first (``deeph_eval.gauge``),
+so its plot and MAE show errors beyond the arbitrary energy zero.
 
 Output: ``<dirpath>/val_bands_step<global step>.png``; W&B loggers get it as the image ``val/bands``, every
 logger gets ``val/band_mae_meV`` (mean |ΔE| of the bands within [emin, emax] around the DFT Fermi level).
@@ -124,6 +126,11 @@ class ValidationBandsPlot(pl.Callback):
             predicted = predict_blocks(self._loaded(pl_module), st)
         finally:
             pl_module.train(was_training)
+        if getattr(pl_module, "target_gauge", "raw") == "standardised":
+            from data_prep.gauge import shifted
+            from deeph_eval.gauge import mu_offset
+
+            predicted = shifted(predicted, st.overlaps, mu_offset(predicted, st.hamiltonians, st.overlaps))
         pred = compute_bands(replace(st, hamiltonians=predicted), n_e, kpath=ref.kpath, kspacing=self.kspacing)
         ef = ref.filling.fermi_level
         mae = band_mae_meV(ref, pred, ef, self.emin, self.emax)

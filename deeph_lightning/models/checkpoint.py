@@ -12,6 +12,8 @@ A checkpoint is a Lightning checkpoint whose ``checkpoint["deeph"]`` (written by
     has_ema, dtype           weights under ``state_dict["ema.module.*"]`` (else ``"net.*"``), their dtype
     config                   the resolved run config (provenance of the run, not read back to build the model)
     dft_recipe               the training data's DFT recipe ({"basis", "xc", "pseudo", "code"}) or None
+    target_gauge             "raw" (DFT's own energy zero) or "standardised" (the network predicts H - μ·S,
+                             <H,S> = 0 per structure; ``data_prep.gauge``); absent in older files: "raw"
     wandb_run_id, global_step
 
 A checkpoint is data: it is read with ``torch.load(weights_only=True)`` and the network is rebuilt from
@@ -29,6 +31,7 @@ from pathlib import Path
 import torch
 
 from data_prep.basis import BasisTable
+from data_prep.gauge import GAUGES
 from data_prep.records import SCHEMA_VERSION
 
 from . import MODELS
@@ -59,6 +62,11 @@ class LoadedModel:
     def dft_recipe(self) -> dict | None:
         """The training data's DFT recipe ({"basis", "xc", "pseudo", "code"}), None for older checkpoints."""
         return self.meta.get("dft_recipe")
+
+    @property
+    def target_gauge(self) -> str:
+        """"raw" or "standardised" (predicted H - μ·S with <H,S> = 0 per structure; ``data_prep.gauge``)."""
+        return self.meta.get("target_gauge", "raw")
 
 
 # --- building the network from plain values ---------------------------------------------------------------
@@ -113,7 +121,8 @@ def build_net(net: dict, basis: BasisTable, cutoff: float) -> torch.nn.Module:
 
 # --- writing ------------------------------------------------------------------------------------------------
 def describe(net: dict, basis: BasisTable, cutoff: float, *, has_ema: bool, dtype: torch.dtype,
-             config: dict | None, dft_recipe: dict | None, wandb_run_id: str | None, global_step: int) -> dict:
+             config: dict | None, dft_recipe: dict | None, wandb_run_id: str | None, global_step: int,
+             target_gauge: str = "raw") -> dict:
     """``checkpoint["deeph"]`` for a network ``build_net(net, basis, cutoff)`` and its run."""
     return {
         "format": FORMAT,
@@ -128,6 +137,7 @@ def describe(net: dict, basis: BasisTable, cutoff: float, *, has_ema: bool, dtyp
         "dtype": str(dtype).replace("torch.", ""),
         "config": config,
         "dft_recipe": dft_recipe,
+        "target_gauge": target_gauge,
         "wandb_run_id": wandb_run_id,
         "global_step": int(global_step),
     }
@@ -174,6 +184,8 @@ def _check_meta(path: Path, meta) -> dict:
     order = meta.get("orbital_order", ORBITAL_ORDER)
     if order != ORBITAL_ORDER:
         raise CheckpointError(f"{path}: checkpoint predicts blocks in {order!r} orbital order, expected 'openmx'")
+    if meta.get("target_gauge", "raw") not in GAUGES:
+        raise CheckpointError(f"{path}: checkpoint target gauge {str(meta.get('target_gauge'))[:40]!r} is not one of {GAUGES}")
     if meta.get("dtype", "float32") not in DTYPES:
         raise CheckpointError(f"{path}: checkpoint dtype {str(meta.get('dtype'))[:40]!r} is not one of {DTYPES}")
     return meta

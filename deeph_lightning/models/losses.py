@@ -8,10 +8,11 @@ aligns prediction and target (closed-form least squares), so the model is not pe
 from __future__ import annotations
 
 import torch
-from torch_geometric.utils import scatter
 
 from data_prep.basis import BasisTable
 from data_prep.torch_data import block_mask
+
+from .gauge import gauge_free_residuals, structure_mu
 
 KEYS = ("node", "edge")
 
@@ -45,24 +46,17 @@ def mae_loss(out: dict, batch, basis: BasisTable) -> torch.Tensor:
 def optimal_gauge_shift(out: dict, batch, basis: BasisTable) -> torch.Tensor:
     """Per structure (B,), the c minimising Σ |H_pred - (H_target + c·S)|² over masked entries:
     c = <r, S> / <S, S> with r = H_pred - H_target (needs ``s_node``/``s_edge`` in the batch)."""
-    n_graphs = int(batch.num_graphs) if hasattr(batch, "num_graphs") else 1
-    rs, ss = 0.0, 0.0
-    for key, pred, target, mask, owner in _masked_pairs(out, batch, basis):
-        s = batch[f"s_{key}"].to(pred.dtype) * mask
-        r = (pred - target) * mask
-        rs = rs + scatter((r * s).sum(dim=(1, 2)), owner, 0, dim_size=n_graphs, reduce="sum")
-        ss = ss + scatter((s * s).sum(dim=(1, 2)), owner, 0, dim_size=n_graphs, reduce="sum")
-    return rs / ss.clamp(min=torch.finfo(pred.dtype).tiny)
+    return structure_mu(out["h_node"] - batch.h_node, out["h_edge"] - batch.h_edge, batch, basis)
 
 
 def gauge_invariant_loss(out: dict, batch, basis: BasisTable) -> torch.Tensor:
     """MSE after removing the optimal per-structure shift H_target -> H_target + c·S (mean over the
     batch's masked entries, like ``mse_loss``). Invariant to H_target -> H_target + c_b·S per structure b."""
-    c = optimal_gauge_shift(out, batch, basis)
+    r_node, r_edge, _ = gauge_free_residuals(out, batch, basis)
+    z, ei = batch.atomic_numbers, batch.edge_index
     total, count = 0.0, 0.0
-    for key, pred, target, mask, owner in _masked_pairs(out, batch, basis):
-        s = batch[f"s_{key}"].to(pred.dtype)
-        r = (pred - target - c[owner][:, None, None] * s) * mask
-        total = total + r.square().sum()
+    for r, mask in ((r_node, block_mask(basis, z)), (r_edge, block_mask(basis, z, ei))):
+        mask = mask.to(r.dtype)
+        total = total + (r * mask).square().sum()
         count = count + mask.sum()
     return total / count

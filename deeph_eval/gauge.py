@@ -1,0 +1,89 @@
+"""The energy zero of predicted Hamiltonians in evaluation: what gauge a prediction is in, re-adding a shift,
+aligning band comparisons by μ, and warnings when a comparison would mix gauges.
+
+A model trained with ``model.target_gauge=standardised`` predicts H - μ·S (<H,S> = 0 per structure over the
+blocks it predicts, ``data_prep.gauge``). Its bands are DFT's shifted rigidly by -μ: compare them after
+aligning the Fermi levels, or after restoring the reference's μ; block errors against a raw DFT H are only
+meaningful once the reference is standardised the same way (or gauge-invariant).
+"""
+
+from __future__ import annotations
+
+import warnings
+
+from data_prep.deeph_format import Blocks, DeepHStructure
+from data_prep.gauge import gauge_mu, shifted, standardised
+
+CONVENTION = ("mu_eV = <H,S>/<S,S> of the written H over its blocks; H + c*S has the same physics with every band "
+              "moved up by c eV. A standardised model predicts H with mu = 0 (the per-structure energy zero of DFT "
+              "removed): align bands by the Fermi level, or restore a DFT mu with deeph-eval predict --reference "
+              "DIR / --shift-ev C")
+
+
+class GaugeWarning(UserWarning):
+    """A comparison mixes a standardised Hamiltonian with a raw one."""
+
+
+def folder_gauge(st: DeepHStructure) -> str:
+    """"standardised" for an unshifted standardised prediction (info.json "gauge"), else "raw"."""
+    return (st.info.get("gauge") or {}).get("written", "raw")
+
+
+def gauge_info(model_gauge: str, h: Blocks, s: Blocks | None, shift_eV: float = 0.0,
+               aligned_to: str | None = None) -> dict:
+    """info.json "gauge" of a predicted folder: the gauge the model learned and the one written."""
+    written = model_gauge if shift_eV == 0.0 else "shifted"
+    info = {"model_target_gauge": model_gauge, "written": written, "shift_eV": float(shift_eV),
+            "aligned_to": aligned_to, "convention": CONVENTION}
+    if s is not None:
+        info["mu_eV"] = gauge_mu(h, s)
+    return info
+
+
+def restore_shift(st: DeepHStructure, model_gauge: str, *, shift_eV: float | None = None,
+                  reference: DeepHStructure | None = None) -> DeepHStructure:
+    """Predicted ``st`` with H -> H + c·S: c = ``shift_eV``, or c = μ_ref - μ_pred so that the written H has the
+    reference's μ over the predicted blocks (``reference``: DFT H, S of the same structure); info "gauge" set."""
+    if st.overlaps is None:
+        raise ValueError(f"{st.source}: no S(R): cannot shift H by c*S")
+    c, where = 0.0, None
+    if reference is not None:
+        if reference.hamiltonians is None or reference.overlaps is None:
+            raise ValueError(f"{reference.source}: --reference needs the DFT H and S (hamiltonians.h5, overlaps.h5)")
+        c, where = mu_offset(st.hamiltonians, reference.hamiltonians, reference.overlaps), reference.source
+    elif shift_eV is not None:
+        c = float(shift_eV)
+    if c != 0.0:
+        st.hamiltonians = shifted(st.hamiltonians, st.overlaps, c)
+    st.info["gauge"] = gauge_info(model_gauge, st.hamiltonians, st.overlaps, c, where)
+    return st
+
+
+def mu_offset(pred: Blocks, ref: Blocks, s: Blocks) -> float:
+    """μ_ref - μ_pred over the predicted blocks that the reference has (S of the reference): adding this
+    times S to the prediction gives it the reference's energy zero."""
+    keys = [k for k in pred if k in ref]
+    return gauge_mu(ref, s, keys) - gauge_mu(pred, s, keys)
+
+
+def reference_in_gauge(model_gauge: str, pred: Blocks, ref: Blocks, s: Blocks | None, where: str) -> tuple[Blocks, dict]:
+    """The reference H in the prediction's gauge (standardised over the predicted blocks, when the model is)
+    and the per-structure μ's {"mu_reference_eV", "mu_predicted_eV"} (empty without S)."""
+    if s is None:
+        if model_gauge == "standardised":
+            raise ValueError(f"{where}: the model predicts standardised H (mu = <H,S>/<S,S> removed) but the reference "
+                             "has no overlaps: its raw H cannot be brought to the same gauge")
+        return ref, {}
+    keys = [k for k in pred if k in ref]
+    mus = {"mu_reference_eV": gauge_mu(ref, s, keys), "mu_predicted_eV": gauge_mu(pred, s, keys)}
+    if model_gauge == "standardised":
+        ref, _ = standardised({k: ref[k] for k in keys}, s)
+    return ref, mus
+
+
+def warn_if_mixed(pred_gauge: str, ref_gauge: str, align: str, what: str) -> None:
+    """Absolute band energies (``align="none"``) of a standardised prediction against raw DFT differ by μ."""
+    if pred_gauge != ref_gauge and align == "none":
+        warnings.warn(f"{what}: comparing a {pred_gauge} Hamiltonian with a {ref_gauge} one at absolute energies "
+                      "(--align none) mixes gauges: every band is off by the structure's mu = <H,S>/<S,S>. "
+                      "Use --align fermi or --align mu", GaugeWarning, stacklevel=2)

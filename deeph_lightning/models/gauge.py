@@ -1,0 +1,67 @@
+"""The energy zero of batched Hamiltonian blocks (torch); the numpy twin is ``data_prep.gauge``.
+
+H and H + c·S describe the same physics per structure. On a batch of ``BlockData`` graphs:
+* ``structure_mu``: per structure, μ = <V, S> / <S, S> over the masked on-site and edge blocks of any block
+  values V (the targets: the structure's gauge; a residual: the shift that best explains it);
+* ``standardise_targets``: h_node/h_edge -> H - μ·S in place (the standardised targets), returns μ;
+* ``gauge_free_residuals``: (pred - target) - c·S with c the per-structure least-squares shift.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch_geometric.utils import scatter
+
+from data_prep.basis import BasisTable
+from data_prep.gauge import GAUGES, check_gauge
+from data_prep.torch_data import block_mask
+
+__all__ = ["GAUGES", "check_gauge", "structure_mu", "standardise_targets", "gauge_free_residuals", "owners"]
+
+
+def owners(batch) -> tuple[torch.Tensor, torch.Tensor, int]:
+    """(structure of each atom, structure of each edge, number of structures)."""
+    z, ei = batch.atomic_numbers, batch.edge_index
+    graph = getattr(batch, "batch", None)
+    graph = torch.zeros_like(z) if graph is None else graph
+    n = int(batch.num_graphs) if hasattr(batch, "num_graphs") else 1
+    return graph, graph[ei[0]], n
+
+
+def _require_overlaps(batch) -> None:
+    if getattr(batch, "s_node", None) is None or getattr(batch, "s_edge", None) is None:
+        raise ValueError("the gauge μ = <H,S>/<S,S> needs overlaps (s_node/s_edge) in the data; "
+                         "this dataset was packed without S")
+
+
+def structure_mu(node: torch.Tensor, edge: torch.Tensor, batch, basis: BasisTable) -> torch.Tensor:
+    """(B,) per structure <V, S> / <S, S> over the masked blocks, V given as (node, edge) block values."""
+    _require_overlaps(batch)
+    on, oe, n = owners(batch)
+    z, ei = batch.atomic_numbers, batch.edge_index
+    vs, ss = 0.0, 0.0
+    for v, s, mask, owner in ((node, batch.s_node, block_mask(basis, z), on),
+                              (edge, batch.s_edge, block_mask(basis, z, ei), oe)):
+        s = s.to(v.dtype) * mask.to(v.dtype)
+        vs = vs + scatter((v * s).sum(dim=(1, 2)), owner, 0, dim_size=n, reduce="sum")
+        ss = ss + scatter((s * s).sum(dim=(1, 2)), owner, 0, dim_size=n, reduce="sum")
+    return vs / ss.clamp(min=torch.finfo(node.dtype).tiny)
+
+
+def standardise_targets(batch, basis: BasisTable) -> torch.Tensor:
+    """Targets H -> H - μ·S per structure, in place (<H, S> = 0 afterwards); returns μ (B,) in eV."""
+    mu = structure_mu(batch.h_node, batch.h_edge, batch, basis)
+    on, oe, _ = owners(batch)
+    batch.h_node = batch.h_node - mu[on][:, None, None] * batch.s_node.to(batch.h_node.dtype)
+    batch.h_edge = batch.h_edge - mu[oe][:, None, None] * batch.s_edge.to(batch.h_edge.dtype)
+    return mu
+
+
+def gauge_free_residuals(out: dict, batch, basis: BasisTable) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """(node, edge) residuals pred - target with the per-structure least-squares c·S removed, and c (B,).
+    Invariant to target -> target + c_b·S and to pred -> pred + c_b·S per structure b."""
+    r_node, r_edge = out["h_node"] - batch.h_node, out["h_edge"] - batch.h_edge
+    c = structure_mu(r_node, r_edge, batch, basis)
+    on, oe, _ = owners(batch)
+    return (r_node - c[on][:, None, None] * batch.s_node.to(r_node.dtype),
+            r_edge - c[oe][:, None, None] * batch.s_edge.to(r_edge.dtype), c)

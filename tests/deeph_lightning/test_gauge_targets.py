@@ -1,0 +1,102 @@
+"""Standardised targets (model.target_gauge) on real shipped DFT data: H and H + c·S are the same target, the
+same loss and the same gauge-invariant metric; the checkpoint records the gauge it was trained in."""
+
+from __future__ import annotations
+
+import warnings
+
+import pytest
+import torch
+from torch_geometric.data import Batch
+
+from data_prep.basis import BasisTable
+from data_prep.deeph_format import read_deeph
+from data_prep.embedded import quickstart_path
+from data_prep.records import structure_to_record
+from data_prep.torch_data import record_to_data
+from deeph_lightning.metrics import BlockErrorAccumulator
+from deeph_lightning.models import losses
+from deeph_lightning.models.checkpoint import load_model
+from deeph_lightning.models.gauge import standardise_targets, structure_mu
+from deeph_lightning.module import HamiltonianModule
+
+from model_structures import TINY
+
+FOLDERS = ("CSi_zincblende_s11_00006", "Si4_diamond_s11_00001")
+CUTOFF = 4.0
+
+
+@pytest.fixture(scope="module")
+def shipped():
+    """(basis, records) of two shipped DFT structures (C/Si, Si), blocks within 4 Å."""
+    structures = [read_deeph(quickstart_path() / name) for name in FOLDERS]
+    basis = BasisTable.from_mapping({int(z): list(ls) for st in structures for z, ls in zip(st.numbers, st.orbital_types)})
+    return basis, [structure_to_record(st, CUTOFF, name) for st, name in zip(structures, FOLDERS)]
+
+
+def batch_of(basis, records, shifts=(0.0, 0.0)):
+    """A batch of the records with H -> H + c_b·S for structure b."""
+    graphs = []
+    for rec, c in zip(records, shifts):
+        rec = {**rec, "h_node": rec["h_node"] + c * rec["s_node"], "h_edge": rec["h_edge"] + c * rec["s_edge"]}
+        graphs.append(record_to_data(rec, basis, dtype=torch.float64))
+    return Batch.from_data_list(graphs)
+
+
+def module(basis, gauge="standardised"):
+    torch.manual_seed(0)
+    net = {"_target_": "deeph_lightning.models.deeph2.DeepH2", **TINY}
+    return HamiltonianModule(net, basis, CUTOFF, ema_decay=None, target_gauge=gauge).double()
+
+
+def test_h_and_h_plus_cs_give_the_same_standardised_target_and_loss(shipped):
+    basis, records = shipped
+    raw, moved = batch_of(basis, records), batch_of(basis, records, shifts=(0.7, -2.3))
+    mu_raw, mu_moved = standardise_targets(raw, basis), standardise_targets(moved, basis)
+    torch.testing.assert_close(mu_moved - mu_raw, torch.tensor([0.7, -2.3], dtype=torch.float64))
+    torch.testing.assert_close(moved.h_node, raw.h_node, rtol=0, atol=1e-12)
+    torch.testing.assert_close(moved.h_edge, raw.h_edge, rtol=0, atol=1e-12)
+    # <H, S> = 0 per structure afterwards
+    torch.testing.assert_close(structure_mu(raw.h_node, raw.h_edge, raw, basis), torch.zeros(2, dtype=torch.float64),
+                               rtol=0, atol=1e-12)
+    # the module's own target preparation and loss: identical for H and H + c·S
+    m = module(basis)
+    batches = [m._cast(batch_of(basis, records)), m._cast(batch_of(basis, records, shifts=(0.7, -2.3)))]
+    with torch.no_grad():
+        out = m.net(batches[0])
+    mse = [losses.mse_loss(out, b, basis) for b in batches]
+    torch.testing.assert_close(mse[0], mse[1], rtol=1e-12, atol=0)
+
+
+def test_gauge_invariant_metrics_ignore_a_rigid_shift(shipped):
+    basis, records = shipped
+    m = module(basis, gauge="raw")
+    summaries = []
+    for shifts in ((0.0, 0.0), (1.5, -0.4)):
+        b = m._cast(batch_of(basis, records, shifts))
+        with torch.no_grad():
+            out = m.net(b)
+        acc = BlockErrorAccumulator(basis)
+        acc.update(b, out)
+        summaries.append(acc.summary(per_pair=False))
+    for key in ("mae_gauge_meV", "mae_gauge_onsite_meV", "mae_gauge_hopping_meV"):
+        assert summaries[0][key] == pytest.approx(summaries[1][key], rel=1e-9)
+    assert summaries[0]["mae_onsite_meV"] != pytest.approx(summaries[1]["mae_onsite_meV"], rel=1e-3)
+
+
+def test_checkpoint_round_trips_the_gauge(shipped, tmp_path):
+    basis, _ = shipped
+    for gauge in ("raw", "standardised"):
+        m = module(basis, gauge)
+        ckpt = {"state_dict": m.state_dict()}
+        m.on_save_checkpoint(ckpt)
+        torch.save(ckpt, tmp_path / f"{gauge}.ckpt")
+        assert load_model(tmp_path / f"{gauge}.ckpt").target_gauge == gauge
+    # training in one gauge from a checkpoint of the other: a clear warning
+    with pytest.warns(UserWarning, match="trained on raw targets and this run trains on standardised"):
+        module(basis, "standardised").on_load_checkpoint(torch.load(tmp_path / "raw.ckpt", weights_only=True))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        module(basis, "raw").on_load_checkpoint(torch.load(tmp_path / "raw.ckpt", weights_only=True))
+    with pytest.raises(ValueError, match="target_gauge must be one of raw, standardised"):
+        module(basis, "zero")
