@@ -118,8 +118,8 @@ def test_predict_cli_reads_and_writes_the_v1_layout(trained_model, si_folder, tm
     assert main(["predict", "--ckpt", ckpt, "--structure", str(si_folder), "--out", str(tmp_path / "legacy")]) == 0
     assert main(["predict", "--ckpt", ckpt, "--structure", str(tmp_path / "si_v1"), "--out", str(tmp_path / "v1"),
                  "--format", "v1"]) == 0
-    assert sorted(p.name for p in (tmp_path / "v1").iterdir() if not p.name.startswith(".")) == ["POSCAR", "hamiltonian.h5", "info.json",
-                                                                    "overlap.h5"]
+    written = sorted(p.name for p in (tmp_path / "v1").iterdir() if not p.name.startswith("."))
+    assert written == ["POSCAR", "hamiltonian.h5", "info.json", "overlap.h5"]
     legacy, v1 = read_deeph(tmp_path / "legacy"), read_deeph(tmp_path / "v1")
     assert v1.layout == "v1" and v1.info["overlap_source"].endswith("si_v1/overlap.h5")
     assert v1.fermi_level == pytest.approx(legacy.fermi_level, abs=1e-9)  # k-sums in another block order
