@@ -32,12 +32,17 @@ def default_cache_dir() -> Path:
     return Path(base)
 
 
-def _digest(path: Path) -> str:
+def sha256(path: Path) -> str:
+    """Hex SHA-256 of a file, read in 1 MiB blocks."""
     h = hashlib.sha256()
     with open(path, "rb") as f:
         for chunk in iter(lambda: f.read(1 << 20), b""):
             h.update(chunk)
-    return h.hexdigest()[:16]
+    return h.hexdigest()
+
+
+def _digest(path: Path) -> str:
+    return sha256(path)[:16]
 
 
 def quickstart_path(cache_dir: str | os.PathLike | None = None) -> Path:

@@ -1,6 +1,6 @@
 """Ship finished chunks of the universal-mini DFT run: ``python -m data_prep.embedded.build_universal``.
 
-Chunk k holds the catalogue structures with index in [k·size, (k+1)·size), size 10. A chunk is shipped once every one
+Chunk k holds the catalogue structures with index in [k·size, (k+1)·size) (size ``CHUNK_SIZE``). A chunk is shipped once every one
 of its structures has finished or failed twice (the batch run retries a failure once, on its next run), so
 chunks never change after they are committed; its failures are recorded in ``dataset.json`` with the error.
 """
@@ -54,6 +54,13 @@ def _tar(folders: list[Path], archive: Path) -> None:
     os.replace(tmp, archive)
 
 
+def _write_record(path: Path, record: dict) -> None:
+    """``dataset.json`` replaced atomically (a crash leaves the previous record)."""
+    tmp = path.with_suffix(".json.tmp")
+    tmp.write_text(json.dumps(record, indent=1) + "\n")
+    os.replace(tmp, path)
+
+
 def ship(structures: Path, dft: Path, chunk_size: int = CHUNK_SIZE, out: Path = OUT, log=print) -> list[str]:
     """Write every newly complete chunk into ``out`` and update ``dataset.json``; returns the new chunk files."""
     from ..dft.batch import is_complete
@@ -99,9 +106,7 @@ def ship(structures: Path, dft: Path, chunk_size: int = CHUNK_SIZE, out: Path = 
             "failures": [{"id": m["id"], "errors": failures[m["id"]]} for m in failed]})
         record["chunks"].sort(key=lambda c: c["file"])
         new.append(name)
-        tmp_record = record_path.with_suffix(".json.tmp")
-        tmp_record.write_text(json.dumps(record, indent=1) + "\n")
-        os.replace(tmp_record, record_path)
+        _write_record(record_path, record)
         log(f"{name}: shipped {len(finished)} structures, {len(failed)} failures "
             f"({(out / name).stat().st_size / 1e6:.2f} MB)")
     return new
@@ -114,9 +119,7 @@ def record_fidelity(check_json: Path, out: Path = OUT) -> int:
     fidelity = record.setdefault("fidelity", {})
     for folder, r in json.loads(check_json.read_text()).items():
         fidelity[Path(folder).name] = {k: r[k] for k in ("max_mev", "mean_mev") if k in r} | {"window_ev": r.get("window_ev")}
-    tmp = record_path.with_suffix(".json.tmp")
-    tmp.write_text(json.dumps(record, indent=1) + "\n")
-    os.replace(tmp, record_path)
+    _write_record(record_path, record)
     return len(fidelity)
 
 

@@ -19,17 +19,9 @@ import tarfile
 import tempfile
 from pathlib import Path
 
-from . import HERE, default_cache_dir, quickstart_path
+from . import HERE, default_cache_dir, quickstart_path, sha256
 
 CHUNKED = {"universal-mini": HERE / "universal-mini"}
-
-
-def sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
 
 
 def dataset_record(name: str) -> dict:

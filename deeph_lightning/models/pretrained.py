@@ -7,10 +7,11 @@ name, so a local file called like a shipped model is never shadowed.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 from pathlib import Path
+
+from data_prep.embedded import sha256
 
 SHIPPED = Path(__file__).parent / "shipped"
 
@@ -19,14 +20,6 @@ def shipped_models() -> dict[str, dict]:
     """name -> index entry of every shipped checkpoint."""
     index = SHIPPED / "index.json"
     return json.loads(index.read_text()) if index.exists() else {}
-
-
-def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 def resolve_checkpoint(name_or_path: str | os.PathLike) -> Path:
@@ -41,6 +34,6 @@ def resolve_checkpoint(name_or_path: str | os.PathLike) -> Path:
     file = SHIPPED / entry["file"]
     if not file.is_file():
         raise CheckpointError(f"{file}: shipped model {name_or_path!r} is missing from this installation")
-    if _sha256(file) != entry["sha256"]:
+    if sha256(file) != entry["sha256"]:
         raise CheckpointError(f"{file}: shipped model {name_or_path!r} does not match its recorded sha256")
     return file
