@@ -1,8 +1,15 @@
-"""Ship finished chunks of the universal-mini DFT run: ``python -m data_prep.embedded.build_universal``.
+"""Make and ship the universal-mini DFT data in session-sized steps: ``python -m data_prep.embedded.build_universal``.
 
-Chunk k holds the catalogue structures with index in [k·size, (k+1)·size) (size ``CHUNK_SIZE``). A chunk is shipped once every one
-of its structures has finished or failed twice (the batch run retries a failure once, on its next run), so
-chunks never change after they are committed; its failures are recorded in ``dataset.json`` with the error.
+The DFT takes days on a laptop, far longer than one working session, and only what is committed survives a
+session. So the work is split in two commands that a session repeats:
+
+* ``todo``: writes a ``manifest.jsonl`` of the catalogue structures not yet shipped and not failed twice,
+  cheapest first (estimated from the basis size), for ``deeph-prep dft`` to compute;
+* ``ship``: packs finished structures that are not yet shipped into new chunks of ``CHUNK_SIZE`` (``--flush``
+  also packs a last, smaller chunk: use it before a session ends) and records failures in ``dataset.json``.
+
+Chunks never change after they are shipped. A structure that failed once is retried by the next run (the batch
+run's documented fallbacks apply); after two failures it is recorded, with its errors, and not tried again.
 """
 
 from __future__ import annotations
@@ -40,6 +47,39 @@ def _failures(dft: Path) -> dict[str, list[str]]:
     return out
 
 
+def estimated_cost(entry: dict, structures: Path) -> float:
+    """Relative DFT cost of a catalogue entry: basis functions squared, doubled for cells with vacuum."""
+    from ase.io import read
+
+    from ..dft.structure import element_basis
+    from ..dft.settings import DFTSettings
+
+    basis = DFTSettings().basis
+    atoms = read(structures / entry["file"])
+    nbf = sum(sum(2 * shell[0] + 1 for shell in element_basis(basis, s)) for s in atoms.get_chemical_symbols())
+    return nbf ** 2 * (2.0 if entry.get("dims", 3) < 3 else 1.0)
+
+
+def todo(structures: Path, folder: Path, out: Path = OUT) -> int:
+    """Write ``folder/manifest.jsonl``: unshipped structures not failed twice, cheapest first. Returns their count."""
+    record = _read_record(out)
+    shipped = set(record.get("structures", {}))
+    given_up = {sid for sid, errors in record.get("failures", {}).items() if len(errors) >= 2}
+    entries = [m for m in _manifest(structures) if m["id"] not in shipped | given_up]
+    entries.sort(key=lambda m: (estimated_cost(m, structures), m["index"]))
+    folder.mkdir(parents=True, exist_ok=True)
+    lines = [json.dumps({**m, "file": os.path.relpath(structures / m["file"], folder)}) for m in entries]
+    tmp = folder / "manifest.jsonl.tmp"
+    tmp.write_text("".join(line + "\n" for line in lines))
+    os.replace(tmp, folder / "manifest.jsonl")
+    return len(entries)
+
+
+def _read_record(out: Path) -> dict:
+    path = out / "dataset.json"
+    return json.loads(path.read_text()) if path.is_file() else {}
+
+
 def _tar(folders: list[Path], archive: Path) -> None:
     fd, tmp = tempfile.mkstemp(prefix=f".{archive.name}.", dir=archive.parent)
     os.close(fd)
@@ -61,54 +101,54 @@ def _write_record(path: Path, record: dict) -> None:
     os.replace(tmp, path)
 
 
-def ship(structures: Path, dft: Path, chunk_size: int = CHUNK_SIZE, out: Path = OUT, log=print) -> list[str]:
-    """Write every newly complete chunk into ``out`` and update ``dataset.json``; returns the new chunk files."""
+def ship(structures: Path, dft: Path, chunk_size: int = CHUNK_SIZE, out: Path = OUT, flush: bool = False,
+         log=print) -> list[str]:
+    """Pack finished, unshipped structures into new chunks in ``out``; record failures. Returns the new chunk files."""
     from ..dft.batch import is_complete
     from .shipping import compact
 
-    manifest = _manifest(structures)
-    failures = _failures(dft)
-    record_path = out / "dataset.json"
-    record = json.loads(record_path.read_text()) if record_path.is_file() else {}
+    manifest = {m["id"]: m for m in _manifest(structures)}
+    record = _read_record(out)
     record.setdefault("name", NAME)
     record["recipe"] = json.loads((dft / "settings.json").read_text())
     record["commands"] = {"generate": GENERATE, "dft": DFT, "chunk_size": chunk_size}
     record["planned"] = len(manifest)
     record.setdefault("chunks", [])
     record.setdefault("structures", {})
-    done_chunks = {c["file"] for c in record["chunks"]}
+    failures = record.setdefault("failures", {})
+    for sid, errors in _failures(dft).items():
+        known = failures.setdefault(sid, [])
+        known.extend(e for e in errors if e not in known)  # a failure file is read again by every later ship
+    finished = [sid for sid in manifest if sid not in record["structures"] and is_complete(dft / sid)]
+    for sid in finished:
+        failures.pop(sid, None)  # computed on a retry
     new = []
-    for k in range((len(manifest) + chunk_size - 1) // chunk_size):
-        name = f"chunk-{k:03d}.tar.xz"
-        if name in done_chunks:
-            continue
-        members = manifest[k * chunk_size:(k + 1) * chunk_size]
-        finished = [m for m in members if is_complete(dft / m["id"])]
-        failed = [m for m in members if m not in finished and len(failures.get(m["id"], [])) >= 2]
-        if len(finished) + len(failed) < len(members):
-            log(f"{name}: {len(finished)} finished, {len(failed)} failed twice, "
-                f"{len(members) - len(finished) - len(failed)} still to compute")
-            continue
+    groups = [finished[i:i + chunk_size] for i in range(0, len(finished), chunk_size)]
+    if groups and len(groups[-1]) < chunk_size and not flush:
+        log(f"{len(groups.pop())} finished structure(s) wait for a full chunk (ship with --flush to pack them now)")
+    for ids in groups:
+        name = f"chunk-{len(record['chunks']):03d}.tar.xz"
         with tempfile.TemporaryDirectory(prefix=".ship-", dir=out) as tmp:
             folders = []
-            for m in finished:
+            for sid in ids:
+                m = manifest[sid]
                 catalogue = {k: v for k, v in m.items() if k != "file"}
-                measured = compact(dft / m["id"], Path(tmp) / m["id"], catalogue)
-                info = json.loads((dft / m["id"] / "info.json").read_text())
-                record["structures"][m["id"]] = {
+                measured = compact(dft / sid, Path(tmp) / sid, catalogue)
+                info = json.loads((dft / sid / "info.json").read_text())
+                record["structures"][sid] = {
                     **{k: m[k] for k in ("family", "prototype", "group", "kind", "formula", "n_atoms", "elements",
                                          "dims", "index")},
                     "timings_s": info["timings_s"], "scf_cycles": info.get("scf_cycles"), **measured}
-                folders.append(Path(tmp) / m["id"])
+                folders.append(Path(tmp) / sid)
             _tar(folders, out / name)
-        record["chunks"].append({
-            "file": name, "sha256": sha256(out / name), "ids": [m["id"] for m in finished],
-            "failures": [{"id": m["id"], "errors": failures[m["id"]]} for m in failed]})
-        record["chunks"].sort(key=lambda c: c["file"])
+        record["chunks"].append({"file": name, "sha256": sha256(out / name), "ids": ids})
         new.append(name)
-        _write_record(record_path, record)
-        log(f"{name}: shipped {len(finished)} structures, {len(failed)} failures "
-            f"({(out / name).stat().st_size / 1e6:.2f} MB)")
+        _write_record(out / "dataset.json", record)
+        log(f"{name}: shipped {len(ids)} structures ({(out / name).stat().st_size / 1e6:.2f} MB)")
+    _write_record(out / "dataset.json", record)
+    given_up = sum(len(e) >= 2 for e in failures.values())
+    log(f"shipped {len(record['structures'])} of {len(manifest)}; failed twice (not retried): {given_up}; "
+        f"failed once (retried next run): {len(failures) - given_up}")
     return new
 
 
@@ -124,17 +164,27 @@ def record_fidelity(check_json: Path, out: Path = OUT) -> int:
 
 
 def main(argv=None) -> int:
-    p = argparse.ArgumentParser(description=__doc__)
-    p.add_argument("--structures", required=True, help="the catalogue folder (manifest.jsonl)")
-    p.add_argument("--dft", required=True, help="the deeph-prep dft output folder")
-    p.add_argument("--chunk-size", type=int, default=CHUNK_SIZE)
-    p.add_argument("--check-json", help="`deeph-prep check --json` results to record as the DFT fidelity sample")
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = p.add_subparsers(dest="command", required=True)
+    t = sub.add_parser("todo", help="write the manifest of structures still to compute, cheapest first")
+    t.add_argument("--structures", required=True, help="the catalogue folder (manifest.jsonl)")
+    t.add_argument("--out", required=True, help="folder for the todo manifest.jsonl (give it to deeph-prep dft)")
+    s = sub.add_parser("ship", help="pack finished structures into chunks, record failures and fidelity")
+    s.add_argument("--structures", required=True, help="the catalogue folder (manifest.jsonl)")
+    s.add_argument("--dft", required=True, help="the deeph-prep dft output folder")
+    s.add_argument("--chunk-size", type=int, default=CHUNK_SIZE)
+    s.add_argument("--flush", action="store_true", help="also pack a last chunk smaller than --chunk-size")
+    s.add_argument("--check-json", help="`deeph-prep check --json` results to record as the DFT fidelity sample")
     args = p.parse_args(argv)
+    if args.command == "todo":
+        n = todo(Path(args.structures), Path(args.out), OUT)
+        print(f"{n} structures to compute -> {Path(args.out) / 'manifest.jsonl'}")
+        return 0
     OUT.mkdir(parents=True, exist_ok=True)
-    new = ship(Path(args.structures), Path(args.dft), args.chunk_size, OUT)
+    new = ship(Path(args.structures), Path(args.dft), args.chunk_size, OUT, flush=args.flush)
     if args.check_json:
         print(f"fidelity recorded for {record_fidelity(Path(args.check_json), OUT)} structures")
-    counts = Counter(len(c["ids"]) for c in json.loads((OUT / "dataset.json").read_text())["chunks"])
+    counts = Counter(len(c["ids"]) for c in _read_record(OUT).get("chunks", []))
     print(f"{len(new)} new chunk(s); shipped chunks by size: {dict(counts)}")
     return 0
 

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .datasets import CHUNKED, dataset_record
+from .datasets import CHUNKED, dataset_record, given_up
 
 
 def _stats(values, digits: int = 0) -> str:
@@ -28,7 +28,8 @@ def card(name: str = "universal-mini", folder: Path | None = None) -> str:
     folder = CHUNKED[name] if folder is None else folder
     record = dataset_record(name) if folder == CHUNKED.get(name) else json.loads((folder / "dataset.json").read_text())
     shipped = [s for c in record["chunks"] for s in c["ids"]]
-    failures = [f for c in record["chunks"] for f in c.get("failures", [])]
+    failures = given_up(record)
+    retrying = len(record.get("failures", {})) - len(failures)
     meta = [record["structures"][s] for s in shipped]
     elements = Counter(e for m in meta for e in m["elements"])
     protos = Counter(m["prototype"] if m["group"] == "regular" else f"{m['kind']} ({m['prototype']})" for m in meta)
@@ -37,7 +38,8 @@ def card(name: str = "universal-mini", folder: Path | None = None) -> str:
     size = sum((folder / c["file"]).stat().st_size for c in record["chunks"])
     lines = [
         f"**{len(shipped)} structures shipped** of {record.get('planned')} planned, in {len(record['chunks'])} chunks "
-        f"({size / 1e6:.1f} MB); {len(failures)} failed twice (listed below); "
+        f"({size / 1e6:.1f} MB); {len(failures)} failed twice (listed below), {retrying} failed once (retried by the "
+        "next run); "
         f"{groups['complicated']} complicated ({100 * groups['complicated'] / max(len(meta), 1):.0f} %).",
         "",
         f"Elements ({len(elements)}), structures containing each: "
@@ -64,7 +66,7 @@ def card(name: str = "universal-mini", folder: Path | None = None) -> str:
                   f"{_stats([f['mean_mev'] for f in fidelity.values()], 2)} meV."]
     if failures:
         lines += ["", "| failed structure | errors |", "|---|---|"]
-        lines += [f"| {f['id']} | {'; '.join(e[:120] for e in f['errors'])} |" for f in failures]
+        lines += [f"| {sid} | {'; '.join(e[:120] for e in errors)} |" for sid, errors in sorted(failures.items())]
     return "\n".join(lines)
 
 

@@ -6,6 +6,7 @@ import shutil
 
 import numpy as np
 import pytest
+from ase import Atoms
 
 from data_prep.deeph_format import read_deeph
 from data_prep.embedded import quickstart_path
@@ -53,11 +54,12 @@ def test_shipped_folder_without_basis_is_refused(original, tmp_path):
     assert not (tmp_path / "restored").exists()
 
 
-def test_chunks_ship_only_when_complete_and_extract_to_packable_folders(tmp_path):
-    """A DFT run of 6 catalogue structures (the quickstart's real DFT folders standing in), chunks of 4: the
-    first chunk ships at once with its failed-twice structure recorded; the second waits for its last one."""
+def test_finished_structures_ship_in_chunks_and_failures_are_kept_across_runs(tmp_path):
+    """A DFT run of 6 catalogue structures (the quickstart's real DFT folders standing in), chunks of 2: finished
+    structures ship in full chunks, a lone one waits unless flushed, failures survive the run's own files and a
+    structure that failed twice is not handed to the next run again."""
     from data_prep.cli import main as deeph_prep
-    from data_prep.embedded.build_universal import record_fidelity, ship
+    from data_prep.embedded.build_universal import record_fidelity, ship, todo
     from data_prep.embedded.card import card
     from data_prep.embedded.datasets import extract_chunked
 
@@ -69,21 +71,32 @@ def test_chunks_ship_only_when_complete_and_extract_to_packable_folders(tmp_path
                  "complicated" if k == 1 else "regular", "kind": "vacancy" if k == 1 else None, "formula": "CSi",
                  "n_atoms": 2, "elements": ["C", "Si"], "dims": 3, "index": k} for k, sid in enumerate(ids)]
     (structures / "manifest.jsonl").write_text("".join(json.dumps(m) + "\n" for m in manifest))
+    for sid, src in zip(ids, sources):
+        d = read_deeph(src, hamiltonian=False, overlap=False)
+        Atoms(d.numbers, positions=d.positions, cell=d.cell, pbc=d.pbc).write(structures / f"{sid}.extxyz")
     (dft / "settings.json").write_text(json.dumps({"xc": "pbe"}))
     failed, pending = ids[2], ids[5]
     for sid, src in zip(ids, sources):
         if sid not in (failed, pending):
             shutil.copytree(src, dft / sid)
-    (dft / "failures.jsonl").write_text("".join(json.dumps({"id": failed, "error": f"SCF try {t}"}) + "\n"
-                                                for t in (1, 2)))
+    (dft / "failures.jsonl").write_text(json.dumps({"id": failed, "error": "SCF try 1"}) + "\n")
 
-    assert ship(structures, dft, chunk_size=4, out=out, log=lambda m: None) == ["chunk-000.tar.xz"]
+    quiet = {"log": lambda m: None}
+    assert ship(structures, dft, chunk_size=2, out=out, **quiet) == ["chunk-000.tar.xz", "chunk-001.tar.xz"]
     record = json.loads((out / "dataset.json").read_text())
-    assert record["chunks"][0]["ids"] == [ids[0], ids[1], ids[3]]
-    assert record["chunks"][0]["failures"] == [{"id": failed, "errors": ["SCF try 1", "SCF try 2"]}]
+    assert [c["ids"] for c in record["chunks"]] == [[ids[0], ids[1]], [ids[3], ids[4]]]
+    assert record["failures"] == {failed: ["SCF try 1"]}
+    assert todo(structures, tmp_path / "todo", out) == 2  # failed once: retried
+    (dft / "failures.jsonl").unlink()  # the run's folder is gone (a new session): the record keeps the failure
+    (dft / "failures.jsonl").write_text(json.dumps({"id": failed, "error": "SCF try 2"}) + "\n")
     shutil.copytree(sources[5], dft / pending)
-    assert ship(structures, dft, chunk_size=4, out=out, log=lambda m: None) == ["chunk-001.tar.xz"]
-    assert ship(structures, dft, chunk_size=4, out=out, log=lambda m: None) == []  # shipped chunks never change
+    assert ship(structures, dft, chunk_size=2, out=out, **quiet) == []  # one finished: waits for a full chunk
+    assert ship(structures, dft, chunk_size=2, out=out, flush=True, **quiet) == ["chunk-002.tar.xz"]
+    assert ship(structures, dft, chunk_size=2, out=out, flush=True, **quiet) == []  # shipped chunks never change
+    record = json.loads((out / "dataset.json").read_text())
+    assert record["failures"] == {failed: ["SCF try 1", "SCF try 2"]}
+    assert todo(structures, tmp_path / "todo", out) == 0  # failed twice: not tried again
+    assert (tmp_path / "todo" / "manifest.jsonl").read_text() == ""
 
     checked = dft / ids[0]  # the real fidelity check (SCF redone from the recorded recipe) on one structure
     assert deeph_prep(["check", str(checked), "--window", "2", "--json", str(tmp_path / "check.json")]) == 0
