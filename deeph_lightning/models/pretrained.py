@@ -37,3 +37,26 @@ def resolve_checkpoint(name_or_path: str | os.PathLike) -> Path:
     if sha256(file) != entry["sha256"]:
         raise CheckpointError(f"{file}: shipped model {name_or_path!r} does not match its recorded sha256")
     return file
+
+
+def ship_checkpoint(ckpt_path: str | os.PathLike, name: str, summary: str, card: str) -> Path:
+    """Add a trained checkpoint to the shipped models as ``name``: inference weights and ``deeph`` metadata only
+    (no optimizer state), its sha256 in the index and ``card`` as ``shipped/<name>.md``. Returns the file."""
+    import torch
+
+    from .checkpoint import read_checkpoint
+
+    ckpt = read_checkpoint(ckpt_path)
+    meta = dict(ckpt["deeph"])
+    prefix = "ema.module." if meta.get("has_ema") else "net."
+    weights = {k: v for k, v in ckpt["state_dict"].items() if k.startswith(prefix)}
+    SHIPPED.mkdir(exist_ok=True)
+    file = SHIPPED / f"{name}.ckpt"
+    tmp = file.with_suffix(".ckpt.tmp")
+    torch.save({"deeph": meta, "state_dict": weights}, tmp)
+    os.replace(tmp, file)
+    models = shipped_models()
+    models[name] = {"file": file.name, "sha256": sha256(file), "summary": summary}
+    (SHIPPED / "index.json").write_text(json.dumps(models, indent=1, sort_keys=True) + "\n")
+    (SHIPPED / f"{name}.md").write_text(card)
+    return file
