@@ -2,7 +2,8 @@
 
 * ``composition``: whole chemical systems (the sorted element set of a structure, of its parent compound
   for a substitution) are held out, so no test composition, and no other compound of the same elements,
-  appears in training.
+  appears in training. A system is held out only while each of its elements stays in some training
+  structure: the split tests unseen compositions, not unseen elements (no model can predict those).
 * ``complicated``: every structure the catalogue marks as complicated (defects, slabs, bilayers, strained and
   larger cells) is test; train and validation are a random split of the rest.
 
@@ -13,6 +14,7 @@ without it a structure counts as regular and its system comes from its atoms.
 from __future__ import annotations
 
 import json
+from collections import Counter
 from pathlib import Path
 from typing import Sequence
 
@@ -44,12 +46,17 @@ def chemical_system(folder: Path) -> str:
     return "-".join(sorted(elements))
 
 
-def _fill(order: Sequence[int], sizes: np.ndarray, target: float) -> tuple[list[int], list[int]]:
-    """Take groups from ``order`` until they hold at least ``target`` structures."""
+def _fill(order: Sequence[int], sizes: np.ndarray, target: float, elements: list[set[str]],
+          left: Counter) -> tuple[list[int], list[int]]:
+    """Take groups from ``order`` until they hold at least ``target`` structures, skipping a group that holds the
+    last remaining (``left``: groups not yet taken per element) group of one of its elements."""
     taken, total = [], 0
     for g in order:
         if total >= target:
             break
+        if any(left[e] < 2 for e in elements[g]):
+            continue
+        left.subtract(elements[g])
         taken.append(g)
         total += int(sizes[g])
     return taken, [g for g in order if g not in set(taken)]
@@ -58,10 +65,12 @@ def _fill(order: Sequence[int], sizes: np.ndarray, target: float) -> tuple[list[
 def composition_split(systems: Sequence[str], seed: int, fractions: Sequence[float]) -> dict[str, list[int]]:
     names, group_of = np.unique(np.asarray(systems), return_inverse=True)
     sizes = np.bincount(group_of, minlength=len(names))
+    elements = [set(name.split("-")) for name in names]
+    left = Counter(e for els in elements for e in els)
     order = list(np.random.default_rng(seed).permutation(len(names)))
     n = len(systems)
-    test, rest = _fill(order, sizes, fractions[2] * n)
-    val, train = _fill(rest, sizes, fractions[1] * n)
+    test, rest = _fill(order, sizes, fractions[2] * n, elements, left)
+    val, train = _fill(rest, sizes, fractions[1] * n, elements, left)
     members = {name: sorted(int(i) for i in np.nonzero(np.isin(group_of, groups))[0])
                for name, groups in (("train", train), ("val", val), ("test", test))}
     return members

@@ -50,3 +50,17 @@ def test_complicated_split_is_the_complicated_group(packed):
     assert not set(sets[0]) & (set(sets[1]) | set(sets[2]))
     with pytest.raises(DatasetError, match="no split set"):
         ds.split("test", "nonsense")
+
+
+def test_composition_split_never_holds_out_an_element_entirely():
+    """Held-out compositions, not held-out elements: every element of a val/test system stays in training."""
+    from data_prep.splits import composition_split
+
+    systems = ["Li", "Li", "H-Li", "Cs", "Cs-Te", "Te", "H", "Ba-O", "Ba-O", "O", "Ba-Ti-O", "Ti", "Ti-O", "Cs"]
+    for seed in range(20):
+        split = composition_split(systems, seed, (0.6, 0.2, 0.2))
+        assert sorted(sum(split.values(), [])) == list(range(len(systems)))
+        trained = {e for i in split["train"] for e in systems[i].split("-")}
+        held = [systems[i] for i in split["val"] + split["test"]]
+        assert held and all(set(s.split("-")) <= trained for s in held), (seed, held)
+        assert not set(held) & {systems[i] for i in split["train"]}
