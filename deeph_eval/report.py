@@ -4,6 +4,8 @@ Counted entries are the real orbitals of each block (no union-basis padding), co
 present in the prediction (blocks missing from the reference are counted, not scored). Categories:
 * overall: every entry of every block;
 * per element: on-site blocks H_ii(0) of atoms of that element;
+* per element, all blocks: every block with an atom of that element (its on-site blocks and its hoppings),
+  the number to read for "how well does the model know this element";
 * per element pair: every other block (hoppings, including an atom with its own periodic images),
   keyed "A-B" with A the lighter element;
 * per structure: every entry of that structure, plus its band errors when computed.
@@ -51,6 +53,7 @@ class BlockErrorReport:
         self.kinds = {k: _Acc() for k in ("onsite", "hopping", "gauge_onsite", "gauge_hopping", "gauge")}
         self.per_element: dict[str, _Acc] = defaultdict(_Acc)
         self.per_pair: dict[str, _Acc] = defaultdict(_Acc)
+        self.per_element_all: dict[str, _Acc] = defaultdict(_Acc)
         self.structures: list[dict] = []
         self.meta: dict = {}  # run description (checkpoint, data, split, ...) stored at the top of report.json
 
@@ -76,6 +79,8 @@ class BlockErrorReport:
             else:
                 a, b = sorted((zi, zj))
                 self.per_pair[f"{element_symbol(a)}-{element_symbol(b)}"].add(err)
+            for z in {zi, zj}:
+                self.per_element_all[element_symbol(z)].add(err)
             self.kinds["onsite" if _onsite(key) else "hopping"].add(err)
             acc.add(err)
             self.overall.add(err)
@@ -123,6 +128,7 @@ class BlockErrorReport:
             "hopping": self.kinds["hopping"].to_json(),
             "per_element": {k: v.to_json() for k, v in sorted(self.per_element.items())},
             "per_element_pair": {k: v.to_json() for k, v in sorted(self.per_pair.items())},
+            "per_element_all_blocks": {k: v.to_json() for k, v in sorted(self.per_element_all.items())},
             "structures": self.structures,
         }
         if self.kinds["gauge"].count:
@@ -153,7 +159,8 @@ class BlockErrorReport:
 
     def table(self) -> str:
         rows = [("overall", self.overall)] + [(f"on-site {k}", v) for k, v in sorted(self.per_element.items())] + [
-            (f"hopping {k}", v) for k, v in sorted(self.per_pair.items())]
+            (f"hopping {k}", v) for k, v in sorted(self.per_pair.items())] + [
+            (f"all blocks with {k}", v) for k, v in sorted(self.per_element_all.items())]
         width = max(len(r[0]) for r in rows)
         lines = [f"{'blocks':<{width}}  {'MAE (meV)':>10}  {'max (meV)':>10}  {'values':>10}"]
         for name, acc in rows:

@@ -39,6 +39,7 @@ def test_report_matches_an_independent_count(si_integrals):
     assert out["mae_meV"] == pytest.approx(1000 * SHIFT * np.abs(all_s).mean(), rel=1e-9)
     assert out["per_element"]["Si"]["mae_meV"] == pytest.approx(1000 * SHIFT * np.abs(onsite).mean(), rel=1e-9)
     assert set(out["per_element_pair"]) == {"Si-Si"}
+    assert out["per_element_all_blocks"]["Si"]["mae_meV"] == pytest.approx(out["mae_meV"], rel=1e-12)
     assert [s["status"] for s in out["structures"]] == ["ok", "skipped"] and out["n_skipped"] == 1
     assert "Si" in rep.table() and "skipped fe" in rep.table()
 

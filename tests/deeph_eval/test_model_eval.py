@@ -183,6 +183,14 @@ def test_test_cli_matches_the_training_metric_and_skips_unknown_elements(trained
     assert rep["mae_meV"] == pytest.approx(acc.summary()["mae_meV"], rel=1e-9)
     assert {s["id"] for s in rep["structures"]} == {"si", "lih"}
     assert set(rep["per_element"]) == {"Si", "Li", "H"}
+    every = rep["per_element_all_blocks"]  # an element's on-site blocks and every hopping that touches it
+    pairs = rep["per_element_pair"]
+    for el in ("Si", "Li", "H"):
+        touching = [v for k, v in pairs.items() if el in k.split("-")]
+        n = rep["per_element"][el]["n_values"] + sum(v["n_values"] for v in touching)
+        err = rep["per_element"][el]["mae_meV"] * rep["per_element"][el]["n_values"] + sum(
+            v["mae_meV"] * v["n_values"] for v in touching)
+        assert every[el]["n_values"] == n and every[el]["mae_meV"] == pytest.approx(err / n, rel=1e-9)
     # DeepH folders + one with an element the model never saw (C) + band errors
     root = tmp_path / "folders"
     for f in folders:
