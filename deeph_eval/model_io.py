@@ -10,6 +10,7 @@ metadata.json of the dataset the run was trained on (``meta["config"]["data"]["p
 from __future__ import annotations
 
 import json
+import warnings
 import os
 from pathlib import Path
 
@@ -70,6 +71,28 @@ def dft_recipe(loaded: LoadedModel) -> dict | None:
             if recipe:
                 return dict(recipe)
     return None
+
+
+class RecipeWarning(UserWarning):
+    """The reference data was computed with another DFT recipe than the model's training data."""
+
+
+def recipe_differences(model_recipe: dict | None, data_recipe: dict | None) -> list[str]:
+    """'key: model vs data' for each recipe entry recorded on both sides that differs (case-insensitive)."""
+    if not model_recipe or not data_recipe:
+        return []
+    return [f"{k} {model_recipe[k]} (model) vs {data_recipe[k]} (data)" for k in sorted(model_recipe)
+            if k in data_recipe and str(model_recipe[k]).lower() != str(data_recipe[k]).lower()]
+
+
+def warn_if_other_recipe(loaded: LoadedModel, data_recipe: dict | None, where: str) -> bool:
+    """Warn (once per call) when ``data_recipe`` differs from the training data's: the comparison then measures
+    the recipe difference as well as the model. Returns whether it warned."""
+    diffs = recipe_differences(dft_recipe(loaded), data_recipe)
+    if diffs:
+        warnings.warn(f"{where}: computed with another DFT recipe than the model's training data ({'; '.join(diffs)}); "
+                      "its errors include the difference between the recipes", RecipeWarning, stacklevel=2)
+    return bool(diffs)
 
 
 def dft_settings(loaded: LoadedModel, basis_override: str | None = None):

@@ -14,6 +14,7 @@ every report holds the gauge-invariant MAEs and each structure's μ next to the 
 
 from __future__ import annotations
 
+import json
 import time
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -27,7 +28,7 @@ from ..band_errors import band_errors
 from ..bands import common_bands, compute_bands
 from ..electrons import ElectronCountError
 from ..gauge import mu_offset, reference_in_gauge, warn_if_mixed
-from ..model_io import ModelInputError, check_known_elements, load_checkpoint
+from ..model_io import ModelInputError, check_known_elements, load_checkpoint, warn_if_other_recipe
 from ..predict import DEFAULT_MAX_GRAPH_SIZE, predict_many
 from ..report import BlockErrorReport
 from ..truncation import truncated_reference
@@ -160,11 +161,20 @@ def run(args) -> int:
     if args.bands:
         report.meta["band_align"] = args.band_align
     t0 = time.perf_counter()
+    from data_prep.lmdb_dataset import dft_recipe as lmdb_dft_recipe
+
     usable: list[tuple[str, DeepHStructure, dict | None]] = []
+    warned: set[str] = set()
     for sid, st, recipe in iter_dataset(args.data, args.split, args.split_set):
         if isinstance(st, str):
             report.skip(sid, st)
             continue
+        data_recipe = recipe or lmdb_dft_recipe(st.info)
+        key = json.dumps(data_recipe, sort_keys=True)
+        if key not in warned:
+            warned.add(key)
+            if warn_if_other_recipe(loaded, data_recipe, st.source if recipe is None else str(args.data)):
+                report.meta.setdefault("recipe_mismatch", []).append(data_recipe)
         try:
             _check_fits(loaded, st)
         except ModelInputError as err:
