@@ -6,7 +6,8 @@
 * Batches are packed to a budget of matrix elements (``BudgetBatchSampler``): ``global_budget`` is
   the whole optimizer step's budget, each of the ``world_size`` ranks gets about 1/world_size of it.
 * ``pack_from``: when ``path`` does not exist yet, pack these DeepH folders there first (once, on the
-  first local rank). ``"embedded:quickstart"`` names the dataset shipped with the package.
+  first local rank). ``"embedded:quickstart"`` names the dataset shipped with the package; a pack of a
+  shipped dataset that has changed since (new universal-mini chunks after a ``git pull``) is packed again.
 """
 
 from __future__ import annotations
@@ -134,10 +135,15 @@ class DeepHDataModule(pl.LightningDataModule):
 
     def prepare_data(self) -> None:
         self.check_available()
+        repack = False
         if (self.path / METADATA_FILE).is_file():
-            return
+            repack = self._outdated_embedded_pack()
+            if not repack:
+                return
         sources = resolve_sources(self.pack_from)
-        print(f"packing {len(sources)} source(s) into {self.path} (once; later runs reuse it)", flush=True)
+        print(f"{'re' if repack else ''}packing {len(sources)} source(s) into {self.path} "
+              f"({'the shipped data changed since it was packed' if repack else 'once; later runs reuse it'})",
+              flush=True)
         pack_folders(
             sources,
             self.path,
@@ -145,7 +151,18 @@ class DeepHDataModule(pl.LightningDataModule):
             split_seed=self.split_seed,
             split_fractions=self.split_fractions,
             progress=False,
+            overwrite=repack,  # replaces only a pack this code wrote (data_prep.outputs.check_ours)
         )
+
+    def _outdated_embedded_pack(self) -> bool:
+        """Packed from shipped datasets whose extracted version (its folder carries the chunks' digest) changed."""
+        items = [self.pack_from] if isinstance(self.pack_from, (str, os.PathLike)) else list(self.pack_from or [])
+        if not items or not all(str(i).startswith(EMBEDDED_PREFIX) for i in items):
+            return False
+        import json
+
+        packed = json.loads((self.path / METADATA_FILE).read_text()).get("sources")
+        return packed != [str(Path(s).resolve()) for s in resolve_sources(self.pack_from)]
 
     @property
     def records(self) -> LmdbDataset:
