@@ -3,8 +3,9 @@
 The DFT takes days on a laptop, far longer than one working session, and only what is committed survives a
 session. So the work is split in two commands that a session repeats:
 
-* ``todo``: writes a ``manifest.jsonl`` of the catalogue structures not yet shipped and not failed twice,
-  cheapest first (estimated from the basis size), for ``deeph-prep dft`` to compute;
+* ``todo``: writes a ``manifest.jsonl`` of the catalogue structures not yet shipped and not failed twice for
+  ``deeph-prep dft`` to compute, in coverage order: the least covered element takes its cheapest remaining
+  structure (cost estimated from the basis size), then the next, so each session adds every element;
 * ``ship``: packs finished structures that are not yet shipped into new chunks of ``CHUNK_SIZE`` (``--flush``
   also packs a last, smaller chunk: use it before a session ends) and records failures in ``dataset.json``.
 
@@ -60,13 +61,29 @@ def estimated_cost(entry: dict, structures: Path) -> float:
     return nbf ** 2 * (2.0 if entry.get("dims", 3) < 3 else 1.0)
 
 
+def coverage_order(entries: list[dict], cost: dict[str, float], have: Counter) -> list[dict]:
+    """Round robin over the elements, least covered first (``have``: shipped structures per element): each
+    takes its cheapest remaining structure in turn, so every element gains data from the first hours on."""
+    left = sorted(entries, key=lambda m: (cost[m["id"]], m["index"]))
+    have = Counter(have)
+    out: list[dict] = []
+    while left:
+        element = min({e for m in left for e in m["elements"]}, key=lambda e: (have[e], e))
+        pick = next(m for m in left if element in m["elements"])
+        left.remove(pick)
+        out.append(pick)
+        have.update(pick["elements"])
+    return out
+
+
 def todo(structures: Path, folder: Path, out: Path = OUT) -> int:
-    """Write ``folder/manifest.jsonl``: unshipped structures not failed twice, cheapest first. Returns their count."""
+    """Write ``folder/manifest.jsonl``: unshipped structures not failed twice, in coverage order. Returns their count."""
     record = _read_record(out)
     shipped = set(record.get("structures", {}))
     given_up = {sid for sid, errors in record.get("failures", {}).items() if len(errors) >= 2}
     entries = [m for m in _manifest(structures) if m["id"] not in shipped | given_up]
-    entries.sort(key=lambda m: (estimated_cost(m, structures), m["index"]))
+    entries = coverage_order(entries, {m["id"]: estimated_cost(m, structures) for m in entries},
+                             Counter(e for sid in shipped for e in record["structures"][sid]["elements"]))
     folder.mkdir(parents=True, exist_ok=True)
     lines = [json.dumps({**m, "file": os.path.relpath(structures / m["file"], folder)}) for m in entries]
     tmp = folder / "manifest.jsonl.tmp"
@@ -166,7 +183,7 @@ def record_fidelity(check_json: Path, out: Path = OUT) -> int:
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = p.add_subparsers(dest="command", required=True)
-    t = sub.add_parser("todo", help="write the manifest of structures still to compute, cheapest first")
+    t = sub.add_parser("todo", help="write the manifest of structures still to compute, in coverage order")
     t.add_argument("--structures", required=True, help="the catalogue folder (manifest.jsonl)")
     t.add_argument("--out", required=True, help="folder for the todo manifest.jsonl (give it to deeph-prep dft)")
     s = sub.add_parser("ship", help="pack finished structures into chunks, record failures and fidelity")

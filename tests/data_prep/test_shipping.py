@@ -117,3 +117,21 @@ def test_finished_structures_ship_in_chunks_and_failures_are_kept_across_runs(tm
     with pytest.raises(ValueError, match="checksum"):
         extract_chunked(out, tmp_path / "cache2")
     assert list((tmp_path / "cache2").iterdir()) == []  # nothing half-extracted left
+
+
+def test_todo_order_gives_every_element_a_structure_before_any_gets_a_second():
+    from collections import Counter
+
+    from data_prep.embedded.build_universal import coverage_order
+
+    entries = [{"id": f"s{k}", "index": k, "elements": els} for k, els in enumerate(
+        [["Li"], ["Li", "H"], ["Li"], ["Fe"], ["Fe", "O"], ["O"], ["Li", "O"]])]
+    cost = {"s0": 1, "s1": 2, "s2": 3, "s3": 50, "s4": 90, "s5": 4, "s6": 5}
+    order = [m["id"] for m in coverage_order(entries, cost, Counter())]
+    assert sorted(order) == sorted(cost)
+    seen = set()
+    for sid in order[:3]:  # Fe, H, Li, O each reached within the first three picks (s1 covers H and Li)
+        seen |= set(entries[int(sid[1:])]["elements"])
+    assert seen == {"Fe", "H", "Li", "O"}
+    assert order.index("s3") < order.index("s2")  # the expensive Fe cell before a third Li one
+    assert [m["id"] for m in coverage_order(entries, cost, Counter({"Fe": 5, "H": 5, "O": 5}))][0] == "s0"
