@@ -43,8 +43,8 @@ def _failures(dft: Path) -> dict[str, list[str]]:
     for path in sorted(dft.glob("failures*.jsonl")):
         for line in path.read_text().splitlines():
             if line.strip():
-                rec = json.loads(line)
-                out.setdefault(rec["id"], []).append(rec["error"])
+                rec = json.loads(line)  # one line per attempt; its time tells two equal errors apart
+                out.setdefault(rec["id"], []).append(f"{rec.get('time', '?')}: {rec['error']}")
     return out
 
 

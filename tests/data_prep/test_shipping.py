@@ -79,22 +79,28 @@ def test_finished_structures_ship_in_chunks_and_failures_are_kept_across_runs(tm
     for sid, src in zip(ids, sources):
         if sid not in (failed, pending):
             shutil.copytree(src, dft / sid)
-    (dft / "failures.jsonl").write_text(json.dumps({"id": failed, "error": "SCF try 1"}) + "\n")
+    attempt = {"id": failed, "error": "SCF not converged", "time": "2026-12-05 10:00:00"}
+    (dft / "failures.jsonl").write_text(json.dumps(attempt) + "\n")
 
     quiet = {"log": lambda m: None}
     assert ship(structures, dft, chunk_size=2, out=out, **quiet) == ["chunk-000.tar.xz", "chunk-001.tar.xz"]
     record = json.loads((out / "dataset.json").read_text())
     assert [c["ids"] for c in record["chunks"]] == [[ids[0], ids[1]], [ids[3], ids[4]]]
-    assert record["failures"] == {failed: ["SCF try 1"]}
+    assert record["failures"] == {failed: ["2026-12-05 10:00:00: SCF not converged"]}
     assert todo(structures, tmp_path / "todo", out) == 2  # failed once: retried
-    (dft / "failures.jsonl").unlink()  # the run's folder is gone (a new session): the record keeps the failure
-    (dft / "failures.jsonl").write_text(json.dumps({"id": failed, "error": "SCF try 2"}) + "\n")
+    # the same error again in a later run (its line appended to the file that still holds the first one)
+    with open(dft / "failures.jsonl", "a") as f:
+        f.write(json.dumps({**attempt, "time": "2026-12-06 09:00:00"}) + "\n")
     shutil.copytree(sources[5], dft / pending)
     assert ship(structures, dft, chunk_size=2, out=out, **quiet) == []  # one finished: waits for a full chunk
     assert ship(structures, dft, chunk_size=2, out=out, flush=True, **quiet) == ["chunk-002.tar.xz"]
     assert ship(structures, dft, chunk_size=2, out=out, flush=True, **quiet) == []  # shipped chunks never change
     record = json.loads((out / "dataset.json").read_text())
-    assert record["failures"] == {failed: ["SCF try 1", "SCF try 2"]}
+    assert record["failures"] == {failed: ["2026-12-05 10:00:00: SCF not converged",
+                                           "2026-12-06 09:00:00: SCF not converged"]}
+    (dft / "failures.jsonl").unlink()  # the run's folder is gone (a new session): the record keeps the failures
+    ship(structures, dft, chunk_size=2, out=out, flush=True, **quiet)
+    assert len(json.loads((out / "dataset.json").read_text())["failures"][failed]) == 2
     assert todo(structures, tmp_path / "todo", out) == 0  # failed twice: not tried again
     assert (tmp_path / "todo" / "manifest.jsonl").read_text() == ""
 
