@@ -37,6 +37,9 @@ def card(name: str = "universal-mini", folder: Path | None = None) -> str:
     total_s = [sum(m["timings_s"].values()) for m in meta]
     size = sum((folder / c["file"]).stat().st_size for c in record["chunks"])
     lines = [
+        "Structures are computed in coverage order (each element's cheapest structures first), so the costs "
+        "below understate those still to come.",
+        "",
         f"**{len(shipped)} structures shipped** of {record.get('planned')} planned, in {len(record['chunks'])} chunks "
         f"({size / 1e6:.1f} MB); {len(failures)} failed twice (listed below), {retrying} failed once (retried by the "
         "next run); "
@@ -56,6 +59,12 @@ def card(name: str = "universal-mini", folder: Path | None = None) -> str:
         f"{max((m['float32_band_change_meV'] for m in meta), default=0):.4f} meV; recomputed S differs from the "
         f"DFT run's by at most {max((m['overlap_recompute_max_dev'] for m in meta), default=0):.1e}.",
     ]
+    families = sorted({m["family"] for m in meta})
+    lines += ["", "| family | structures | atoms | DFT wall time (s) |", "|---|---|---|---|"]
+    for fam in families:
+        rows = [(m, t) for m, t in zip(meta, total_s) if m["family"] == fam]
+        lines.append(f"| {fam} | {len(rows)} | {_stats([m['n_atoms'] for m, _ in rows])} | "
+                     f"{_stats([t for _, t in rows])} |")
     fidelity = record.get("fidelity", {})
     if fidelity:
         worst = max(fidelity.items(), key=lambda kv: kv[1]["max_mev"])
@@ -70,5 +79,21 @@ def card(name: str = "universal-mini", folder: Path | None = None) -> str:
     return "\n".join(lines)
 
 
+START, END = "<!-- card:start -->", "<!-- card:end -->"
+
+
+def write_into(doc: Path, name: str = "universal-mini") -> None:
+    """Replace the text between the card markers of ``doc`` with the current card."""
+    text = doc.read_text()
+    if START not in text or END not in text:
+        raise ValueError(f"{doc}: no {START} ... {END} markers to write the card between")
+    head, rest = text.split(START, 1)
+    _, tail = rest.split(END, 1)
+    doc.write_text(f"{head}{START}\n{card(name)}\n{END}{tail}")
+
+
 if __name__ == "__main__":
-    print(card(*sys.argv[1:]))
+    if len(sys.argv) > 2 and sys.argv[1] == "--write":
+        write_into(Path(sys.argv[2]), *sys.argv[3:])
+    else:
+        print(card(*sys.argv[1:]))

@@ -141,3 +141,12 @@ def test_todo_order_gives_every_element_a_structure_before_any_gets_a_second():
     assert seen == {"Fe", "H", "Li", "O"}
     assert order.index("s3") < order.index("s2")  # the expensive Fe cell before a third Li one
     assert [m["id"] for m in coverage_order(entries, cost, Counter({"Fe": 5, "H": 5, "O": 5}))][0] == "s0"
+
+
+def test_the_dataset_card_in_the_docs_matches_what_is_shipped():
+    from pathlib import Path
+
+    from data_prep.embedded.card import card
+
+    docs = (Path(__file__).resolve().parents[2] / "docs" / "data.md").read_text()
+    assert card("universal-mini") in docs, "rerun: python -m data_prep.embedded.card --write docs/data.md"
