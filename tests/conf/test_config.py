@@ -29,7 +29,7 @@ def composed(overrides, tmp_path):
 
 
 def test_required_experiments_exist():
-    assert {"quickstart", "universal"} <= set(EXPERIMENTS)
+    assert {"quickstart", "universal", "universal_mini"} <= set(EXPERIMENTS)
 
 
 @pytest.mark.parametrize("experiment", EXPERIMENTS)
