@@ -191,7 +191,8 @@ def main(argv=None) -> int:
     s.add_argument("--dft", required=True, help="the deeph-prep dft output folder")
     s.add_argument("--chunk-size", type=int, default=CHUNK_SIZE)
     s.add_argument("--flush", action="store_true", help="also pack a last chunk smaller than --chunk-size")
-    s.add_argument("--check-json", help="`deeph-prep check --json` results to record as the DFT fidelity sample")
+    s.add_argument("--check-json", nargs="+", default=[],
+                   help="`deeph-prep check --json` result files to record as the DFT fidelity sample")
     args = p.parse_args(argv)
     if args.command == "todo":
         n = todo(Path(args.structures), Path(args.out), OUT)
@@ -199,8 +200,10 @@ def main(argv=None) -> int:
         return 0
     OUT.mkdir(parents=True, exist_ok=True)
     new = ship(Path(args.structures), Path(args.dft), args.chunk_size, OUT, flush=args.flush)
+    for path in args.check_json:
+        n = record_fidelity(Path(path), OUT)
     if args.check_json:
-        print(f"fidelity recorded for {record_fidelity(Path(args.check_json), OUT)} structures")
+        print(f"fidelity recorded for {n} structures")
     counts = Counter(len(c["ids"]) for c in _read_record(OUT).get("chunks", []))
     print(f"{len(new)} new chunk(s); shipped chunks by size: {dict(counts)}")
     return 0
