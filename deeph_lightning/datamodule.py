@@ -137,7 +137,10 @@ class DeepHDataModule(pl.LightningDataModule):
         self.check_available()
         repack = False
         if (self.path / METADATA_FILE).is_file():
-            repack = self._outdated_embedded_pack()
+            # decided once per run: trainer.test() after fit calls this again, and the data must not change
+            # under a run (chunks shipped while it trained are for the next run)
+            repack = not getattr(self, "_pack_checked", False) and self._outdated_embedded_pack()
+            self._pack_checked = True
             if not repack:
                 return
         sources = resolve_sources(self.pack_from)

@@ -15,7 +15,8 @@ def _sources(path):
 def test_embedded_pack_is_redone_when_the_shipped_version_changes(tmp_path, monkeypatch, capsys):
     pack = tmp_path / "pack.lmdb"
     monkeypatch.setenv("DEEPH_CACHE", str(tmp_path / "cache-a"))
-    DeepHDataModule(path=str(pack), pack_from="embedded:quickstart", cutoff=4.0).prepare_data()
+    running = DeepHDataModule(path=str(pack), pack_from="embedded:quickstart", cutoff=4.0)
+    running.prepare_data()
     first = _sources(pack)
     assert first[0].startswith(str(tmp_path / "cache-a"))
     stamp = (pack / METADATA_FILE).stat().st_mtime_ns
@@ -24,6 +25,8 @@ def test_embedded_pack_is_redone_when_the_shipped_version_changes(tmp_path, monk
     capsys.readouterr()
 
     monkeypatch.setenv("DEEPH_CACHE", str(tmp_path / "cache-b"))  # another extracted version of the data
+    running.prepare_data()  # the same run again (trainer.test after fit): its data does not change under it
+    assert (pack / METADATA_FILE).stat().st_mtime_ns == stamp
     DeepHDataModule(path=str(pack), pack_from="embedded:quickstart", cutoff=4.0).prepare_data()
     assert _sources(pack)[0].startswith(str(tmp_path / "cache-b"))
     assert "repacking" in capsys.readouterr().out
