@@ -156,6 +156,7 @@ class DeepHDataModule(pl.LightningDataModule):
             progress=False,
             overwrite=repack,  # replaces only a pack this code wrote (data_prep.outputs.check_ours)
         )
+        self._pack_checked = True
 
     def _outdated_embedded_pack(self) -> bool:
         """Packed from shipped datasets whose extracted version (its folder carries the chunks' digest) changed."""
