@@ -24,7 +24,7 @@ import tempfile
 from collections import Counter
 from pathlib import Path
 
-from .datasets import CHUNKED, sha256
+from .datasets import CHUNKED, given_up, sha256
 
 NAME = "universal-mini"
 OUT = CHUNKED[NAME]
@@ -80,8 +80,7 @@ def todo(structures: Path, folder: Path, out: Path = OUT) -> int:
     """Write ``folder/manifest.jsonl``: unshipped structures not failed twice, in coverage order. Returns their count."""
     record = _read_record(out)
     shipped = set(record.get("structures", {}))
-    given_up = {sid for sid, errors in record.get("failures", {}).items() if len(errors) >= 2}
-    entries = [m for m in _manifest(structures) if m["id"] not in shipped | given_up]
+    entries = [m for m in _manifest(structures) if m["id"] not in shipped | set(given_up(record))]
     entries = coverage_order(entries, {m["id"]: estimated_cost(m, structures) for m in entries},
                              Counter(e for sid in shipped for e in record["structures"][sid]["elements"]))
     folder.mkdir(parents=True, exist_ok=True)
@@ -163,9 +162,9 @@ def ship(structures: Path, dft: Path, chunk_size: int = CHUNK_SIZE, out: Path = 
         _write_record(out / "dataset.json", record)
         log(f"{name}: shipped {len(ids)} structures ({(out / name).stat().st_size / 1e6:.2f} MB)")
     _write_record(out / "dataset.json", record)
-    given_up = sum(len(e) >= 2 for e in failures.values())
-    log(f"shipped {len(record['structures'])} of {len(manifest)}; failed twice (not retried): {given_up}; "
-        f"failed once (retried next run): {len(failures) - given_up}")
+    n_given_up = len(given_up(record))
+    log(f"shipped {len(record['structures'])} of {len(manifest)}; failed twice (not retried): {n_given_up}; "
+        f"failed once (retried next run): {len(failures) - n_given_up}")
     return new
 
 
