@@ -20,7 +20,7 @@ import tempfile
 from pathlib import Path
 
 from .models.checkpoint import read_checkpoint
-from .models.pretrained import SHIPPED, ship_checkpoint, shipped_models
+from .models.pretrained import SHIPPED, ship_checkpoint, update_index
 
 
 def check_mae(ckpt: str, dataset: str, structure_id: str) -> float:
@@ -122,9 +122,7 @@ def main(argv=None) -> int:
         print(f"ship_model: {err}", file=sys.stderr)
         return 2
     (SHIPPED / f"{args.name}.md").write_text(card(args.name, args.summary, meta, reports, check, notes))
-    models = shipped_models()
-    models[args.name]["check"] = check
-    (SHIPPED / "index.json").write_text(json.dumps(models, indent=1, sort_keys=True) + "\n")
+    update_index(args.name, {"check": check})
     print(f"shipped {file} ({file.stat().st_size / 1e6:.1f} MB); check MAE {check['mae_meV']:.3f} meV")
     return 0
 

@@ -55,8 +55,13 @@ def ship_checkpoint(ckpt_path: str | os.PathLike, name: str, summary: str, card:
     tmp = file.with_suffix(".ckpt.tmp")
     torch.save({"deeph": meta, "state_dict": weights}, tmp)
     os.replace(tmp, file)
-    models = shipped_models()
-    models[name] = {"file": file.name, "sha256": sha256(file), "summary": summary}
-    (SHIPPED / "index.json").write_text(json.dumps(models, indent=1, sort_keys=True) + "\n")
+    update_index(name, {"file": file.name, "sha256": sha256(file), "summary": summary}, replace=True)
     (SHIPPED / f"{name}.md").write_text(card)
     return file
+
+
+def update_index(name: str, entry: dict, replace: bool = False) -> None:
+    """Merge ``entry`` into the index entry of the shipped model ``name`` (``replace``: start it afresh)."""
+    models = shipped_models()
+    models[name] = {**({} if replace else models.get(name, {})), **entry}
+    (SHIPPED / "index.json").write_text(json.dumps(models, indent=1, sort_keys=True) + "\n")
