@@ -8,7 +8,7 @@ inverse Bloch transform for H(R); exact two-centre integrals for S(R).
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 
@@ -61,6 +61,8 @@ def fermi_level(mo_energies: list[np.ndarray], n_electrons: int, sigma: float) -
         lo, hi = (mid, hi) if count(mid) < target else (lo, mid)
     return float(0.5 * (lo + hi))
 
+WIDE_SMEARING_EV = 0.5  # first stage of the fallback for SCFs that do not converge at the recipe's smearing
+
 
 def make_scf(cell, kpts, settings: DFTSettings):
     from pyscf.pbc import dft, scf
@@ -95,15 +97,23 @@ def run_scf(atoms, settings: DFTSettings = DFTSettings(), where: str = "structur
     mf = make_scf(cell, cell.make_kpts(kmesh), settings)
     dm0, guess = initial_density(mf)
     mf.kernel(dm0=dm0)
-    if not mf.converged:  # charge sloshing in small-gap/metallic cells: restart from there with damping
+    fallback = None
+    if not mf.converged:
+        # Charge sloshing in d-metals: occupations flip at the Fermi level from cycle to cycle. Converge with a
+        # wider Fermi smearing first, then restart at the recipe's smearing (damped) from that density: what is
+        # stored is still the recipe's own self-consistent solution.
+        wide = replace(settings, smearing=max(5 * settings.smearing, WIDE_SMEARING_EV))
+        dm = mf.make_rdm1()
+        mf = make_scf(cell, cell.make_kpts(kmesh), wide)
+        mf.kernel(dm0=dm)
         dm = mf.make_rdm1()
         mf = make_scf(cell, cell.make_kpts(kmesh), settings)
-        mf.damp, mf.diis_start_cycle = 0.5, 4
+        mf.damp, mf.diis_start_cycle = 0.3, 2
         mf.kernel(dm0=dm)
-        mf.retried_with_damping = True
+        fallback = f"converged first with {wide.smearing:g} eV smearing"
     if not mf.converged:
         raise SCFNotConvergedError(f"{where}: SCF did not converge in {settings.max_cycle} cycles (k-mesh {kmesh})")
-    mf.initial_guess = guess
+    mf.initial_guess, mf.scf_fallback = guess, fallback
     return mf, tuple(int(n) for n in kmesh)
 
 
@@ -190,7 +200,7 @@ def run_dft(atoms, settings: DFTSettings = DFTSettings(), where: str = "structur
         "alias_free_radius": float(rho),
         "total_energy_ev": float(mf.e_tot * ev),
         "scf_cycles": int(getattr(mf, "cycles", -1)),
-        "scf_retried_with_damping": bool(getattr(mf, "retried_with_damping", False)),
+        "scf_fallback": getattr(mf, "scf_fallback", None),
         "scf_initial_guess": getattr(mf, "initial_guess", "minao"),
         "max_imag_h_ev": max_imag,
         "timings_s": {"scf": round(t_scf, 3), "dense_fock": round(t_dense, 3), "overlap": round(t_ovlp, 3)},

@@ -1,0 +1,29 @@
+"""An SCF that does not converge within ``max_cycle`` goes through the wide-smearing fallback and ends at the
+recipe's own self-consistent solution; one that still does not converge is an error naming the structure."""
+
+import numpy as np
+import pytest
+from ase.build import bulk
+
+from data_prep.dft import DFTSettings
+from data_prep.dft.runner import SCFNotConvergedError, run_scf
+
+AL = bulk("Al", "fcc", a=4.05)  # a metal: the case the fallback is for
+
+
+@pytest.mark.slow
+def test_fallback_reaches_the_recipe_solution():
+    direct, _ = run_scf(AL, DFTSettings(kmesh=(3, 3, 3)), "Al")
+    assert direct.scf_fallback is None
+    # 3 cycles are too few from the MINAO guess (it needs 4), enough from the wide-smearing density
+    rescued, _ = run_scf(AL, DFTSettings(kmesh=(3, 3, 3), max_cycle=3), "Al")
+    assert rescued.converged and rescued.scf_fallback == "converged first with 0.5 eV smearing"
+    assert rescued.sigma == pytest.approx(direct.sigma)  # stored at the recipe's smearing, not the wide one
+    assert abs(rescued.e_tot - direct.e_tot) < 1e-8
+    assert np.abs(np.asarray(rescued.make_rdm1()) - np.asarray(direct.make_rdm1())).max() < 1e-5
+
+
+@pytest.mark.slow
+def test_unconverged_scf_is_an_error_naming_the_structure():
+    with pytest.raises(SCFNotConvergedError, match=r"Al: SCF did not converge in 2 cycles \(k-mesh \(3, 3, 3\)\)"):
+        run_scf(AL, DFTSettings(kmesh=(3, 3, 3), max_cycle=2), "Al")
