@@ -1,8 +1,8 @@
 """``deeph-prep check``: band-structure fidelity of DeepH folders written by ``deeph-prep dft``.
 
 For each folder the SCF is redone from the recipe in info.json; bands from the stored H(R), S(R) at random
-k-points off the SCF and dense meshes are compared with PySCF's own bands there (meV, bands within
-E_F ± window).
+k-points off the SCF and dense meshes are compared with PySCF's own bands there (meV, bands within window eV of
+the band edges: E_F ± window for a metal, [VBM − window, CBM + window] for an insulator).
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ def register(subparsers) -> None:
                               description=__doc__)
     p.add_argument("folders", nargs="+", help="DeepH folders written by deeph-prep dft")
     p.add_argument("--n-kpts", type=int, default=6)
-    p.add_argument("--window", type=float, default=5.0, help="eV around the Fermi level")
+    p.add_argument("--window", type=float, default=5.0, help="eV beyond the band edges (E_F ± window for metals)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--tolerance", type=float, default=10.0, help="meV; exit code 1 if any max error is larger")
     p.add_argument("--json", help="also write the results to this JSON file")

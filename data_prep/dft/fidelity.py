@@ -36,9 +36,20 @@ def off_mesh_kpoints(n: int, seed: int = 0) -> np.ndarray:
     return np.random.default_rng(seed).random((n, 3))
 
 
+def edge_window(ref: np.ndarray, fermi: float, window: float) -> np.ndarray:
+    """Mask of the band energies within ``window`` eV of the band edges: [VBM − window, CBM + window], with VBM
+    (CBM) the highest (lowest) energy below (above) E_F over the k-points. For a metal that is about E_F ± window; an
+    insulator's gap counts as zero width, so bands are compared even where the gap is wider than 2 x window."""
+    below, above = ref[ref <= fermi], ref[ref > fermi]
+    lo = (below.max() if below.size else fermi) - window
+    hi = (above.min() if above.size else fermi) + window
+    return (ref >= lo) & (ref <= hi)
+
+
 def band_fidelity(st: DeepHStructure, *, mf=None, kpts_frac=None, n_kpts: int = 6, window: float = 5.0,
                   seed: int = 0) -> dict:
-    """Compare bands from the blocks with PySCF's bands at off-mesh k (meV), for bands within E_F ± window eV.
+    """Compare bands from the blocks with PySCF's bands at off-mesh k (meV), for bands within ``window`` eV of
+    the band edges (``edge_window``).
 
     ``mf``: a converged PySCF mean field for this structure; if None the SCF is redone from info.json.
     """
@@ -50,13 +61,13 @@ def band_fidelity(st: DeepHStructure, *, mf=None, kpts_frac=None, n_kpts: int = 
     ref = pyscf_band_energies(mf, kpts)
     ours = band_energies_from_blocks(st, kpts)
     ef = st.fermi_level if st.fermi_level is not None else 0.0
-    sel = np.abs(ref - ef) <= window
-    err = np.abs(ours - ref)[sel] * 1000.0
+    err = np.abs(ours - ref)[edge_window(ref, ef, window)] * 1000.0
     return {
         "max_mev": float(err.max(initial=0.0)),
         "mean_mev": float(err.mean()) if err.size else 0.0,
         "n_values": int(err.size),
         "n_kpts": int(len(kpts)),
         "window_ev": float(window),
+        "empty_bands": bool((ref > ef).any()),
         "radius": st.info.get("radius"),
     }

@@ -150,11 +150,9 @@ def ship(structures: Path, dft: Path, chunk_size: int = CHUNK_SIZE, out: Path = 
                 m = manifest[sid]
                 catalogue = {k: v for k, v in m.items() if k != "file"}
                 measured = compact(dft / sid, Path(tmp) / sid, catalogue)
-                info = json.loads((dft / sid / "info.json").read_text())
                 record["structures"][sid] = {
                     **{k: m[k] for k in ("family", "prototype", "group", "kind", "formula", "n_atoms", "elements",
-                                         "dims", "index")},
-                    "timings_s": info["timings_s"], "scf_cycles": info.get("scf_cycles"), **measured}
+                                         "dims", "index")}, **dft_facts(dft / sid), **measured}
                 folders.append(Path(tmp) / sid)
             _tar(folders, out / name)
         record["chunks"].append({"file": name, "sha256": sha256(out / name), "ids": ids})
@@ -168,13 +166,24 @@ def ship(structures: Path, dft: Path, chunk_size: int = CHUNK_SIZE, out: Path = 
     return new
 
 
+def dft_facts(folder: Path) -> dict:
+    """What the card reports of one finished DFT folder: cost, SCF cycles, electrons and basis size."""
+    from ..deeph_format import read_deeph
+
+    info = json.loads((folder / "info.json").read_text())
+    n_orbitals = int(read_deeph(folder, hamiltonian=False, overlap=False).n_orbitals().sum())
+    return {"timings_s": info["timings_s"], "scf_cycles": info.get("scf_cycles"),
+            "n_electrons": info["n_electrons"], "n_orbitals": n_orbitals}
+
+
 def record_fidelity(check_json: Path, out: Path = OUT) -> int:
     """Merge ``deeph-prep check --json`` results (keyed by folder) into ``dataset.json["fidelity"]`` by id."""
     record_path = out / "dataset.json"
     record = json.loads(record_path.read_text())
     fidelity = record.setdefault("fidelity", {})
     for folder, r in json.loads(check_json.read_text()).items():
-        fidelity[Path(folder).name] = {k: r[k] for k in ("max_mev", "mean_mev") if k in r} | {"window_ev": r.get("window_ev")}
+        keep = ("max_mev", "mean_mev", "n_values", "window_ev", "empty_bands")
+        fidelity[Path(folder).name] = {k: r[k] for k in keep if k in r}
     _write_record(record_path, record)
     return len(fidelity)
 

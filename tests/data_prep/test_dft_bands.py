@@ -7,7 +7,7 @@ from ase import Atoms
 
 from data_prep.deeph_format import check_hermitian, read_deeph, write_deeph
 from data_prep.dft import DFTSettings, alias_free_radius, dense_kmesh_for_radius, pyscf_band_energies, run_dft
-from data_prep.dft.fidelity import band_energies_from_blocks, band_fidelity
+from data_prep.dft.fidelity import band_energies_from_blocks, band_fidelity, edge_window
 from data_prep.dft.realspace import blocks_from_kmesh
 from data_prep.kspace import band_energies, bloch_sum
 
@@ -108,3 +108,14 @@ def test_alias_radius_pushes_the_folded_tails_out_of_the_stored_blocks(si2):
     with pytest.raises(ValueError, match="alias_radius"):
         DFTSettings(radius=9.5, alias_radius=8.0)
 
+
+
+def test_fidelity_window_spans_the_band_edges():
+    # an insulator with a 6 eV gap: E_F ± 2 eV holds no band, the edge window holds the VBM and CBM bands
+    ref = np.array([[-9.0, -3.2, 3.0, 8.0], [-8.5, -3.0, 3.3, 7.0]])
+    assert edge_window(ref, 0.0, 2.0).tolist() == [[False, True, True, False], [False, True, True, False]]
+    # a metal: E_F ± window, widened to the nearest band energies on either side of E_F (0.0 and 0.4 here)
+    ref = np.array([[-2.5, -1.0, 0.4, 2.3], [-1.9, 0.0, 1.9, 3.0]])
+    assert edge_window(ref, 0.1, 2.0).tolist() == [[False, True, True, True], [True, True, True, False]]
+    # every band occupied (no empty band in the basis): the window ends at E_F + window
+    assert edge_window(np.array([[-5.0, -1.0]]), 3.0, 2.0).tolist() == [[False, True]]
