@@ -55,6 +55,20 @@ def _key(i: int) -> bytes:
 # writing
 
 
+def _deeph_folders_under(top: Path):
+    """DeepH folders under ``top``, following symbolic links (a folder of links to structures is a common way
+    to pick a test set) but never into a directory already seen."""
+    seen: set[Path] = set()
+    for root, dirs, files in os.walk(top, followlinks=True):
+        here = Path(root).resolve()
+        if here in seen:
+            dirs[:] = []
+            continue
+        seen.add(here)
+        if ("element.dat" in files or "POSCAR" in files) and is_deeph_folder(here):
+            yield here
+
+
 def find_structure_folders(sources: Sequence[str | os.PathLike]) -> list[Path]:
     """DeepH folders given directly, or found (recursively) under the given directories; sorted, unique."""
     found: set[Path] = set()
@@ -65,8 +79,7 @@ def find_structure_folders(sources: Sequence[str | os.PathLike]) -> list[Path]:
         if is_deeph_folder(src):
             found.add(src.resolve())
             continue
-        hits = {p.parent.resolve() for name in ("element.dat", "POSCAR") for p in src.rglob(name)
-                if is_deeph_folder(p.parent)}
+        hits = set(_deeph_folders_under(src))
         if not hits:
             raise DeepHFormatError(f"{src}: contains no DeepH-format folder (no element.dat or POSCAR found)")
         found |= hits

@@ -175,3 +175,16 @@ def test_same_dataset_opened_twice_in_one_process(packed):
     assert a[0]["structure_id"] == b[0]["structure_id"]
     a.close()
     assert b[1]["structure_id"] == LmdbDataset(packed)[1]["structure_id"]
+
+
+def test_structure_folders_are_found_through_symbolic_links(tmp_path):
+    from data_prep.embedded import quickstart_path
+    from data_prep.lmdb_dataset import find_structure_folders
+
+    src = sorted(p for p in quickstart_path().iterdir() if p.is_dir())[:2]
+    picked = tmp_path / "picked"
+    picked.mkdir()
+    for folder in src:
+        (picked / folder.name).symlink_to(folder, target_is_directory=True)
+    (picked / "loop").symlink_to(picked, target_is_directory=True)  # a cycle is walked once
+    assert find_structure_folders([picked]) == sorted(f.resolve() for f in src)
