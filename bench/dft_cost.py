@@ -25,6 +25,7 @@ STRUCTURES = {
     "nacl": lambda: bulk("NaCl", "rocksalt", a=5.64),
     "graphene": lambda: graphene(vacuum=9.0),
     "cu": lambda: bulk("Cu", "fcc", a=3.61),
+    "cr": lambda: bulk("Cr", "bcc", a=2.88),
     "k": lambda: bulk("K", "bcc", a=5.23),
     "cs": lambda: bulk("Cs", "bcc", a=6.05),
 }
@@ -52,6 +53,8 @@ def main() -> None:
     p.add_argument("--alias-radius", type=float, default=None, help="Å, dense mesh alias-free to this")
     p.add_argument("--radii", default="6,7,8", help="Å, cuts below --radius to compare")
     p.add_argument("--window", type=float, default=5.0, help="eV beyond the band edges")
+    p.add_argument("--ke-cutoff-d", type=float, default=DFTSettings.ke_cutoff_d,
+                   help="Ha, grid of cells with d shells (0: the same grid as the others)")
     args = p.parse_args()
     radii = tuple(float(r) for r in args.radii.split(",")) + (None,)
     print(f"{'structure':<10} {'atoms':>5} {'kmesh':>8} {'dense':>8} {'scf/s':>7} {'fock/s':>7} {'S/s':>5} "
@@ -59,7 +62,9 @@ def main() -> None:
     for name in args.structures.split(","):
         atoms = structure(name)
         atoms.pbc = True
-        res = run_dft(atoms, DFTSettings(threads=args.threads, radius=args.radius, alias_radius=args.alias_radius))
+        settings = DFTSettings(threads=args.threads, radius=args.radius, alias_radius=args.alias_radius,
+                               ke_cutoff_d=args.ke_cutoff_d or None)
+        res = run_dft(atoms, settings)
         st = res.structure
         k = off_mesh_kpoints(4, seed=0)
         ref = pyscf_band_energies(res.scf, k)

@@ -21,6 +21,7 @@ def add_settings_arguments(p) -> None:
     g.add_argument("--dense-kmesh", type=int, nargs=3, help="non-SCF mesh for H(R) (default: sized from alias radius)")
     g.add_argument("--density-fit", choices=["multigrid", "fftdf", "gdf"])
     g.add_argument("--ke-cutoff", type=float, help="density grid cutoff, Hartree")
+    g.add_argument("--ke-cutoff-d", type=float, help="density grid cutoff of cells with d shells, Hartree")
     g.add_argument("--smearing", type=float, help="Fermi-Dirac width, eV")
     g.add_argument("--conv-tol", type=float)
     g.add_argument("--threads", type=int, help="OpenMP threads per DFT process")
@@ -36,7 +37,7 @@ def settings_from_args(args):
         except (OSError, json.JSONDecodeError) as err:
             raise ValueError(f"{args.config}: cannot read DFT settings ({err})") from None
     for name in ("xc", "basis", "pseudo", "kspacing", "kmesh", "radius", "alias_radius", "dense_kmesh", "density_fit",
-                 "ke_cutoff", "smearing", "conv_tol", "threads"):
+                 "ke_cutoff", "ke_cutoff_d", "smearing", "conv_tol", "threads"):
         v = getattr(args, name, None)
         if v is not None:
             values[name] = v

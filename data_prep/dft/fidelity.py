@@ -22,6 +22,7 @@ def settings_from_info(st: DeepHStructure) -> DFTSettings:
     if not recipe:
         raise ValueError(f"{st.source or 'structure'}: info.json has no 'dft' recipe (not written by deeph-prep dft)")
     fields = set(DFTSettings.__dataclass_fields__)
+    recipe.setdefault("ke_cutoff_d", None)  # written before the setting existed: one grid for every cell
     return DFTSettings.from_dict({k: v for k, v in recipe.items() if k in fields})
 
 

@@ -195,6 +195,7 @@ def run_dft(atoms, settings: DFTSettings = DFTSettings(), where: str = "structur
             "dense_kmesh": list(dense),
             "pseudo_per_element": {s: element_pseudo(settings.pseudo, settings.basis, s)[0] for s in symbols},
         },
+        "grid_ke_cutoff": None if cell.ke_cutoff is None else float(cell.ke_cutoff),  # Ha, the one this cell used
         "n_electrons": int(n_el),
         "radius": float(radius),
         "alias_free_radius": float(rho),

@@ -40,6 +40,9 @@ class DFTSettings:
     alias_radius: float | None = None
     density_fit: str = "multigrid"  # multigrid | fftdf | gdf
     ke_cutoff: float | None = 60.0  # Hartree, plane-wave cutoff of the density grid (None: PySCF's default)
+    # Hartree, the grid cutoff of cells with d shells in the basis (3d metals; Zn, Ga, In, Tl keep semicore d):
+    # at 60 Ha their grid error puts k-dependent noise into H(k) (docs/data.md). None: ke_cutoff for all cells.
+    ke_cutoff_d: float | None = 120.0
     smearing: float = 0.1  # eV, Fermi-Dirac width (0: integer occupations, insulators only)
     conv_tol: float = 1e-9  # Hartree
     max_cycle: int = 100

@@ -131,6 +131,15 @@ def check_structure(atoms, settings: DFTSettings = DFTSettings(), where: str = "
         )
 
 
+def grid_cutoff(basis: dict, settings: DFTSettings) -> float | None:
+    """The density-grid cutoff (Ha) of a cell with these per-element bases: ``ke_cutoff``, raised to
+    ``ke_cutoff_d`` where a d shell is present."""
+    has_d = any(shell[0] == 2 for shells in basis.values() for shell in shells)
+    if settings.ke_cutoff is None or not has_d or settings.ke_cutoff_d is None:
+        return None if settings.ke_cutoff is None else float(settings.ke_cutoff)
+    return float(max(settings.ke_cutoff, settings.ke_cutoff_d))
+
+
 def build_cell(atoms, settings: DFTSettings = DFTSettings(), where: str = "structure"):
     """PySCF ``pbc.gto.Cell`` for ``atoms`` (positions kept as given, Å)."""
     from pyscf.pbc import gto
@@ -143,8 +152,9 @@ def build_cell(atoms, settings: DFTSettings = DFTSettings(), where: str = "struc
     cell.atom = [(s, tuple(float(x) for x in p)) for s, p in zip(symbols, atoms.positions)]
     cell.basis = {s: element_basis(settings.basis, s) for s in set(symbols)}
     cell.pseudo = {s: element_pseudo(settings.pseudo, settings.basis, s)[0] for s in set(symbols)}
-    if settings.ke_cutoff is not None:
-        cell.ke_cutoff = float(settings.ke_cutoff)
+    ke_cutoff = grid_cutoff(cell.basis, settings)
+    if ke_cutoff is not None:
+        cell.ke_cutoff = ke_cutoff
     cell.spin = valence_electrons(atoms, settings) % 2  # restricted KS with smearing ignores it; silences a warning
     cell.verbose = 0
     cell.build()

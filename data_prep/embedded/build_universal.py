@@ -21,10 +21,11 @@ import os
 import sys
 import tarfile
 import tempfile
+import time
 from collections import Counter
 from pathlib import Path
 
-from .datasets import CHUNKED, given_up, sha256
+from .datasets import CHUNKED, current_structures, given_up, sha256
 
 NAME = "universal-mini"
 OUT = CHUNKED[NAME]
@@ -79,7 +80,7 @@ def coverage_order(entries: list[dict], cost: dict[str, float], have: Counter) -
 def todo(structures: Path, folder: Path, out: Path = OUT) -> int:
     """Write ``folder/manifest.jsonl``: unshipped structures not failed twice, in coverage order. Returns their count."""
     record = _read_record(out)
-    shipped = set(record.get("structures", {}))
+    shipped = set(current_structures(record))
     entries = [m for m in _manifest(structures) if m["id"] not in shipped | set(given_up(record))]
     entries = coverage_order(entries, {m["id"]: estimated_cost(m, structures) for m in entries},
                              Counter(e for sid in shipped for e in record["structures"][sid]["elements"]))
@@ -135,7 +136,8 @@ def ship(structures: Path, dft: Path, chunk_size: int = CHUNK_SIZE, out: Path = 
     for sid, errors in _failures(dft).items():
         known = failures.setdefault(sid, [])
         known.extend(e for e in errors if e not in known)  # a failure file is read again by every later ship
-    finished = [sid for sid in manifest if sid not in record["structures"] and is_complete(dft / sid)]
+    held = current_structures(record)
+    finished = [sid for sid in manifest if sid not in held and is_complete(dft / sid)]
     for sid in finished:
         failures.pop(sid, None)  # computed on a retry
     new = []
@@ -156,14 +158,33 @@ def ship(structures: Path, dft: Path, chunk_size: int = CHUNK_SIZE, out: Path = 
                 folders.append(Path(tmp) / sid)
             _tar(folders, out / name)
         record["chunks"].append({"file": name, "sha256": sha256(out / name), "ids": ids})
+        for sid in ids:
+            record.get("retired", {}).pop(sid, None)  # recomputed: this chunk's copy is the current one
         new.append(name)
         _write_record(out / "dataset.json", record)
         log(f"{name}: shipped {len(ids)} structures ({(out / name).stat().st_size / 1e6:.2f} MB)")
     _write_record(out / "dataset.json", record)
     n_given_up = len(given_up(record))
-    log(f"shipped {len(record['structures'])} of {len(manifest)}; failed twice (not retried): {n_given_up}; "
+    log(f"shipped {len(current_structures(record))} of {len(manifest)}; failed twice (not retried): {n_given_up}; "
         f"failed once (retried next run): {len(failures) - n_given_up}")
     return new
+
+
+def retire(ids: list[str], reason: str, out: Path = OUT) -> int:
+    """Retire shipped structures (an outdated recipe): the loader drops them, ``todo`` hands them out again and
+    ``ship`` packs the recomputed ones into new chunks. Returns how many are retired now."""
+    record_path = out / "dataset.json"
+    record = json.loads(record_path.read_text())
+    held = current_structures(record)
+    unknown = [sid for sid in ids if sid not in held and sid not in record.get("retired", {})]
+    if unknown:
+        raise KeyError(f"{record_path}: not shipped: {', '.join(unknown)}")
+    retired = record.setdefault("retired", {})
+    for sid in ids:
+        retired.setdefault(sid, f"{time.strftime('%Y-%m-%d')}: {reason}")
+        record.get("fidelity", {}).pop(sid, None)  # measured on the retired copy
+    _write_record(record_path, record)
+    return len(retired)
 
 
 def dft_facts(folder: Path) -> dict:
@@ -194,6 +215,9 @@ def main(argv=None) -> int:
     t = sub.add_parser("todo", help="write the manifest of structures still to compute, in coverage order")
     t.add_argument("--structures", required=True, help="the catalogue folder (manifest.jsonl)")
     t.add_argument("--out", required=True, help="folder for the todo manifest.jsonl (give it to deeph-prep dft)")
+    r = sub.add_parser("retire", help="retire shipped structures computed with an outdated recipe (recomputed later)")
+    r.add_argument("ids", nargs="+")
+    r.add_argument("--reason", required=True)
     s = sub.add_parser("ship", help="pack finished structures into chunks, record failures and fidelity")
     s.add_argument("--structures", required=True, help="the catalogue folder (manifest.jsonl)")
     s.add_argument("--dft", required=True, help="the deeph-prep dft output folder")
@@ -205,6 +229,9 @@ def main(argv=None) -> int:
     if args.command == "todo":
         n = todo(Path(args.structures), Path(args.out), OUT)
         print(f"{n} structures to compute -> {Path(args.out) / 'manifest.jsonl'}")
+        return 0
+    if args.command == "retire":
+        print(f"{retire(args.ids, args.reason, OUT)} structures retired (recomputed by the next runs)")
         return 0
     OUT.mkdir(parents=True, exist_ok=True)
     new = ship(Path(args.structures), Path(args.dft), args.chunk_size, OUT, flush=args.flush)

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .datasets import CHUNKED, dataset_record, given_up
+from .datasets import CHUNKED, current_structures, dataset_record, given_up
 
 
 FIDELITY_TARGET_MEV = 5.0  # band error of the stored blocks the dataset is built for (near the band edges)
@@ -30,7 +30,8 @@ def card(name: str = "universal-mini", folder: Path | None = None) -> str:
     """The card of a shipped dataset, or of the chunks folder ``folder`` (its ``dataset.json``)."""
     folder = CHUNKED[name] if folder is None else folder
     record = dataset_record(name) if folder == CHUNKED.get(name) else json.loads((folder / "dataset.json").read_text())
-    shipped = [s for c in record["chunks"] for s in c["ids"]]
+    shipped = sorted(current_structures(record))
+    retired = record.get("retired", {})
     failures = given_up(record)
     retrying = len(record.get("failures", {})) - len(failures)
     meta = [record["structures"][s] for s in shipped]
@@ -87,6 +88,10 @@ def card(name: str = "universal-mini", folder: Path | None = None) -> str:
         if over:
             lines += ["", f"Over the {FIDELITY_TARGET_MEV:g} meV target: "
                       + ", ".join(f"{s} {tested[s]['max_mev']:.0f} meV" for s in over) + "."]
+    if retired:
+        reasons = sorted(set(r.split(": ", 1)[-1] for r in retired.values()))
+        lines += ["", f"Retired ({len(retired)}, not in the data until recomputed by the next runs): "
+                  + "; ".join(reasons) + "."]
     if failures:
         lines += ["", "| failed structure | errors |", "|---|---|"]
         lines += [f"| {sid} | {'; '.join(e[:120] for e in errors)} |" for sid, errors in sorted(failures.items())]

@@ -46,6 +46,14 @@ def given_up(record: dict) -> dict[str, list[str]]:
     return {sid: errors for sid, errors in record.get("failures", {}).items() if len(errors) >= 2}
 
 
+def current_structures(record: dict) -> dict[str, str]:
+    """Structure id -> chunk file for every structure a chunked dataset holds now: the latest chunk that has
+    it, without the retired ones (``record["retired"]``: computed with an outdated recipe, not yet recomputed)."""
+    where = {sid: chunk["file"] for chunk in record.get("chunks", []) for sid in chunk["ids"]}
+    retired = record.get("retired", {})
+    return {sid: file for sid, file in where.items() if sid not in retired}
+
+
 def extract_chunked(folder: Path, cache_dir: str | os.PathLike | None = None) -> Path:
     """Extract the chunks listed in ``folder/dataset.json`` once (checksums verified, overlaps restored)."""
     folder = Path(folder)
@@ -54,7 +62,8 @@ def extract_chunked(folder: Path, cache_dir: str | os.PathLike | None = None) ->
     if not record.get("chunks"):
         raise FileNotFoundError(f"{folder}: no chunk of {name} has been shipped yet")
     cache = Path(cache_dir) if cache_dir is not None else default_cache_dir()
-    digest = hashlib.sha256(json.dumps(record["chunks"], sort_keys=True).encode()).hexdigest()[:16]
+    content = [record["chunks"], sorted(record.get("retired", {}))]
+    digest = hashlib.sha256(json.dumps(content, sort_keys=True).encode()).hexdigest()[:16]
     target = cache / f"{name}-{digest}"
     if (target / name).is_dir():
         return target / name
@@ -83,10 +92,10 @@ def _extract(folder: Path, record: dict, tmp: Path) -> None:
         if sha256(archive) != chunk["sha256"]:
             raise ValueError(f"{archive}: checksum differs from dataset.json (corrupted or modified chunk)")
         with tarfile.open(archive, "r:xz") as tar:
-            tar.extractall(shipped, filter="data")
+            tar.extractall(shipped / chunk["file"], filter="data")
     (tmp / record["name"]).mkdir()
-    for structure in sorted(p for p in shipped.iterdir() if p.is_dir()):
-        restore(structure, tmp / record["name"] / structure.name)
+    for sid, file in sorted(current_structures(record).items()):
+        restore(shipped / file / sid, tmp / record["name"] / sid)
     shutil.rmtree(shipped)
 
 
@@ -101,13 +110,15 @@ def list_datasets() -> list[dict]:
             record = dataset_record(name)
         except FileNotFoundError:
             continue
-        structures = [s for c in record.get("chunks", []) for s in c["ids"]]
+        structures = list(current_structures(record))
         elements = sorted({e for s in structures for e in record["structures"][s]["elements"]})
         size = sum((folder / c["file"]).stat().st_size for c in record.get("chunks", []))
         r = record["recipe"]
         out.append({"name": name, "structures": len(structures), "elements": elements, "size_mb": size / 1e6,
                     "recipe": f"{r['xc'].upper()}, {r['pseudo']}, {r['basis']}, k-spacing {r['kspacing']}, "
-                              f"{r['ke_cutoff']} Ha, radius {r['radius']} Å",
+                              f"grid {r['ke_cutoff']} Ha" + (f" ({r['ke_cutoff_d']} Ha with d shells)"
+                                                              if r.get("ke_cutoff_d") else "")
+                              + f", radius {r['radius']} Å",
                     "failures": len(given_up(record)),
                     "planned": record.get("planned"), "path": str(folder)})
     return out

@@ -119,3 +119,21 @@ def test_fidelity_window_spans_the_band_edges():
     assert edge_window(ref, 0.1, 2.0).tolist() == [[False, True, True, True], [True, True, True, False]]
     # every band occupied (no empty band in the basis): the window ends at E_F + window
     assert edge_window(np.array([[-5.0, -1.0]]), 3.0, 2.0).tolist() == [[False, True]]
+
+
+def test_cells_with_d_shells_get_the_finer_grid():
+    from ase.build import bulk
+
+    from data_prep.dft.fidelity import settings_from_info
+    from data_prep.dft.structure import build_cell
+
+    cr, si = bulk("Cr", "bcc", a=2.88), bulk("Si", "diamond", a=5.43)
+    assert build_cell(si, DFTSettings()).ke_cutoff == 60.0
+    assert build_cell(cr, DFTSettings()).ke_cutoff == 120.0
+    assert build_cell(cr, DFTSettings(ke_cutoff_d=None)).ke_cutoff == 60.0
+    # a folder written before the setting existed is checked with the one grid it was computed on
+    from data_prep.deeph_format import DeepHStructure
+
+    old = DeepHStructure(cell=cr.cell[:], positions=cr.positions, numbers=cr.numbers, orbital_types=[[0, 0, 1, 2]],
+                         info={"dft": {"xc": "pbe", "ke_cutoff": 60.0}})
+    assert settings_from_info(old).ke_cutoff_d is None

@@ -59,9 +59,9 @@ def test_finished_structures_ship_in_chunks_and_failures_are_kept_across_runs(tm
     structures ship in full chunks, a lone one waits unless flushed, failures survive the run's own files and a
     structure that failed twice is not handed to the next run again."""
     from data_prep.cli import main as deeph_prep
-    from data_prep.embedded.build_universal import record_fidelity, ship, todo
+    from data_prep.embedded.build_universal import record_fidelity, retire, ship, todo
     from data_prep.embedded.card import card
-    from data_prep.embedded.datasets import extract_chunked
+    from data_prep.embedded.datasets import current_structures, extract_chunked
 
     sources = sorted(p for p in quickstart_path().iterdir() if p.is_dir())[:6]
     structures, dft, out = tmp_path / "structures", tmp_path / "dft", tmp_path / "shipped"
@@ -121,6 +121,23 @@ def test_finished_structures_ship_in_chunks_and_failures_are_kept_across_runs(tm
     assert restored.info["catalogue"]["kind"] == "vacancy"
     assert deeph_prep(["pack", str(folder), "--out", str(tmp_path / "lmdb"), "--cutoff", "6.0"]) == 0
     assert deeph_prep(["verify", str(tmp_path / "lmdb")]) == 0
+
+    # a recipe fix: a retired structure leaves the data, is handed out again and ships recomputed
+    with pytest.raises(KeyError, match="not shipped"):
+        retire([failed], "finer grid", out)
+    assert retire([ids[3]], "finer grid", out) == 1
+    assert ids[3] not in {p.name for p in extract_chunked(out, tmp_path / "cache").iterdir()}
+    assert "Retired (1, not in the data until recomputed by the next runs): finer grid." in card(folder=out)
+    assert todo(structures, tmp_path / "todo", out) == 1
+    dft2 = tmp_path / "dft2"
+    dft2.mkdir()
+    (dft2 / "settings.json").write_text(json.dumps({"xc": "pbe", "ke_cutoff_d": 120.0}))
+    shutil.copytree(sources[3], dft2 / ids[3])
+    assert ship(structures, dft2, chunk_size=2, out=out, flush=True, **quiet) == ["chunk-003.tar.xz"]
+    record = json.loads((out / "dataset.json").read_text())
+    assert record["retired"] == {} and current_structures(record)[ids[3]] == "chunk-003.tar.xz"
+    assert sorted(p.name for p in extract_chunked(out, tmp_path / "cache").iterdir()) == sorted(set(ids) - {failed})
+    assert "5 structures shipped" in card(folder=out)
 
     (out / "chunk-001.tar.xz").write_bytes((out / "chunk-001.tar.xz").read_bytes()[:-10] + b"0" * 10)
     with pytest.raises(ValueError, match="checksum"):
