@@ -90,26 +90,63 @@ def initial_density(mf):
         return mf.get_init_guess(key="1e"), "1e"
 
 
+# An SCF whose density matrix still changes by more than this (PySCF's |ddm|, summed over k), as the median of
+# the last DIVERGING_WINDOW cycles after DIVERGING_AFTER cycles, is swinging between states, not converging
+# slowly: seen on 2D Cr/Fe dihalides and dichalcogenides, for hundreds of cycles, with or without damping, DIIS,
+# wider smearing or another density fit. It is stopped there instead of running out of cycles.
+DIVERGING_DDM, DIVERGING_AFTER, DIVERGING_WINDOW = 1.0, 30, 10
+
+
+class _Diverging(Exception):
+    pass
+
+
+def is_diverging(ddm_history: list[float]) -> bool:
+    recent = ddm_history[-DIVERGING_WINDOW:]
+    return len(ddm_history) >= DIVERGING_AFTER and float(np.median(recent)) > DIVERGING_DDM
+
+
+def _kernel(mf, dm0) -> bool:
+    """Run the SCF from ``dm0``; False if it was stopped as diverging (``is_diverging``)."""
+    history: list[float] = []
+
+    def watch(envs):
+        history.append(float(envs.get("norm_ddm", 0.0)))
+        if is_diverging(history):
+            raise _Diverging
+
+    mf.callback = watch
+    try:
+        mf.kernel(dm0=dm0)
+    except _Diverging:
+        mf.converged = False
+        return False
+    return True
+
+
 def run_scf(atoms, settings: DFTSettings = DFTSettings(), where: str = "structure"):
     """Converged PySCF k-point RKS for ``atoms``; returns (mf, kmesh)."""
     cell = build_cell(atoms, settings, where)
     kmesh = settings.kmesh or kmesh_from_spacing(atoms.cell[:], settings.kspacing)
     mf = make_scf(cell, cell.make_kpts(kmesh), settings)
     dm0, guess = initial_density(mf)
-    mf.kernel(dm0=dm0)
+    settled = _kernel(mf, dm0)
     fallback = None
     if not mf.converged:
         # Charge sloshing in d-metals: occupations flip at the Fermi level from cycle to cycle. Converge with a
         # wider Fermi smearing first, then restart at the recipe's smearing (damped) from that density: what is
         # stored is still the recipe's own self-consistent solution.
         wide = replace(settings, smearing=max(5 * settings.smearing, WIDE_SMEARING_EV))
-        dm = mf.make_rdm1()
+        start = mf.make_rdm1() if settled else dm0  # a diverged density is no start
         mf = make_scf(cell, cell.make_kpts(kmesh), wide)
-        mf.kernel(dm0=dm)
-        dm = mf.make_rdm1()
+        if not _kernel(mf, start):
+            raise SCFNotConvergedError(
+                f"{where}: SCF diverges (density still changing by > {DIVERGING_DDM:g} per cycle, median, after "
+                f"{DIVERGING_AFTER} cycles, also with {wide.smearing:g} eV smearing; k-mesh {kmesh})")
+        mf_wide = mf
         mf = make_scf(cell, cell.make_kpts(kmesh), settings)
         mf.damp, mf.diis_start_cycle = 0.3, 2
-        mf.kernel(dm0=dm)
+        _kernel(mf, mf_wide.make_rdm1())
         fallback = f"converged first with {wide.smearing:g} eV smearing"
     if not mf.converged:
         raise SCFNotConvergedError(f"{where}: SCF did not converge in {settings.max_cycle} cycles (k-mesh {kmesh})")

@@ -202,9 +202,11 @@ def record_fidelity(check_json: Path, out: Path = OUT) -> int:
     record_path = out / "dataset.json"
     record = json.loads(record_path.read_text())
     fidelity = record.setdefault("fidelity", {})
+    held = current_structures(record)
     for folder, r in json.loads(check_json.read_text()).items():
-        keep = ("max_mev", "mean_mev", "n_values", "window_ev", "empty_bands")
-        fidelity[Path(folder).name] = {k: r[k] for k in keep if k in r}
+        if Path(folder).name in held:  # not a retired copy
+            keep = ("max_mev", "mean_mev", "n_values", "window_ev", "empty_bands")
+            fidelity[Path(folder).name] = {k: r[k] for k in keep if k in r}
     _write_record(record_path, record)
     return len(fidelity)
 

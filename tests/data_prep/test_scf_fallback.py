@@ -27,3 +27,14 @@ def test_fallback_reaches_the_recipe_solution():
 def test_unconverged_scf_is_an_error_naming_the_structure():
     with pytest.raises(SCFNotConvergedError, match=r"Al: SCF did not converge in 2 cycles \(k-mesh \(3, 3, 3\)\)"):
         run_scf(AL, DFTSettings(kmesh=(3, 3, 3), max_cycle=2), "Al")
+
+
+def test_a_density_that_keeps_swinging_is_diverging_not_slow():
+    from data_prep.dft.runner import DIVERGING_AFTER, is_diverging
+
+    # |ddm| per cycle of a 2D CrS2 SCF (PySCF log): quiet cycles now and then, then jumps again
+    swinging = [1.24, 3.11, 1.02, 0.184, 1.61, 4.24, 39.4, 41.4, 2.24, 0.6] * 6
+    slow = [20.0 * 0.85 ** n for n in range(80)]  # converging, slowly
+    assert is_diverging(swinging[:DIVERGING_AFTER])
+    assert not is_diverging(swinging[:DIVERGING_AFTER - 1])  # too early to tell
+    assert not any(is_diverging(slow[:n]) for n in range(1, 81))
