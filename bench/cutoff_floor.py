@@ -4,7 +4,8 @@
 
 FOLDER: DeepH folders (or folders of them); default: the shipped universal-mini dataset. For each cutoff the
 reference H is cut to the blocks a model with that cutoff predicts (on-site + its graph's edges, exact S), and
-its bands at random off-mesh k-points are compared with the full H's (meV, bands within E_F ± window). Printed
+its bands at random off-mesh k-points are compared with the full H's (meV, bands within window eV of the band
+edges, ``data_prep.dft.fidelity.edge_window``). Printed
 per structure and summarised per cutoff (median/p90/max of the per-structure MAE, edges per atom: the model's
 cost grows linearly with it).
 """
@@ -17,7 +18,7 @@ from pathlib import Path
 import numpy as np
 
 from data_prep.deeph_format import read_deeph
-from data_prep.dft.fidelity import off_mesh_kpoints
+from data_prep.dft.fidelity import edge_window, off_mesh_kpoints
 from data_prep.kspace import band_energies
 from deeph_eval.truncation import graph_keys
 
@@ -38,7 +39,7 @@ def floor(st, cutoff: float, kpts, full: np.ndarray, window: float) -> tuple[flo
     keys = graph_keys(st, cutoff)
     h = {k: b for k, b in st.hamiltonians.items() if k in keys}
     cut = band_energies(h, st.overlaps, st.n_orbitals(), kpts)
-    sel = np.abs(full - st.fermi_level) <= window
+    sel = edge_window(full, st.fermi_level, window)
     err = np.abs(cut - full)[sel] * 1000.0
     return float(err.mean()), float(err.max()), (len(keys) - st.n_atoms) / st.n_atoms
 
