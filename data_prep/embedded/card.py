@@ -59,7 +59,8 @@ def card(name: str = "universal-mini", folder: Path | None = None) -> str:
         f"DFT wall time per structure (s, 1 thread, 2 shared cores): {_stats(total_s)}; "
         f"SCF cycles {_stats([m['scf_cycles'] for m in meta if m.get('scf_cycles')])}.",
         "",
-        "Shipping fidelity: H stored in float32 changes bands within E_F ± 2 eV by at most "
+        "Shipping fidelity: H stored in float32 changes bands within 2 eV of the band edges (E_F ± 2 eV before "
+        "2026-12-06) by at most "
         f"{max((m['float32_band_change_meV'] for m in meta), default=0):.4f} meV; recomputed S differs from the "
         f"DFT run's by at most {max((m['overlap_recompute_max_dev'] for m in meta), default=0):.1e}.",
     ]

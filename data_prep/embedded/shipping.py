@@ -39,7 +39,8 @@ def exact_overlaps(st: DeepHStructure) -> dict:
 
 
 def float32_band_change_mev(st: DeepHStructure, window: float = 2.0) -> float:
-    """Largest change (meV) of band energies within E_F ± window when H is rounded to float32."""
+    """Largest change (meV) of band energies within ``window`` of the band edges when H is rounded to float32."""
+    from ..dft.fidelity import edge_window
     from ..kspace import band_energies
 
     kpts = np.random.default_rng(0).random((N_CHECK_KPOINTS, 3))
@@ -48,7 +49,7 @@ def float32_band_change_mev(st: DeepHStructure, window: float = 2.0) -> float:
     e64 = band_energies(st.hamiltonians, st.overlaps, n_orb, kpts)
     e32 = band_energies(h32, st.overlaps, n_orb, kpts)
     ef = st.fermi_level if st.fermi_level is not None else 0.0
-    sel = np.abs(e64 - ef) <= window
+    sel = edge_window(e64, ef, window)
     return float(np.abs(e32 - e64)[sel].max(initial=0.0) * 1000.0)
 
 
