@@ -163,6 +163,18 @@ def test_todo_order_gives_every_element_a_structure_before_any_gets_a_second():
     assert [m["id"] for m in coverage_order(entries, cost, Counter({"Fe": 5, "H": 5, "O": 5}))][0] == "s0"
 
 
+def test_complicated_cases_get_every_tenth_place_while_they_last():
+    from data_prep.embedded.build_universal import with_complicated_share
+
+    order = [{"id": f"r{k}", "group": "regular"} for k in range(30)]
+    order[3:3] = [{"id": f"c{k}", "group": "complicated"} for k in range(4)]  # coverage order put them early
+    order += [{"id": "c-late", "group": "complicated"}]
+    ids = [m["id"] for m in with_complicated_share(order, every=10)]
+    assert sorted(ids) == sorted(m["id"] for m in order)
+    assert [ids.index(c) for c in ("c0", "c1", "c2")] == [9, 19, 29]  # their own order kept
+    assert ids[-2:] == ["c3", "c-late"]  # the regular ones ran out: the rest follow
+
+
 def test_the_dataset_card_in_the_docs_matches_what_is_shipped():
     from pathlib import Path
 
