@@ -137,3 +137,17 @@ def test_cells_with_d_shells_get_the_finer_grid():
     old = DeepHStructure(cell=cr.cell[:], positions=cr.positions, numbers=cr.numbers, orbital_types=[[0, 0, 1, 2]],
                          info={"dft": {"xc": "pbe", "ke_cutoff": 60.0}})
     assert settings_from_info(old).ke_cutoff_d is None
+
+
+@pytest.mark.slow
+def test_default_grid_leaves_no_noise_floor_in_far_blocks_of_a_3d_metal():
+    """H_ij(R) of orbitals that do not overlap (S < 1e-6) must vanish. On the 60 Ha grid Cr's far blocks carry
+    a grid-noise floor of ~2 meV (0.03 meV at 120 Ha, the default for cells with d shells)."""
+    from ase.build import bulk
+
+    res = run_dft(bulk("Cr", "bcc", a=2.88), DFTSettings(kmesh=(2, 2, 2), radius=9.5, alias_radius=9.5, threads=2))
+    st = res.structure
+    assert st.info["grid_ke_cutoff"] == 120.0
+    far = [np.abs(h).max() for k, h in st.hamiltonians.items() if np.abs(st.overlaps[k]).max() < 1e-6]
+    assert len(far) >= 10
+    assert max(far) < 3e-4, f"far-block floor {1000 * max(far):.3f} meV"
