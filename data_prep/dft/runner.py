@@ -138,12 +138,11 @@ def run_scf(atoms, settings: DFTSettings = DFTSettings(), where: str = "structur
         # stored is still the recipe's own self-consistent solution.
         wide = replace(settings, smearing=max(5 * settings.smearing, WIDE_SMEARING_EV))
         start = mf.make_rdm1() if settled else dm0  # a diverged density is no start
-        mf = make_scf(cell, cell.make_kpts(kmesh), wide)
-        if not _kernel(mf, start):
+        mf_wide = make_scf(cell, cell.make_kpts(kmesh), wide)
+        if not _kernel(mf_wide, start):
             raise SCFNotConvergedError(
                 f"{where}: SCF diverges (density still changing by > {DIVERGING_DDM:g} per cycle, median, after "
                 f"{DIVERGING_AFTER} cycles, also with {wide.smearing:g} eV smearing; k-mesh {kmesh})")
-        mf_wide = mf
         mf = make_scf(cell, cell.make_kpts(kmesh), settings)
         mf.damp, mf.diis_start_cycle = 0.3, 2
         _kernel(mf, mf_wide.make_rdm1())

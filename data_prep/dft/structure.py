@@ -134,10 +134,12 @@ def check_structure(atoms, settings: DFTSettings = DFTSettings(), where: str = "
 def grid_cutoff(basis: dict, settings: DFTSettings) -> float | None:
     """The density-grid cutoff (Ha) of a cell with these per-element bases: ``ke_cutoff``, raised to
     ``ke_cutoff_d`` where a d shell is present."""
+    if settings.ke_cutoff is None:
+        return None
     has_d = any(shell[0] == 2 for shells in basis.values() for shell in shells)
-    if settings.ke_cutoff is None or not has_d or settings.ke_cutoff_d is None:
-        return None if settings.ke_cutoff is None else float(settings.ke_cutoff)
-    return float(max(settings.ke_cutoff, settings.ke_cutoff_d))
+    if has_d and settings.ke_cutoff_d is not None:
+        return float(max(settings.ke_cutoff, settings.ke_cutoff_d))
+    return float(settings.ke_cutoff)
 
 
 def build_cell(atoms, settings: DFTSettings = DFTSettings(), where: str = "structure"):

@@ -192,7 +192,7 @@ def retire(ids: list[str], reason: str, out: Path = OUT) -> int:
     """Retire shipped structures (an outdated recipe): the loader drops them, ``todo`` hands them out again and
     ``ship`` packs the recomputed ones into new chunks. Returns how many are retired now."""
     record_path = out / "dataset.json"
-    record = json.loads(record_path.read_text())
+    record = _read_record(out)
     held = current_structures(record)
     unknown = [sid for sid in ids if sid not in held and sid not in record.get("retired", {})]
     if unknown:
@@ -218,7 +218,7 @@ def dft_facts(folder: Path) -> dict:
 def record_fidelity(check_json: Path, out: Path = OUT) -> int:
     """Merge ``deeph-prep check --json`` results (keyed by folder) into ``dataset.json["fidelity"]`` by id."""
     record_path = out / "dataset.json"
-    record = json.loads(record_path.read_text())
+    record = _read_record(out)
     fidelity = record.setdefault("fidelity", {})
     held = current_structures(record)
     for folder, r in json.loads(check_json.read_text()).items():
