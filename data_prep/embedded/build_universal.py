@@ -95,13 +95,15 @@ def with_complicated_share(order: list[dict], every: int = COMPLICATED_SHARE) ->
 
 def todo(structures: Path, folder: Path, out: Path = OUT) -> int:
     """Write ``folder/manifest.jsonl``: unshipped structures not failed twice, in coverage order with a share of
-    complicated cases (``with_complicated_share``). Returns their count."""
+    complicated cases (``with_complicated_share``), the retries of once-failed ones last. Returns their count."""
     record = _read_record(out)
     shipped = set(current_structures(record))
     entries = [m for m in _manifest(structures) if m["id"] not in shipped | set(given_up(record))]
     entries = with_complicated_share(coverage_order(
         entries, {m["id"]: estimated_cost(m, structures) for m in entries},
         Counter(e for sid in shipped for e in record["structures"][sid]["elements"])))
+    failed_once = record.get("failures", {})
+    entries.sort(key=lambda m: m["id"] in failed_once)  # retries last: they fail again most often (stable sort)
     folder.mkdir(parents=True, exist_ok=True)
     lines = [json.dumps({**m, "file": os.path.relpath(structures / m["file"], folder)}) for m in entries]
     tmp = folder / "manifest.jsonl.tmp"

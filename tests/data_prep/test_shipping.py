@@ -87,7 +87,9 @@ def test_finished_structures_ship_in_chunks_and_failures_are_kept_across_runs(tm
     record = json.loads((out / "dataset.json").read_text())
     assert [c["ids"] for c in record["chunks"]] == [[ids[0], ids[1]], [ids[3], ids[4]]]
     assert record["failures"] == {failed: ["2026-12-05 10:00:00: SCF not converged"]}
-    assert todo(structures, tmp_path / "todo", out) == 2  # failed once: retried
+    assert todo(structures, tmp_path / "todo", out) == 2  # failed once: retried, after the untried ones
+    handed_out = [json.loads(line)["id"] for line in (tmp_path / "todo" / "manifest.jsonl").read_text().splitlines()]
+    assert handed_out == [pending, failed]
     # the same error again in a later run (its line appended to the file that still holds the first one)
     with open(dft / "failures.jsonl", "a") as f:
         f.write(json.dumps({**attempt, "time": "2026-12-06 09:00:00"}) + "\n")
