@@ -40,6 +40,12 @@ def gauge_info(model_gauge: str, h: Blocks, s: Blocks | None, shift_eV: float = 
     return info
 
 
+def as_trained(model_gauge: str, h: Blocks, s: Blocks) -> Blocks:
+    """A prediction in the gauge its model learned: a standardised model's blocks projected onto <H,S> = 0
+    (its own μ removed, ``models.gauge.project_standardised``, as in training and validation); raw unchanged."""
+    return standardised(h, s)[0] if model_gauge == "standardised" else h
+
+
 def restore_shift(st: DeepHStructure, model_gauge: str, *, shift_eV: float | None = None,
                   reference: DeepHStructure | None = None) -> DeepHStructure:
     """Predicted ``st`` with H -> H + c·S: c = ``shift_eV``, or c = μ_ref - μ_pred so that the written H has the

@@ -209,10 +209,11 @@ class DeepHDataModule(pl.LightningDataModule):
                 idx = self.records.split(name, self.split_set)
                 self.datasets[name] = LmdbGraphDataset(self.path, idx, dtype=self.torch_dtype, basis=self.basis)
 
-    def block_statistics(self, max_structures: int = 2000, target_gauge: str = "raw") -> dict:
+    def block_statistics(self, max_structures: int = 2000, target_gauge: str = "raw", decay: bool = True) -> dict:
         """Output scale/shift tables of the training split (``models.block_scale.block_statistics``), from at
         most ``max_structures`` structures (a fixed, seeded subset when the split is larger), of the targets
-        in ``target_gauge`` (``models.gauge``: standardised targets have another on-site shift)."""
+        in ``target_gauge`` (``models.gauge``: standardised targets have another on-site shift); ``decay``: fit
+        the hoppings' fall-off with bond length (``hopping_decay``)."""
         from .models.block_scale import block_statistics
         from .models.gauge import standardise_targets
 
@@ -229,7 +230,7 @@ class DeepHDataModule(pl.LightningDataModule):
                 standardise_targets(g, self.basis)
             return g
 
-        return block_statistics((target(k) for k in range(len(graphs))), self.basis)
+        return block_statistics((target(k) for k in range(len(graphs))), self.basis, decay=decay)
 
     def padded_sizes(self, split: str) -> np.ndarray:
         """Matrix elements each structure occupies in the model ((atoms + edges) · M²)."""

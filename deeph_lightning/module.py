@@ -29,7 +29,7 @@ from .budget import training_budget
 from .ema import averaged_copy, update_average
 from .metrics import BlockErrorAccumulator
 from .models.checkpoint import build_net, describe
-from .models.gauge import check_gauge, standardise_targets
+from .models.gauge import check_gauge, project_standardised, standardise_targets
 from .resume import resume_where_training_stopped
 
 
@@ -103,11 +103,11 @@ class HamiltonianModule(pl.LightningModule):
         block_stats = _plain(block_stats)
         if isinstance(block_stats, dict):  # part of the net's config: saved in checkpoints, rebuilt by load_model
             net["block_stats"] = block_stats
-        elif block_stats not in (None, "auto"):
-            raise ValueError(f"model.block_stats must be auto, null or a dict of tables, got {block_stats!r}")
-        elif block_stats == "auto" and "block_stats" not in net:
-            raise ValueError("model.block_stats=auto: the training code computes the tables from the training "
-                             "split (deeph_lightning.training.run); pass the tables themselves here")
+        elif block_stats not in (None, "auto", "auto_flat"):
+            raise ValueError(f"model.block_stats must be auto, auto_flat, null or a dict of tables, got {block_stats!r}")
+        elif block_stats is not None and "block_stats" not in net:
+            raise ValueError(f"model.block_stats={block_stats}: the training code computes the tables from the "
+                             "training split (deeph_lightning.training.run); pass the tables themselves here")
         basis = basis if isinstance(basis, BasisTable) else BasisTable.from_dict(_plain(basis))
         optimizer = dict(_plain(optimizer) or {})
         scheduler = dict(_plain(scheduler) or {"name": "none"})
@@ -159,9 +159,16 @@ class HamiltonianModule(pl.LightningModule):
         count = block_mask(self.basis, z).sum() + block_mask(self.basis, z, ei).sum()
         return fn(out, batch, self.basis), count.to(torch.float64)
 
+    def _predict(self, net, batch) -> dict:
+        """The network's blocks; for standardised targets projected onto <H, S> = 0 as the targets are."""
+        out = net(batch)
+        if self.target_gauge == "standardised":
+            out = project_standardised(out, batch, self.basis)
+        return out
+
     def training_step(self, batch, batch_idx: int):
         batch = self._cast(batch)
-        out = self.net(batch)
+        out = self._predict(self.net, batch)
         mean, count = self._loss_and_count(batch, out)
         local_sum = mean * count.to(mean.dtype)
         stats = self.trainer.strategy.reduce(torch.stack([local_sum.detach().double(), count]), reduce_op="sum")
@@ -204,7 +211,7 @@ class HamiltonianModule(pl.LightningModule):
     # --- validation / test ------------------------------------------------------------------------
     def _eval_step(self, stage: str, batch) -> None:
         batch = self._cast(batch)
-        out = self.eval_net()(batch)
+        out = self._predict(self.eval_net(), batch)
         acc = self._acc.get(stage)
         if acc is None:
             acc = self._acc[stage] = BlockErrorAccumulator(self.basis, device=self.device)

@@ -27,7 +27,7 @@ from data_prep.outputs import check_writable
 from ..band_errors import band_errors
 from ..bands import common_bands, compute_bands
 from ..electrons import ElectronCountError
-from ..gauge import mu_offset, reference_in_gauge, warn_if_mixed
+from ..gauge import as_trained, mu_offset, reference_in_gauge, warn_if_mixed
 from ..model_io import ModelInputError, check_known_elements, load_checkpoint, warn_if_other_recipe
 from ..predict import DEFAULT_MAX_GRAPH_SIZE, predict_many
 from ..report import BlockErrorReport
@@ -184,6 +184,8 @@ def run(args) -> int:
     for (sid, st, recipe), pred in zip(usable, predict_many(loaded, [u[1] for u in usable],
                                                               max_graph_size=args.max_graph_size)):
         extra: dict = {"formula": formula(st)}
+        if st.overlaps is not None:
+            pred = as_trained(gauge, pred, st.overlaps)
         bands = None
         if args.bands:
             try:

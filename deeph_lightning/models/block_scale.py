@@ -4,7 +4,7 @@ The heads produce O(1) numbers, while DFT blocks range from ~0.01 eV (far hoppin
 levels, which also carry the DFT energy zero). ``BlockScale`` maps the raw blocks to
 
     H_ii[a, b] = shift_Z[a, b] · 1 + scale_Z[a, b] · raw_ii[a, b]         (on-site, element Z = Z_i)
-    H_ij[a, b] = hop_{Z_i Z_j}[a, b] · raw_ij[a, b]                        (hoppings)
+    H_ij[a, b] = hop_{Z_i Z_j}[a, b] · f_{Z_i Z_j}(r_ij) · raw_ij[a, b]     (hoppings, bond length r_ij)
 
 with a, b union shells (``basis.union_shells``) and 1 the identity of an l_a = l_b sub-block. A scalar
 per sub-block and a shift along the identity (the only rotation-invariant part of a block) keep exact
@@ -13,10 +13,17 @@ bit for bit. ``block_statistics`` computes the tables (a JSON dict, the models' 
 
     shift_Z[a, b] = mean over atoms of Z of tr(H_ii[a, b]) / (2l+1)          (l_a = l_b, else 0)
     scale_Z[a, b] = RMS over atoms and entries of H_ii[a, b] - shift_Z[a, b] · 1
-    hop_{Z Z'}[a, b] = RMS over edges (both directions) and entries of H_ij[a, b]
+    f_{Z Z'}(r) = exp(β_{Z Z'} · (r - r0_{Z Z'}))                            (``hopping_decay``: [β, r0])
+    hop_{Z Z'}[a, b] = RMS over edges (both directions) and entries of H_ij[a, b] / f_{Z Z'}(r_ij)
 
-each floored at ``min_scale`` eV, so that a sub-block that happens to vanish in the training set is not
-frozen at zero.
+each scale floored at ``min_scale`` eV, so that a sub-block that happens to vanish in the training set is not
+frozen at zero. Hoppings fall off roughly exponentially with the bond length (C-C blocks: ~1.4 eV RMS at
+1-2 Å, ~1 meV at 6-7 Å), so with one scale per pair the far blocks, most of the edges, would be read from
+the last digits of the heads' output; f follows the fall-off (β ≤ 0 per Å: a least-squares line through
+the log of each edge's RMS; r0 the pair's shortest bond, so hop is the scale of the nearest neighbours and
+f ≤ 1 on the training data) and the heads stay O(1) at every distance.
+Without ``hopping_decay`` (older checkpoints, ``block_stats=auto_flat``) f = 1. f is a function of |r|, the
+same for (i, j) and (j, i): the symmetries are kept.
 """
 
 from __future__ import annotations
@@ -25,7 +32,7 @@ import numpy as np
 import torch
 
 from data_prep.basis import BasisTable, element_symbol
-from data_prep.torch_data import block_mask
+from data_prep.torch_data import block_mask, edge_vectors
 
 from .so3 import Float64Buffers
 
@@ -62,7 +69,7 @@ class BlockScale(Float64Buffers):
         self.enabled = block_stats is not None
         if not self.enabled:
             return
-        unknown = set(block_stats) - {"onsite_shift", "onsite_scale", "hopping_scale"}
+        unknown = set(block_stats) - {"onsite_shift", "onsite_scale", "hopping_scale", "hopping_decay"}
         if unknown:
             raise ValueError(f"block_stats: unknown keys {sorted(unknown)}")
         elements = list(basis.elements)
@@ -102,7 +109,18 @@ class BlockScale(Float64Buffers):
                     raise ValueError(f"block_stats hopping_scale[{key}]: the reverse pair must be its transpose "
                                      "(H_ij(R) = H_ji(-R)ᵀ)")
                 hop[p, q], hop_set[p, q] = m, True
+        decay = np.zeros((len(elements), len(elements), 2))  # [β, r0]: f = 1
+        for key, value in block_stats.get("hopping_decay", {}).items():
+            parts = key.split("-")
+            if len(parts) != 2:
+                raise ValueError(f"block_stats hopping_decay: key {key!r} is not 'Zi-Zj'")
+            t = _table(value, (2,), f"hopping_decay[{key}]")
+            if t[0] > 0:
+                raise ValueError(f"block_stats hopping_decay[{key}]: β = {t[0]} per Å must be <= 0")
+            a, b = element(parts[0], "hopping_decay"), element(parts[1], "hopping_decay")
+            decay[a, b] = decay[b, a] = t
         shell_of = torch.from_numpy(union_shell_of_orbital(basis))
+        self.register_buffer("hopping_decay", torch.from_numpy(decay), persistent=False)
         self.register_buffer("element_index", torch.from_numpy(index), persistent=False)
         self.register_buffer("shell_of", shell_of, persistent=False)
         self.register_buffer("same_m", torch.from_numpy(_same_m(basis)), persistent=False)
@@ -114,19 +132,56 @@ class BlockScale(Float64Buffers):
         """(n, S, S) per shell pair -> (n, M, M) per orbital pair."""
         return t[:, self.shell_of][:, :, self.shell_of].to(dtype)
 
-    def forward(self, h_node, h_edge, z, edge_index):
+    def forward(self, h_node, h_edge, z, edge_index, dist):
+        """``dist``: (E,) bond lengths, Å."""
         if not self.enabled:
             return h_node, h_edge
         k = self.element_index[z]
         shift = self._expand(self.onsite_shift[k], h_node.dtype) * self.same_m.to(h_node.dtype)
         h_node = self._expand(self.onsite_scale[k], h_node.dtype) * h_node + shift
-        h_edge = self._expand(self.hopping_scale[k[edge_index[0]], k[edge_index[1]]], h_edge.dtype) * h_edge
+        ki, kj = k[edge_index[0]], k[edge_index[1]]
+        beta, r0 = self.hopping_decay[ki, kj].to(h_edge.dtype).unbind(-1)
+        f = torch.exp(beta * (dist.to(h_edge.dtype) - r0))
+        h_edge = self._expand(self.hopping_scale[ki, kj], h_edge.dtype) * (f[:, None, None] * h_edge)
         return h_node, h_edge
 
 
-def block_statistics(graphs, basis: BasisTable, min_scale: float = MIN_SCALE_EV) -> dict:
+MAX_DECAY_PER_A = 4.0  # |β| cap: a fit on a few edges must not make f explode at short bonds
+
+
+def hopping_decay(graphs, basis: BasisTable, min_edges: int = 8) -> dict[str, list[float]]:
+    """``hopping_decay`` tables {"Zi-Zj": [β, r0]} (module docstring) of ``BlockData`` graphs: per element pair
+    a least-squares line log RMS(H_ij) = c + β·r over its edges, β clipped to [-MAX_DECAY_PER_A, 0], r0 its
+    shortest edge; pairs
+    with fewer than ``min_edges`` edges or less than 0.5 Å between their shortest and longest get β = 0."""
+    acc: dict[tuple[int, int], list[torch.Tensor]] = {}
+    for g in graphs:
+        z, (i, j) = g.atomic_numbers, g.edge_index
+        mask = block_mask(basis, z, g.edge_index)
+        he = g.h_edge.double() * mask
+        log_rms = 0.5 * torch.log((he.square().sum((1, 2)) / mask.sum((1, 2)).clamp(min=1)).clamp(min=1e-16))
+        r = edge_vectors(g).double().norm(dim=-1)
+        a, b = torch.minimum(z[i], z[j]), torch.maximum(z[i], z[j])
+        for pair in torch.unique(torch.stack([a, b], 1), dim=0).tolist():
+            sel = (a == pair[0]) & (b == pair[1])
+            acc.setdefault(tuple(pair), []).append(torch.stack([r[sel], log_rms[sel]], 1))
+    out = {}
+    for (a, b), parts in sorted(acc.items()):
+        r, y = torch.cat(parts).unbind(1)
+        r0 = float(r.min())
+        beta = 0.0
+        if len(r) >= min_edges and float(r.max() - r0) >= 0.5:
+            dr = r - r.mean()
+            beta = float((dr * (y - y.mean())).sum() / dr.square().sum())
+            beta = min(max(beta, -MAX_DECAY_PER_A), 0.0)
+        out[f"{a}-{b}"] = [beta, r0]
+    return out
+
+
+def block_statistics(graphs, basis: BasisTable, min_scale: float = MIN_SCALE_EV, decay: bool = True) -> dict:
     """``block_stats`` (JSON dict, see module docstring) from an iterable of ``BlockData`` graphs or batches
-    with ``h_node`` / ``h_edge`` (union basis, OpenMX order, eV), e.g. the training split."""
+    with ``h_node`` / ``h_edge`` (union basis, OpenMX order, eV), e.g. the training split; ``decay=False``:
+    no ``hopping_decay`` (one scale per pair at every distance)."""
     elements = list(basis.elements)
     S = len(basis.union_shells)
     shells = np.asarray(basis.union_shells)
@@ -151,11 +206,17 @@ def block_statistics(graphs, basis: BasisTable, min_scale: float = MIN_SCALE_EV)
     for g in graphs:
         if getattr(g, "h_node", None) is None:
             raise ValueError(f"block_statistics: graph {getattr(g, 'structure_id', '?')!r} has no h_node/h_edge blocks")
-        z = g.atomic_numbers
-        unknown = sorted(set(z.tolist()) - set(elements))
+        unknown = sorted(set(g.atomic_numbers.tolist()) - set(elements))
         if unknown:
             raise ValueError(f"block_statistics: elements {[element_symbol(u) for u in unknown]} of "
                              f"{getattr(g, 'structure_id', '?')!r} are not in the basis table")
+    decays = hopping_decay(graphs, basis) if decay else {}
+    decay_table = torch.zeros(nE, nE, 2, dtype=torch.float64)
+    for key, (beta, r0) in decays.items():
+        a, b = map(int, key.split("-"))
+        decay_table[a, b] = decay_table[b, a] = torch.tensor([beta, r0], dtype=torch.float64)
+    for g in graphs:
+        z = g.atomic_numbers
         hn = g.h_node.double() * block_mask(basis, z)
         tr = per_shell(hn * same_m)
         trace.index_add_(0, z, tr)
@@ -164,11 +225,15 @@ def block_statistics(graphs, basis: BasisTable, min_scale: float = MIN_SCALE_EV)
         node_sq.index_add_(0, z, per_shell(hn.square()))
         i, j = g.edge_index
         he = g.h_edge.double() * block_mask(basis, z, g.edge_index)
+        beta, r0 = decay_table[z[i], z[j]].unbind(-1)
+        he = he / torch.exp(beta * (edge_vectors(g).double().norm(dim=-1) - r0))[:, None, None]
         pair = z[i] * nE + z[j]
         edge_sq.view(nE * nE, S, S).index_add_(0, pair, per_shell(he.square()))
         n_edges.view(-1).index_add_(0, pair, torch.ones(len(pair), dtype=torch.float64))
 
     out = {"onsite_shift": {}, "onsite_scale": {}, "hopping_scale": {}}
+    if decay:
+        out["hopping_decay"] = decays
     for z in elements:
         if n_atoms[z] == 0:
             continue

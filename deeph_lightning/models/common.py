@@ -83,7 +83,7 @@ class BlockHeads(nn.Module):
         # H_ii(0) is symmetric and H_ij(R) = H_ji(-R)ᵀ, exactly: average each block with its partner.
         h_node = 0.5 * (h_node + h_node.transpose(1, 2))
         h_edge = 0.5 * (h_edge + h_edge[g.edge_rev].transpose(1, 2))
-        h_node, h_edge = self.scale(h_node, h_edge, g.z, g.edge_index)
+        h_node, h_edge = self.scale(h_node, h_edge, g.z, g.edge_index, g.dist)
         node_mask = block_mask(self.basis, g.z)
         edge_mask = block_mask(self.basis, g.z, g.edge_index)
         return {"h_node": h_node * node_mask, "h_edge": h_edge * edge_mask}

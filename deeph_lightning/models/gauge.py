@@ -4,7 +4,8 @@ H and H + c·S describe the same physics per structure. On a batch of ``BlockDat
 * ``structure_mu``: per structure, μ = <V, S> / <S, S> over the masked on-site and edge blocks of any block
   values V (the targets: the structure's gauge; a residual: the shift that best explains it);
 * ``standardise_targets``: h_node/h_edge -> H - μ·S in place (the standardised targets), returns μ;
-* ``gauge_free_residuals``: (pred - target) - c·S with c the per-structure least-squares shift.
+* ``gauge_free_residuals``: (pred - target) - c·S with c the per-structure least-squares shift;
+* ``project_standardised``: a prediction -> prediction - μ_pred·S, onto <H, S> = 0 like the standardised targets.
 """
 
 from __future__ import annotations
@@ -16,7 +17,8 @@ from data_prep.basis import BasisTable
 from data_prep.gauge import GAUGES, check_gauge
 from data_prep.torch_data import block_mask
 
-__all__ = ["GAUGES", "check_gauge", "structure_mu", "standardise_targets", "gauge_free_residuals", "owners"]
+__all__ = ["GAUGES", "check_gauge", "structure_mu", "standardise_targets", "gauge_free_residuals",
+           "project_standardised", "owners"]
 
 
 def owners(batch) -> tuple[torch.Tensor, torch.Tensor, int]:
@@ -55,6 +57,18 @@ def standardise_targets(batch, basis: BasisTable) -> torch.Tensor:
     batch.h_node = batch.h_node - mu[on][:, None, None] * batch.s_node.to(batch.h_node.dtype)
     batch.h_edge = batch.h_edge - mu[oe][:, None, None] * batch.s_edge.to(batch.h_edge.dtype)
     return mu
+
+
+def project_standardised(out: dict, batch, basis: BasisTable) -> dict:
+    """``out`` (h_node, h_edge) with its own μ·S removed per structure: <H, S> = 0 over the masked blocks.
+
+    The standardised targets satisfy <H, S> = 0, so this orthogonal projection (in the Frobenius product over
+    the masked blocks) never moves a prediction away from its target: its error becomes the gauge-invariant
+    residual. The network need not learn each structure's μ, which depends on the whole structure."""
+    mu = structure_mu(out["h_node"], out["h_edge"], batch, basis)
+    on, oe, _ = owners(batch)
+    return {**out, "h_node": out["h_node"] - mu[on][:, None, None] * batch.s_node.to(out["h_node"].dtype),
+            "h_edge": out["h_edge"] - mu[oe][:, None, None] * batch.s_edge.to(out["h_edge"].dtype)}
 
 
 def gauge_free_residuals(out: dict, batch, basis: BasisTable) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:

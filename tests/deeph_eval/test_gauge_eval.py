@@ -86,9 +86,12 @@ def test_test_report_has_gauge_invariant_metrics_and_mu(checkpoint, tmp_path):
     for key in ("onsite", "hopping"):
         assert a["gauge_invariant"][key]["mae_meV"] == pytest.approx(b["gauge_invariant"][key]["mae_meV"], rel=1e-9)
         assert a[key]["mae_meV"] == pytest.approx(b[key]["mae_meV"], rel=1e-9)  # vs the standardised reference
+        # a standardised prediction is projected onto <H,S> = 0 (its own μ removed): its error is gauge-invariant
+        assert a[key]["mae_meV"] == pytest.approx(a["gauge_invariant"][key]["mae_meV"], rel=1e-9)
     for sa, sb in zip(a["structures"], b["structures"]):
         assert sb["mu_reference_eV"] - sa["mu_reference_eV"] == pytest.approx(C, abs=1e-9)
-        assert sa["gauge_invariant_mae_meV"] <= sa["mae_meV"] + 1e-9
+        assert sa["mu_predicted_eV"] == pytest.approx(0.0, abs=1e-9)
+        assert sa["gauge_invariant_mae_meV"] == pytest.approx(sa["mae_meV"], rel=1e-9)
     assert "gauge_invariant_mae_meV" in (raw / "report.csv").read_text().splitlines()[0]
 
 
@@ -109,3 +112,4 @@ def test_predict_states_the_gauge_and_restores_a_reference_mu(checkpoint, tmp_pa
                  "--shift-ev", "1.5"]) == 0
     g = json.loads((plain / "info.json").read_text())["gauge"]
     assert g["shift_eV"] == 1.5 and g["mu_eV"] - info["mu_eV"] + (info["shift_eV"] - 1.5) == pytest.approx(0, abs=1e-9)
+    assert g["mu_eV"] == pytest.approx(1.5, abs=1e-9)  # the prediction itself has mu = 0 (standardised), then + 1.5

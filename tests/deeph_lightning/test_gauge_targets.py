@@ -17,7 +17,7 @@ from data_prep.torch_data import record_to_data
 from deeph_lightning.metrics import BlockErrorAccumulator
 from deeph_lightning.models import losses
 from deeph_lightning.models.checkpoint import load_model
-from deeph_lightning.models.gauge import standardise_targets, structure_mu
+from deeph_lightning.models.gauge import gauge_free_residuals, project_standardised, standardise_targets, structure_mu
 from deeph_lightning.module import HamiltonianModule
 
 from model_structures import TINY
@@ -66,6 +66,32 @@ def test_h_and_h_plus_cs_give_the_same_standardised_target_and_loss(shipped):
         out = m.net(batches[0])
     mse = [losses.mse_loss(out, b, basis) for b in batches]
     torch.testing.assert_close(mse[0], mse[1], rtol=1e-12, atol=0)
+
+
+def test_standardised_predictions_are_projected_onto_the_targets_gauge(shipped):
+    """A standardised module's prediction has <H,S> = 0 per structure; its error is the gauge-invariant residual
+    of the network's output (never larger), and a rigid c·S added to the output changes nothing."""
+    basis, records = shipped
+    m = module(basis)
+    b = m._cast(batch_of(basis, records))
+    with torch.no_grad():
+        raw_out = m.net(b)
+        out = m._predict(m.net, b)
+    torch.testing.assert_close(structure_mu(out["h_node"], out["h_edge"], b, basis), torch.zeros(2, dtype=torch.float64),
+                               rtol=0, atol=1e-12)
+    r_node, r_edge, _ = gauge_free_residuals(raw_out, b, basis)
+    torch.testing.assert_close(out["h_node"] - b.h_node, r_node, rtol=0, atol=1e-12)
+    torch.testing.assert_close(out["h_edge"] - b.h_edge, r_edge, rtol=0, atol=1e-12)
+    assert losses.mse_loss(out, b, basis) < losses.mse_loss(raw_out, b, basis)
+    on = b.batch
+    moved = {"h_node": raw_out["h_node"] + torch.tensor([0.3, -1.1], dtype=torch.float64)[on][:, None, None] * b.s_node,
+             "h_edge": raw_out["h_edge"] + torch.tensor([0.3, -1.1], dtype=torch.float64)[on[b.edge_index[0]]][:, None, None]
+             * b.s_edge}
+    again = project_standardised(moved, b, basis)
+    torch.testing.assert_close(again["h_edge"], out["h_edge"], rtol=0, atol=1e-12)
+    with torch.no_grad():  # raw targets: the network's output as it is
+        torch.testing.assert_close(module(basis, gauge="raw")._predict(m.net, b)["h_node"], raw_out["h_node"],
+                                   rtol=0, atol=1e-14)
 
 
 def test_gauge_invariant_metrics_ignore_a_rigid_shift(shipped):

@@ -11,7 +11,7 @@ from torch_geometric.data import Batch
 
 from data_prep.deeph_format import read_deeph
 from data_prep.records import structure_to_record
-from data_prep.torch_data import block_mask, record_to_data
+from data_prep.torch_data import block_mask, edge_vectors, record_to_data
 from deeph_lightning.models.block_scale import block_statistics, union_shell_of_orbital
 from deeph_lightning.models.readout import openmx_to_e3nn_blocks
 
@@ -30,11 +30,13 @@ def example_stats(seed=0):
         scale = rng.uniform(0.1, 3.0, size=(S, S))
         out["onsite_shift"][str(z)] = (shift + shift.T).tolist()
         out["onsite_scale"][str(z)] = (scale + scale.T).tolist()
+    out["hopping_decay"] = {}
     for a in BASIS.elements:
         for b in BASIS.elements:
             if a <= b:
                 t = rng.uniform(0.01, 2.0, size=(S, S))
                 out["hopping_scale"][f"{a}-{b}"] = (t + t.T if a == b else t).tolist()
+                out["hopping_decay"][f"{a}-{b}"] = [-rng.uniform(0.3, 2.0), rng.uniform(1.0, 2.5)]
     return json.loads(json.dumps(out))  # what a checkpoint's hyper-parameters hold
 
 
@@ -63,7 +65,10 @@ def test_stats_applied_exactly_with_symmetries_kept():
         zi, zj = int(z[i[e]]), int(z[j[e]])
         t = np.asarray(stats["hopping_scale"][f"{min(zi, zj)}-{max(zi, zj)}"])
         t = t if zi <= zj else t.T  # only one order is given: the other is the transpose
-        torch.testing.assert_close(b["h_edge"][e], expand(t, sh) * a["h_edge"][e] * edge_mask[e], atol=1e-12, rtol=0)
+        beta, r0 = stats["hopping_decay"][f"{min(zi, zj)}-{max(zi, zj)}"]
+        f = np.exp(beta * (float(edge_vectors(batch)[e].norm()) - r0))  # the fall-off with the bond length
+        torch.testing.assert_close(b["h_edge"][e], f * expand(t, sh) * a["h_edge"][e] * edge_mask[e], atol=1e-12,
+                                   rtol=1e-12)
     # exact Hermiticity and O(3) equivariance with the shift and scales on
     assert torch.equal(b["h_edge"], b["h_edge"][batch.edge_rev].transpose(1, 2))
     assert torch.equal(b["h_node"], b["h_node"].transpose(1, 2))
@@ -94,6 +99,8 @@ def test_bad_stats_rejected():
         make_model("deeph2", block_stats={"hopping_scale": {"8-14": t.tolist(), "14-8": t.tolist()}})
     with pytest.raises(ValueError, match="shape"):
         make_model("deeph2", block_stats={"onsite_scale": {"14": [[1.0]]}})
+    with pytest.raises(ValueError, match="must be <= 0"):  # a hopping growing with distance
+        make_model("deeph2", block_stats={"hopping_decay": {"8-14": [0.5, 2.0]}})
 
 
 def test_statistics_of_real_dft_blocks(dft_folders):
@@ -118,4 +125,12 @@ def test_statistics_of_real_dft_blocks(dft_folders):
             assert stats["onsite_shift"]["14"][slot[p]][slot[q]] == pytest.approx(shift, abs=1e-9)
             assert stats["onsite_scale"]["14"][slot[p]][slot[q]] == pytest.approx(max(rms, 0.01), rel=1e-9)
     assert set(stats["hopping_scale"]) == {"14-14", "1-1", "1-3", "3-3"}
+    # hoppings fall off with distance: β < 0 per Å, measured from the nearest bond (bulk Si: 2.35 Å)
+    beta, r0 = stats["hopping_decay"]["14-14"]
+    assert -2.0 < beta < -0.3
+    assert r0 == pytest.approx(2.35, abs=0.02)
+    flat = block_statistics(graphs, basis, decay=False)
+    assert "hopping_decay" not in flat and flat["onsite_scale"] == stats["onsite_scale"]
+    # the Si-Si scale is that of the nearest neighbours (f = 1 there), larger than the RMS over all distances
+    assert stats["hopping_scale"]["14-14"][0][0] > flat["hopping_scale"]["14-14"][0][0]
 
