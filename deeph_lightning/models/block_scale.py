@@ -259,4 +259,27 @@ def block_statistics(graphs, basis: BasisTable, min_scale: float = MIN_SCALE_EV,
             has_b = torch.from_numpy(basis.orbital_mask_table(max(elements))[b]).double() @ onehot > 0
             rms = (sq / (n * degen[:, None] * degen[None, :])).sqrt().clamp(min=min_scale)
             out["hopping_scale"][f"{a}-{b}"] = torch.where(has_a[:, None] & has_b[None, :], rms, 1.0).tolist()
+    combine_unseen_pairs(out, elements)
     return out
+
+
+def combine_unseen_pairs(stats: dict, elements) -> None:
+    """Tables for the element pairs with no training edge (a composition the training set never had), in place:
+    the geometric mean of the two homonuclear models, hop_ab[a, b] = sqrt(hop_aa[a, a] · hop_bb[b, b]) and
+    f_ab(r) = sqrt(f_aa(r) · f_bb(r)), so β_ab = (β_aa + β_bb) / 2 and β_ab·r0_ab = (β_aa·r0_aa + β_bb·r0_bb) / 2.
+    Without it an unseen pair kept scale 1 eV and no fall-off: the network's output for a pair it never saw
+    reached the blocks at full size, and grew as training went on. Pairs whose elements lack homonuclear
+    edges stay unset (scale 1 eV)."""
+    hop, decay = stats["hopping_scale"], stats.get("hopping_decay")
+    for a in elements:
+        for b in elements:
+            key, aa, bb = f"{a}-{b}", f"{a}-{a}", f"{b}-{b}"
+            if b <= a or key in hop or aa not in hop or bb not in hop:
+                continue
+            da, db = np.diag(np.asarray(hop[aa])), np.diag(np.asarray(hop[bb]))
+            hop[key] = np.sqrt(np.outer(da, db)).tolist()
+            if decay is not None and aa in decay and bb in decay:
+                (ba, ra), (bb_, rb) = decay[aa], decay[bb]
+                beta = 0.5 * (ba + bb_)
+                r0 = (ba * ra + bb_ * rb) / (ba + bb_) if ba + bb_ != 0 else 0.5 * (ra + rb)
+                decay[key] = [beta, r0]

@@ -14,6 +14,7 @@ from data_prep.graph import neighbor_graph
 from data_prep.torch_data import structure_to_data
 from deeph_eval.blocklist import BlockList, supercell_blocks
 from deeph_eval.cli import main
+from deeph_eval.gauge import as_trained
 from deeph_eval.model_io import load_checkpoint
 from deeph_eval.predict import predict_blocks, predict_many
 from deeph_eval.truncation import model_blocks
@@ -88,7 +89,8 @@ def test_predict_cli_writes_a_deeph_folder(trained_model, loaded, si_folder, tmp
     bulk("Si", "diamond", a=5.43).write(cif, format="vasp")
     assert main(["predict", "--ckpt", ckpt, "--structure", str(cif), "--out", str(tmp_path / "b")]) == 0
     a, b, ref = read_deeph(tmp_path / "a"), read_deeph(tmp_path / "b"), read_deeph(si_folder)
-    pred = predict_blocks(loaded, ref)
+    # the network's blocks, in the gauge the model learned (a standardised model's own μ·S removed)
+    pred = as_trained(loaded.target_gauge, predict_blocks(loaded, ref), ref.overlaps)
     assert set(model_blocks(a)) == set(pred) and a.info["model_cutoff"] == 5.0
     assert max(np.abs(a.hamiltonians[k] - pred[k]).max() for k in pred) == 0
     assert set(a.overlaps) == set(ref.overlaps)  # S taken from the folder (6 Å pairs)
@@ -173,13 +175,18 @@ def test_test_cli_matches_the_training_metric_and_skips_unknown_elements(trained
     from data_prep.lmdb_dataset import LmdbDataset
     from data_prep.torch_data import record_to_data
     from deeph_lightning.metrics import BlockErrorAccumulator
+    from deeph_lightning.models.gauge import project_standardised, standardise_targets
 
     loaded = load_checkpoint(ckpt)
     ds = LmdbDataset(data)
     batch = Batch.from_data_list([record_to_data(ds[i], loaded.basis, torch.float64) for i in ds.split("test")])
     acc = BlockErrorAccumulator(loaded.basis)
     with torch.no_grad():
-        acc.update(batch, loaded.model(batch))
+        pred = loaded.model(batch)
+    if loaded.target_gauge == "standardised":  # the quickstart recipe: both sides in the <H,S> = 0 gauge
+        standardise_targets(batch, loaded.basis)
+        pred = project_standardised(pred, batch, loaded.basis)
+    acc.update(batch, pred)
     assert rep["mae_meV"] == pytest.approx(acc.summary()["mae_meV"], rel=1e-9)
     assert {s["id"] for s in rep["structures"]} == {"si", "lih"}
     assert set(rep["per_element"]) == {"Si", "Li", "H"}

@@ -124,7 +124,16 @@ def test_statistics_of_real_dft_blocks(dft_folders):
             rms = np.sqrt(np.mean((sub - shift * np.eye(*sub.shape[1:])) ** 2))
             assert stats["onsite_shift"]["14"][slot[p]][slot[q]] == pytest.approx(shift, abs=1e-9)
             assert stats["onsite_scale"]["14"][slot[p]][slot[q]] == pytest.approx(max(rms, 0.01), rel=1e-9)
-    assert set(stats["hopping_scale"]) == {"14-14", "1-1", "1-3", "3-3"}
+    seen = {"14-14", "1-1", "1-3", "3-3"}
+    # pairs never seen together (Si with H or Li): the geometric mean of the two homonuclear models
+    assert set(stats["hopping_scale"]) == seen | {"1-14", "3-14"}
+    for a, b in ((1, 14), (3, 14)):
+        ha, hb = np.asarray(stats["hopping_scale"][f"{a}-{a}"]), np.asarray(stats["hopping_scale"][f"{b}-{b}"])
+        np.testing.assert_allclose(stats["hopping_scale"][f"{a}-{b}"], np.sqrt(np.outer(np.diag(ha), np.diag(hb))))
+        (ba, ra), (bb, rb) = stats["hopping_decay"][f"{a}-{a}"], stats["hopping_decay"][f"{b}-{b}"]
+        beta, r0 = stats["hopping_decay"][f"{a}-{b}"]
+        for r in (1.5, 4.0):  # f_ab(r) = sqrt(f_aa(r) f_bb(r))
+            assert np.exp(beta * (r - r0)) == pytest.approx(np.sqrt(np.exp(ba * (r - ra)) * np.exp(bb * (r - rb))))
     # hoppings fall off with distance: β < 0 per Å, measured from the nearest bond (bulk Si: 2.35 Å)
     beta, r0 = stats["hopping_decay"]["14-14"]
     assert -2.0 < beta < -0.3
