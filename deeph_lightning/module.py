@@ -23,7 +23,6 @@ import pytorch_lightning as pl
 import torch
 
 from data_prep.basis import BasisTable
-from data_prep.torch_data import block_mask
 
 from .budget import training_budget
 from .ema import averaged_copy, update_average
@@ -97,6 +96,7 @@ class HamiltonianModule(pl.LightningModule):
         per_pair_metrics: bool = True,
         block_stats: dict | str | None = None,
         target_gauge: str = "raw",
+        onsite_weight: float = 1.0,
     ):
         super().__init__()
         net = dict(_plain(net))
@@ -116,7 +116,7 @@ class HamiltonianModule(pl.LightningModule):
         # training settings only: the network, basis and cutoff are stored once, in checkpoint["deeph"]
         self.save_hyperparameters(
             {"loss": loss, "optimizer": optimizer, "scheduler": scheduler, "ema_decay": ema_decay,
-             "per_pair_metrics": per_pair_metrics}
+             "per_pair_metrics": per_pair_metrics, "onsite_weight": float(onsite_weight)}
         )
         self.net_config = net
         self.target_gauge = check_gauge(target_gauge, "model.target_gauge")  # stored once, in checkpoint["deeph"]
@@ -155,9 +155,8 @@ class HamiltonianModule(pl.LightningModule):
 
         out = {k: (v.float() if v.dtype in (torch.float16, torch.bfloat16) else v) for k, v in out.items()}
         fn = {"mse": losses.mse_loss, "mae": losses.mae_loss, "gauge": losses.gauge_invariant_loss}[self.hparams.loss]
-        z, ei = batch.atomic_numbers, batch.edge_index
-        count = block_mask(self.basis, z).sum() + block_mask(self.basis, z, ei).sum()
-        return fn(out, batch, self.basis), count.to(torch.float64)
+        w = float(self.hparams.onsite_weight)
+        return fn(out, batch, self.basis, w), losses.entry_count(batch, self.basis, w).to(torch.float64)
 
     def _predict(self, net, batch) -> dict:
         """The network's blocks; for standardised targets projected onto <H, S> = 0 as the targets are."""

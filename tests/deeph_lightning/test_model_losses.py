@@ -50,3 +50,19 @@ def test_mse_and_mae_use_only_real_orbitals(batch):
     diff = torch.cat([(pred["h_node"] - batch.h_node)[mask_n], (pred["h_edge"] - batch.h_edge)[mask_e]])
     torch.testing.assert_close(losses.mse_loss(noisy, batch, BASIS), diff.square().mean())
     torch.testing.assert_close(losses.mae_loss(noisy, batch, BASIS), diff.abs().mean())
+
+
+def test_onsite_weight_counts_each_onsite_entry_w_times(batch):
+    """model.onsite_weight: the weighted mean over entries, on-site entries repeated w times (the count the
+    module's DDP normalisation uses is the same weighted count)."""
+    pred = block_set(3, batch)
+    mask_n = losses.block_mask(BASIS, batch.atomic_numbers)
+    mask_e = losses.block_mask(BASIS, batch.atomic_numbers, batch.edge_index)
+    on, hop = (pred["h_node"] - batch.h_node)[mask_n], (pred["h_edge"] - batch.h_edge)[mask_e]
+    w = 4
+    repeated = torch.cat([on.repeat(w), hop])
+    torch.testing.assert_close(losses.mae_loss(pred, batch, BASIS, onsite_weight=w), repeated.abs().mean())
+    torch.testing.assert_close(losses.mse_loss(pred, batch, BASIS, onsite_weight=w), repeated.square().mean())
+    assert float(losses.entry_count(batch, BASIS, w)) == len(repeated)
+    assert losses.gauge_invariant_loss(pred, batch, BASIS, onsite_weight=w) != losses.gauge_invariant_loss(pred, batch, BASIS)
+    torch.testing.assert_close(losses.mae_loss(pred, batch, BASIS, onsite_weight=1.0), losses.mae_loss(pred, batch, BASIS))
