@@ -83,6 +83,9 @@ def warmup_cosine_over(warmup_steps: int, progress, min_ratio: float):
     return factor
 
 
+AUTO_STATS = ("auto", "auto_flat")  # block_stats computed from the training split; auto_flat: no hopping fall-off
+
+
 class HamiltonianModule(pl.LightningModule):
     def __init__(
         self,
@@ -103,7 +106,7 @@ class HamiltonianModule(pl.LightningModule):
         block_stats = _plain(block_stats)
         if isinstance(block_stats, dict):  # part of the net's config: saved in checkpoints, rebuilt by load_model
             net["block_stats"] = block_stats
-        elif block_stats not in (None, "auto", "auto_flat"):
+        elif block_stats is not None and block_stats not in AUTO_STATS:
             raise ValueError(f"model.block_stats must be auto, auto_flat, null or a dict of tables, got {block_stats!r}")
         elif block_stats is not None and "block_stats" not in net:
             raise ValueError(f"model.block_stats={block_stats}: the training code computes the tables from the "

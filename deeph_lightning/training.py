@@ -13,12 +13,10 @@ from omegaconf import DictConfig, OmegaConf
 
 from .budget import BudgetError, training_budget
 from .callbacks import CSVLogger, SlurmRequeue
+from .module import AUTO_STATS
 from .preflight import SetupError, preflight
 from .resume import resolve_checkpoint, strategy_mismatch
 from .run_folder import RunFolderError, check_run_folder
-
-
-AUTO_STATS = ("auto", "auto_flat")  # computed from the training split; auto_flat: no hopping fall-off with distance
 
 
 def output_statistics(datamodule, resume_meta: dict | None, target_gauge: str = "raw", mode: str = "auto") -> dict:

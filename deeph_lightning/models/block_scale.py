@@ -87,6 +87,12 @@ class BlockScale(Float64Buffers):
                 raise ValueError(f"block_stats {what}: element {key} is not in the basis table {basis.to_dict()}")
             return int(index[z])
 
+        def element_pair(key: str, what: str) -> tuple[int, int]:
+            parts = key.split("-")
+            if len(parts) != 2:
+                raise ValueError(f"block_stats {what}: key {key!r} is not 'Zi-Zj'")
+            return element(parts[0], what), element(parts[1], what)
+
         for key, value in block_stats.get("onsite_shift", {}).items():
             t = _table(value, (S, S), f"onsite_shift[{key}]")
             if np.any(t[shells[:, None] != shells[None, :]] != 0) or not np.array_equal(t, t.T):
@@ -99,10 +105,7 @@ class BlockScale(Float64Buffers):
                 raise ValueError(f"block_stats onsite_scale[{key}]: must be symmetric (H_ii is)")
             scale[element(key, "onsite_scale")] = t
         for key, value in block_stats.get("hopping_scale", {}).items():
-            parts = key.split("-")
-            if len(parts) != 2:
-                raise ValueError(f"block_stats hopping_scale: key {key!r} is not 'Zi-Zj'")
-            a, b = element(parts[0], "hopping_scale"), element(parts[1], "hopping_scale")
+            a, b = element_pair(key, "hopping_scale")
             t = _table(value, (S, S), f"hopping_scale[{key}]")
             for (p, q, m) in ((a, b, t), (b, a, t.T)):
                 if hop_set[p, q] and not np.array_equal(hop[p, q], m):
@@ -111,13 +114,10 @@ class BlockScale(Float64Buffers):
                 hop[p, q], hop_set[p, q] = m, True
         decay = np.zeros((len(elements), len(elements), 2))  # [β, r0]: f = 1
         for key, value in block_stats.get("hopping_decay", {}).items():
-            parts = key.split("-")
-            if len(parts) != 2:
-                raise ValueError(f"block_stats hopping_decay: key {key!r} is not 'Zi-Zj'")
+            a, b = element_pair(key, "hopping_decay")
             t = _table(value, (2,), f"hopping_decay[{key}]")
             if t[0] > 0:
                 raise ValueError(f"block_stats hopping_decay[{key}]: β = {t[0]} per Å must be <= 0")
-            a, b = element(parts[0], "hopping_decay"), element(parts[1], "hopping_decay")
             decay[a, b] = decay[b, a] = t
         shell_of = torch.from_numpy(union_shell_of_orbital(basis))
         self.register_buffer("hopping_decay", torch.from_numpy(decay), persistent=False)
@@ -152,8 +152,8 @@ MAX_DECAY_PER_A = 4.0  # |β| cap: a fit on a few edges must not make f explode 
 def hopping_decay(graphs, basis: BasisTable, min_edges: int = 8) -> dict[str, list[float]]:
     """``hopping_decay`` tables {"Zi-Zj": [β, r0]} (module docstring) of ``BlockData`` graphs: per element pair
     a least-squares line log RMS(H_ij) = c + β·r over its edges, β clipped to [-MAX_DECAY_PER_A, 0], r0 its
-    shortest edge; pairs
-    with fewer than ``min_edges`` edges or less than 0.5 Å between their shortest and longest get β = 0."""
+    shortest edge; pairs with fewer than ``min_edges`` edges or less than 0.5 Å between their shortest and
+    longest get β = 0."""
     acc: dict[tuple[int, int], list[torch.Tensor]] = {}
     for g in graphs:
         z, (i, j) = g.atomic_numbers, g.edge_index
@@ -279,7 +279,7 @@ def combine_unseen_pairs(stats: dict, elements) -> None:
             da, db = np.diag(np.asarray(hop[aa])), np.diag(np.asarray(hop[bb]))
             hop[key] = np.sqrt(np.outer(da, db)).tolist()
             if decay is not None and aa in decay and bb in decay:
-                (ba, ra), (bb_, rb) = decay[aa], decay[bb]
-                beta = 0.5 * (ba + bb_)
-                r0 = (ba * ra + bb_ * rb) / (ba + bb_) if ba + bb_ != 0 else 0.5 * (ra + rb)
+                (beta_a, r0_a), (beta_b, r0_b) = decay[aa], decay[bb]
+                beta = 0.5 * (beta_a + beta_b)
+                r0 = (beta_a * r0_a + beta_b * r0_b) / (2 * beta) if beta != 0 else 0.5 * (r0_a + r0_b)
                 decay[key] = [beta, r0]

@@ -18,7 +18,7 @@ from data_prep.gauge import GAUGES, check_gauge
 from data_prep.torch_data import block_mask
 
 __all__ = ["GAUGES", "check_gauge", "structure_mu", "standardise_targets", "gauge_free_residuals",
-           "project_standardised", "owners"]
+           "project_standardised", "minus_mu_s", "owners"]
 
 
 def owners(batch) -> tuple[torch.Tensor, torch.Tensor, int]:
@@ -50,12 +50,17 @@ def structure_mu(node: torch.Tensor, edge: torch.Tensor, batch, basis: BasisTabl
     return vs / ss.clamp(min=torch.finfo(node.dtype).tiny)
 
 
+def minus_mu_s(node: torch.Tensor, edge: torch.Tensor, mu: torch.Tensor, batch) -> tuple[torch.Tensor, torch.Tensor]:
+    """(node, edge) block values with μ_b·S removed for every structure b (μ: (B,))."""
+    on, oe, _ = owners(batch)
+    return (node - mu[on][:, None, None] * batch.s_node.to(node.dtype),
+            edge - mu[oe][:, None, None] * batch.s_edge.to(edge.dtype))
+
+
 def standardise_targets(batch, basis: BasisTable) -> torch.Tensor:
     """Targets H -> H - μ·S per structure, in place (<H, S> = 0 afterwards); returns μ (B,) in eV."""
     mu = structure_mu(batch.h_node, batch.h_edge, batch, basis)
-    on, oe, _ = owners(batch)
-    batch.h_node = batch.h_node - mu[on][:, None, None] * batch.s_node.to(batch.h_node.dtype)
-    batch.h_edge = batch.h_edge - mu[oe][:, None, None] * batch.s_edge.to(batch.h_edge.dtype)
+    batch.h_node, batch.h_edge = minus_mu_s(batch.h_node, batch.h_edge, mu, batch)
     return mu
 
 
@@ -66,9 +71,8 @@ def project_standardised(out: dict, batch, basis: BasisTable) -> dict:
     the masked blocks) never moves a prediction away from its target: its error becomes the gauge-invariant
     residual. The network need not learn each structure's μ, which depends on the whole structure."""
     mu = structure_mu(out["h_node"], out["h_edge"], batch, basis)
-    on, oe, _ = owners(batch)
-    return {**out, "h_node": out["h_node"] - mu[on][:, None, None] * batch.s_node.to(out["h_node"].dtype),
-            "h_edge": out["h_edge"] - mu[oe][:, None, None] * batch.s_edge.to(out["h_edge"].dtype)}
+    h_node, h_edge = minus_mu_s(out["h_node"], out["h_edge"], mu, batch)
+    return {**out, "h_node": h_node, "h_edge": h_edge}
 
 
 def gauge_free_residuals(out: dict, batch, basis: BasisTable) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
@@ -76,6 +80,4 @@ def gauge_free_residuals(out: dict, batch, basis: BasisTable) -> tuple[torch.Ten
     Invariant to target -> target + c_b·S and to pred -> pred + c_b·S per structure b."""
     r_node, r_edge = out["h_node"] - batch.h_node, out["h_edge"] - batch.h_edge
     c = structure_mu(r_node, r_edge, batch, basis)
-    on, oe, _ = owners(batch)
-    return (r_node - c[on][:, None, None] * batch.s_node.to(r_node.dtype),
-            r_edge - c[oe][:, None, None] * batch.s_edge.to(r_edge.dtype), c)
+    return (*minus_mu_s(r_node, r_edge, c, batch), c)
