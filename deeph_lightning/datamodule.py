@@ -209,11 +209,13 @@ class DeepHDataModule(pl.LightningDataModule):
                 idx = self.records.split(name, self.split_set)
                 self.datasets[name] = LmdbGraphDataset(self.path, idx, dtype=self.torch_dtype, basis=self.basis)
 
-    def block_statistics(self, max_structures: int = 2000, target_gauge: str = "raw", decay: bool = True) -> dict:
+    def block_statistics(self, max_structures: int = 2000, target_gauge: str = "raw", decay: bool = True,
+                         onsite_reference: str | None = None) -> dict:
         """Output scale/shift tables of the training split (``models.block_scale.block_statistics``), from at
         most ``max_structures`` structures (a fixed, seeded subset when the split is larger), of the targets
         in ``target_gauge`` (``models.gauge``: standardised targets have another on-site shift); ``decay``: fit
-        the hoppings' fall-off with bond length (``hopping_decay``)."""
+        the hoppings' fall-off with bond length (``hopping_decay``); ``onsite_reference="atoms"``: on-site
+        shifts aligned to the isolated atoms of the dataset's DFT recipe (``data_prep.dft.atom_reference``)."""
         from .models.block_scale import block_statistics
         from .models.gauge import standardise_targets
 
@@ -230,7 +232,17 @@ class DeepHDataModule(pl.LightningDataModule):
                 standardise_targets(g, self.basis)
             return g
 
-        return block_statistics((target(k) for k in range(len(graphs))), self.basis, decay=decay)
+        reference = None
+        if onsite_reference == "atoms":
+            from data_prep.dft.atom_reference import onsite_table
+
+            recipe = self.metadata.get("dft_recipe")
+            if not recipe or not all(k in recipe for k in ("basis", "pseudo", "xc")):
+                raise DataConfigError(f"{self.path}: model.onsite_reference=atoms needs the dataset's DFT recipe "
+                                      "(metadata.json dft_recipe: basis, pseudo, xc), and this dataset records none")
+            reference = onsite_table(recipe, self.basis.elements)
+        return block_statistics((target(k) for k in range(len(graphs))), self.basis, decay=decay,
+                                onsite_reference=reference)
 
     def padded_sizes(self, split: str) -> np.ndarray:
         """Matrix elements each structure occupies in the model ((atoms + edges) · M²)."""

@@ -84,6 +84,9 @@ def warmup_cosine_over(warmup_steps: int, progress, min_ratio: float):
 
 
 AUTO_STATS = ("auto", "auto_flat")  # block_stats computed from the training split; auto_flat: no hopping fall-off
+# how those tables' on-site shifts are referenced: each structure's own energy zero (None) or aligned to its
+# isolated atoms ("atoms", data_prep.dft.atom_reference)
+ONSITE_REFERENCES = (None, "atoms")
 
 
 class HamiltonianModule(pl.LightningModule):
@@ -100,6 +103,7 @@ class HamiltonianModule(pl.LightningModule):
         block_stats: dict | str | None = None,
         target_gauge: str = "raw",
         onsite_weight: float = 1.0,
+        onsite_reference: str | None = None,
     ):
         super().__init__()
         net = dict(_plain(net))
@@ -116,10 +120,13 @@ class HamiltonianModule(pl.LightningModule):
         scheduler = dict(_plain(scheduler) or {"name": "none"})
         if loss not in ("mse", "mae", "gauge"):
             raise ValueError(f"model.loss must be 'mse', 'mae' or 'gauge', got {loss!r}")
+        if onsite_reference not in ONSITE_REFERENCES:
+            raise ValueError(f"model.onsite_reference must be one of {ONSITE_REFERENCES}, got {onsite_reference!r}")
         # training settings only: the network, basis and cutoff are stored once, in checkpoint["deeph"]
         self.save_hyperparameters(
             {"loss": loss, "optimizer": optimizer, "scheduler": scheduler, "ema_decay": ema_decay,
-             "per_pair_metrics": per_pair_metrics, "onsite_weight": float(onsite_weight)}
+             "per_pair_metrics": per_pair_metrics, "onsite_weight": float(onsite_weight),
+             "onsite_reference": onsite_reference}
         )
         self.net_config = net
         self.target_gauge = check_gauge(target_gauge, "model.target_gauge")  # stored once, in checkpoint["deeph"]

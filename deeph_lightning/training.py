@@ -19,14 +19,16 @@ from .resume import resolve_checkpoint, strategy_mismatch
 from .run_folder import RunFolderError, check_run_folder
 
 
-def output_statistics(datamodule, resume_meta: dict | None, target_gauge: str = "raw", mode: str = "auto") -> dict:
+def output_statistics(datamodule, resume_meta: dict | None, target_gauge: str = "raw", mode: str = "auto",
+                      onsite_reference: str | None = None) -> dict:
     """``model.block_stats=auto|auto_flat``: the network's output scale/shift tables (``models.block_scale``),
     from the checkpoint being resumed (the very same tables), else from the training split's targets in
-    ``target_gauge``."""
+    ``target_gauge`` (on-site shifts referenced to ``onsite_reference``)."""
     stats = ((resume_meta or {}).get("net") or {}).get("block_stats")
     if stats:
         return stats
-    return datamodule.block_statistics(target_gauge=target_gauge, decay=mode == "auto")
+    return datamodule.block_statistics(target_gauge=target_gauge, decay=mode == "auto",
+                                       onsite_reference=onsite_reference)
 
 
 def build(group: str, conf: DictConfig, **kwargs):
@@ -98,7 +100,7 @@ def run(cfg: DictConfig, extra_callbacks: list | None = None) -> dict:
     extra = {}
     if cfg.model.get("block_stats") in AUTO_STATS:
         extra["block_stats"] = output_statistics(datamodule, resume_meta, cfg.model.get("target_gauge", "raw"),
-                                                 cfg.model.block_stats)
+                                                 cfg.model.block_stats, cfg.model.get("onsite_reference"))
     model = build("model", cfg.model, basis=datamodule.basis.to_dict(), cutoff=datamodule.cutoff, **extra)
     model.run_config = OmegaConf.to_container(cfg, resolve=True)
     model.dft_recipe = datamodule.metadata.get("dft_recipe")
