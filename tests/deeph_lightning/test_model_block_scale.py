@@ -143,3 +143,42 @@ def test_statistics_of_real_dft_blocks(dft_folders):
     # the Si-Si scale is that of the nearest neighbours (f = 1 there), larger than the RMS over all distances
     assert stats["hopping_scale"]["14-14"][0][0] > flat["hopping_scale"]["14-14"][0][0]
 
+
+
+def test_onsite_reference_gives_every_structure_the_same_energy_zero(dft_folders):
+    """With the isolated-atom reference the on-site shifts average levels aligned to the atoms: a structure's
+    arbitrary DFT energy zero (H -> H + c·S) no longer enters them; without it, it does."""
+    from data_prep.dft.atom_reference import onsite_table
+
+    structures = [read_deeph(f) for f in dft_folders]  # bulk Si and rocksalt LiH
+    basis = structures[0].basis_table().merge(structures[1].basis_table())
+    reference = onsite_table(structures[0].info["dft"], basis.elements)
+
+    def graphs(shifts):
+        out = []
+        for k, (st, c) in enumerate(zip(structures, shifts)):
+            g = record_to_data(structure_to_record(st, 5.0, f"s{k}"), basis, torch.float64)
+            g.h_node, g.h_edge = g.h_node + c * g.s_node, g.h_edge + c * g.s_edge
+            out.append(g)
+        return out
+
+    aligned = block_statistics(graphs([0.0, 0.0]), basis, onsite_reference=reference)
+    moved = block_statistics(graphs([3.0, -7.0]), basis, onsite_reference=reference)
+    for key in ("onsite_shift", "onsite_scale"):
+        for z in aligned[key]:
+            np.testing.assert_allclose(moved[key][z], aligned[key][z], atol=1e-9)
+    plain, plain_moved = block_statistics(graphs([0.0, 0.0]), basis), block_statistics(graphs([3.0, -7.0]), basis)
+    assert abs(plain_moved["onsite_shift"]["14"][0][0] - plain["onsite_shift"]["14"][0][0]) > 1.0
+
+    # independent path for Si: μ_a = Σ_i <H_ii - H_atom, S_ii> / Σ_i <S_ii, S_ii> from the folder, then the mean
+    # level of its 3p shell (file shells s, p) in H - μ_a·S
+    si = structures[0]
+    ii = [(0, 0, 0, a, a) for a in range(si.n_atoms)]
+    mu = sum(np.vdot(si.overlaps[k], si.hamiltonians[k] - reference[14]) for k in ii) / sum(
+        np.vdot(si.overlaps[k], si.overlaps[k]) for k in ii)
+    p_level = np.mean([np.trace((si.hamiltonians[k] - mu * si.overlaps[k])[1:4, 1:4]) / 3 for k in ii])
+    p_slot = list(basis.union_shells).index(1)
+    assert aligned["onsite_shift"]["14"][p_slot][p_slot] == pytest.approx(p_level, abs=1e-9)
+    # aligned to the atoms, bulk Si's 3p level sits within ~2 eV of the free atom's (a common zero),
+    # while its raw DFT level carries the periodic code's own zero
+    assert abs(p_level - reference[14][1, 1]) < 2.0
