@@ -8,6 +8,15 @@ same eigenvectors and eigenvalues shifted rigidly by c. A structure's gauge is f
 and the *standardised* Hamiltonian is H - μ·S, for which <H, S> = 0 over those blocks (the least-squares
 rigid shift removed, as the DeepH team standardises training targets). μ depends on the block set: models
 use the blocks they predict (on-site blocks + pairs within the model cutoff).
+
+That μ averages every level of the structure, so an element's standardised levels depend on its partners (a
+Cl 3p level moves with the Na 2s/2p semicore of NaCl). The *atoms* gauge fixes the zero by the isolated atoms
+instead (``data_prep.dft.atom_reference``; A_i the on-site H of atom i's free atom):
+
+    μ_a = Σ_i <H_ii - A_i, S_ii> / Σ_i <S_ii, S_ii>      (on-site blocks only)
+
+the rigid shift that best aligns the structure's on-site blocks with its atoms: a zero common to all
+compositions, in which an element's levels move only with its environment.
 """
 
 from __future__ import annotations
@@ -18,7 +27,7 @@ import numpy as np
 
 from .deeph_format import BlockKey, Blocks
 
-GAUGES = ("raw", "standardised")
+GAUGES = ("raw", "standardised", "atoms")
 
 
 def check_gauge(gauge: str, what: str = "target_gauge") -> str:
@@ -50,4 +59,39 @@ def shifted(h: Blocks, s: Blocks, c: float) -> Blocks:
 def standardised(h: Blocks, s: Blocks, keys: Iterable[BlockKey] | None = None) -> tuple[Blocks, float]:
     """(H - μ·S, μ), μ over ``keys`` (default: every block of ``h``)."""
     mu = gauge_mu(h, s, keys)
+    return shifted(h, s, -mu), mu
+
+
+def atoms_mu(h: Blocks, s: Blocks, atoms: Blocks) -> float:
+    """μ_a = Σ_i <H_ii - A_i, S_ii> / Σ_i <S_ii, S_ii> over the on-site blocks ``atoms`` = {key of H_ii: A_i}."""
+    hs = ss = 0.0
+    for key, a in atoms.items():
+        sk = np.asarray(s[key], dtype=np.float64)
+        hs += float(np.vdot(sk, np.asarray(h[key], dtype=np.float64) - a))
+        ss += float(np.vdot(sk, sk))
+    if ss <= 0.0:
+        raise ValueError("no on-site overlap block: the atoms gauge μ_a is undefined")
+    return hs / ss
+
+
+def atom_blocks(numbers, table: dict) -> Blocks:
+    """{(0, 0, 0, i, i): A_i} for a structure's atomic ``numbers`` from a table {Z: isolated-atom on-site H}."""
+    missing = sorted({int(z) for z in numbers} - {int(z) for z in table})
+    if missing:
+        raise ValueError(f"no isolated-atom reference for element(s) {missing}")
+    return {(0, 0, 0, i, i): np.asarray(table[int(z)], dtype=np.float64) for i, z in enumerate(numbers)}
+
+
+def in_gauge(gauge: str, h: Blocks, s: Blocks, keys: Iterable[BlockKey] | None = None,
+             atoms: Blocks | None = None) -> tuple[Blocks, float]:
+    """(H - μ·S, μ) with the μ of ``gauge`` (raw: H, 0); ``keys`` the block set of ``standardised``, ``atoms``
+    (``atom_blocks``) the reference of the atoms gauge."""
+    check_gauge(gauge)
+    if gauge == "raw":
+        return h, 0.0
+    if gauge == "standardised":
+        return standardised(h, s, keys)
+    if atoms is None:
+        raise ValueError("the atoms gauge needs the isolated-atom on-site blocks (atom_blocks)")
+    mu = atoms_mu(h, s, atoms)
     return shifted(h, s, -mu), mu

@@ -2,9 +2,10 @@
 aligning band comparisons by μ, and warnings when a comparison would mix gauges.
 
 A model trained with ``model.target_gauge=standardised`` predicts H - μ·S (<H,S> = 0 per structure over the
-blocks it predicts, ``data_prep.gauge``). Its bands are DFT's shifted rigidly by -μ: compare them after
-aligning the Fermi levels, or after restoring the reference's μ; block errors against a raw DFT H are only
-meaningful once the reference is standardised the same way (or gauge-invariant).
+blocks it predicts, ``data_prep.gauge``); one trained with ``atoms`` predicts H in the zero that aligns its
+on-site blocks with its isolated atoms (the checkpoint holds those atoms). Its bands are DFT's shifted rigidly
+by -μ: compare them after aligning the Fermi levels, or after restoring the reference's μ; block errors against
+a raw DFT H are only meaningful once the reference is brought to the same zero (or gauge-invariant).
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ from __future__ import annotations
 import warnings
 
 from data_prep.deeph_format import Blocks, DeepHStructure
-from data_prep.gauge import gauge_mu, shifted, standardised
+from data_prep.gauge import atoms_mu, gauge_mu, in_gauge, shifted, standardised
 
 CONVENTION = ("mu_eV = <H,S>/<S,S> of the written H over its blocks; H + c*S has the same physics with every band "
               "moved up by c eV. A standardised model predicts H with mu = 0 (the per-structure energy zero of DFT "
@@ -25,7 +26,7 @@ class GaugeWarning(UserWarning):
 
 
 def folder_gauge(st: DeepHStructure) -> str:
-    """"standardised" for an unshifted standardised prediction (info.json "gauge"), else "raw"."""
+    """"standardised" / "atoms" for an unshifted prediction of such a model (info.json "gauge"), else "raw"."""
     return (st.info.get("gauge") or {}).get("written", "raw")
 
 
@@ -40,10 +41,11 @@ def gauge_info(model_gauge: str, h: Blocks, s: Blocks | None, shift_eV: float = 
     return info
 
 
-def as_trained(model_gauge: str, h: Blocks, s: Blocks) -> Blocks:
+def as_trained(model_gauge: str, h: Blocks, s: Blocks, atoms: Blocks | None = None) -> Blocks:
     """A prediction in the gauge its model learned: a standardised model's blocks projected onto <H,S> = 0
-    (its own μ removed, ``models.gauge.project_standardised``, as in training and validation); raw unchanged."""
-    return standardised(h, s)[0] if model_gauge == "standardised" else h
+    (its own μ removed, ``models.gauge.project_standardised``, as in training and validation), an atoms model's
+    onto its atoms' zero (``atoms``: ``LoadedModel.atom_blocks``); raw unchanged."""
+    return in_gauge(model_gauge, h, s, atoms=atoms)[0]
 
 
 def restore_shift(st: DeepHStructure, model_gauge: str, *, shift_eV: float | None = None,
@@ -73,17 +75,21 @@ def mu_offset(pred: Blocks, ref: Blocks, s: Blocks) -> float:
 
 
 def reference_in_gauge(model_gauge: str, pred: Blocks, ref: Blocks, s: Blocks | None, where: str) -> tuple[Blocks, dict]:
-    """The reference H in the prediction's gauge (standardised over the predicted blocks, when the model is)
-    and the per-structure μ's {"mu_reference_eV", "mu_predicted_eV"} (empty without S)."""
+    """The reference H in the prediction's gauge (standardised over the predicted blocks, or for an atoms-gauge
+    prediction shifted by μ_a(ref) - μ_a(pred) = <ref - pred, S>/<S, S> over the on-site blocks: the atoms
+    cancel) and the per-structure μ's {"mu_reference_eV", "mu_predicted_eV"} (empty without S)."""
     if s is None:
-        if model_gauge == "standardised":
-            raise ValueError(f"{where}: the model predicts standardised H (mu = <H,S>/<S,S> removed) but the reference "
-                             "has no overlaps: its raw H cannot be brought to the same gauge")
+        if model_gauge != "raw":
+            raise ValueError(f"{where}: the model predicts {model_gauge} H (a per-structure mu*S removed) but the "
+                             "reference has no overlaps: its raw H cannot be brought to the same gauge")
         return ref, {}
     keys = [k for k in pred if k in ref]
     mus = {"mu_reference_eV": gauge_mu(ref, s, keys), "mu_predicted_eV": gauge_mu(pred, s, keys)}
     if model_gauge == "standardised":
         ref, _ = standardised({k: ref[k] for k in keys}, s)
+    elif model_gauge == "atoms":
+        onsite = {k: pred[k] for k in keys if k[:3] == (0, 0, 0) and k[3] == k[4]}
+        ref = shifted({k: ref[k] for k in keys}, s, -atoms_mu(ref, s, onsite))
     return ref, mus
 
 

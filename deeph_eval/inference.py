@@ -132,7 +132,7 @@ def predicted_structure(loaded: LoadedModel, st: DeepHStructure, *, dft_basis: s
         s_source = f"two-centre integrals, basis {settings.basis}, pairs within {overlap_radius} Å"
     if hamiltonians is None:
         with progress.step(f"H(R): predicting {len(st.numbers)} atoms with the model"):
-            h = as_trained(loaded.target_gauge, predict_blocks(loaded, st), overlaps)
+            h = as_trained(loaded.target_gauge, predict_blocks(loaded, st), overlaps, loaded.atom_blocks(st.numbers))
     else:
         h = hamiltonians
     info = {k: v for k, v in st.info.items() if k not in ("dft",)}

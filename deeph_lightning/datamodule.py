@@ -209,15 +209,25 @@ class DeepHDataModule(pl.LightningDataModule):
                 idx = self.records.split(name, self.split_set)
                 self.datasets[name] = LmdbGraphDataset(self.path, idx, dtype=self.torch_dtype, basis=self.basis)
 
+    def atom_onsite_table(self) -> dict[str, list]:
+        """{"Z": isolated-atom on-site H (n_orb x n_orb, eV)} of every element of the basis, for the dataset's DFT
+        recipe (``data_prep.dft.atom_reference``): the reference of ``model.target_gauge=atoms``."""
+        from data_prep.dft.atom_reference import onsite_table
+
+        recipe = self.metadata.get("dft_recipe")
+        if not recipe or not all(k in recipe for k in ("basis", "pseudo", "xc")):
+            raise DataConfigError(f"{self.path}: model.target_gauge=atoms needs the dataset's DFT recipe "
+                                  "(metadata.json dft_recipe: basis, pseudo, xc) and this dataset records none")
+        return {str(z): block.tolist() for z, block in onsite_table(recipe, self.basis.elements).items()}
+
     def block_statistics(self, max_structures: int = 2000, target_gauge: str = "raw", decay: bool = True,
-                         onsite_reference: str | None = None) -> dict:
+                         atom_onsite: dict | None = None) -> dict:
         """Output scale/shift tables of the training split (``models.block_scale.block_statistics``), from at
         most ``max_structures`` structures (a fixed, seeded subset when the split is larger), of the targets
-        in ``target_gauge`` (``models.gauge``: standardised targets have another on-site shift); ``decay``: fit
-        the hoppings' fall-off with bond length (``hopping_decay``); ``onsite_reference="atoms"``: on-site
-        shifts aligned to the isolated atoms of the dataset's DFT recipe (``data_prep.dft.atom_reference``)."""
+        in ``target_gauge`` (``models.gauge``: each gauge has its own on-site shifts; ``atoms`` needs
+        ``atom_onsite``, ``atom_onsite_table``); ``decay``: fit the hoppings' fall-off with bond length."""
         from .models.block_scale import block_statistics
-        from .models.gauge import standardise_targets
+        from .models.gauge import atom_reference_tensor, standardise_targets
 
         idx = list(self.records.split("train", self.split_set))
         if not idx:
@@ -226,23 +236,17 @@ class DeepHDataModule(pl.LightningDataModule):
             rng = np.random.default_rng(self.split_seed)
             idx = sorted(rng.choice(idx, size=max_structures, replace=False).tolist())
         graphs = LmdbGraphDataset(self.path, idx, dtype=torch.float64, basis=self.basis)
+        atoms = None
+        if target_gauge == "atoms":
+            atoms = atom_reference_tensor(atom_onsite or self.atom_onsite_table(), self.basis)
+
         def target(k):
             g = graphs[k]
-            if target_gauge == "standardised":
-                standardise_targets(g, self.basis)
+            if target_gauge != "raw":
+                standardise_targets(g, self.basis, None if atoms is None else atoms[g.atomic_numbers])
             return g
 
-        reference = None
-        if onsite_reference == "atoms":
-            from data_prep.dft.atom_reference import onsite_table
-
-            recipe = self.metadata.get("dft_recipe")
-            if not recipe or not all(k in recipe for k in ("basis", "pseudo", "xc")):
-                raise DataConfigError(f"{self.path}: model.onsite_reference=atoms needs the dataset's DFT recipe "
-                                      "(metadata.json dft_recipe: basis, pseudo, xc), and this dataset records none")
-            reference = onsite_table(recipe, self.basis.elements)
-        return block_statistics((target(k) for k in range(len(graphs))), self.basis, decay=decay,
-                                onsite_reference=reference)
+        return block_statistics((target(k) for k in range(len(graphs))), self.basis, decay=decay)
 
     def padded_sizes(self, split: str) -> np.ndarray:
         """Matrix elements each structure occupies in the model ((atoms + edges) · M²)."""

@@ -4,8 +4,9 @@
   the helpers of ``deeph_lightning.models.losses``. The masked sums are normalised by the number of
   masked entries of the *global* batch (summed over DDP ranks), so DDP(n) computes exactly the
   gradient of one process on the union of the ranks' batches.
-* Targets in the raw DFT gauge or standardised (``target_gauge``: per structure H - μ·S, μ = <H,S>/<S,S>
-  over its masked blocks, ``models.gauge``); the checkpoint records which.
+* Targets in the raw DFT gauge, standardised (``target_gauge``: per structure H - μ·S, μ = <H,S>/<S,S>
+  over its masked blocks) or in the atoms gauge (μ aligning its on-site blocks with its isolated atoms,
+  ``data_prep.gauge``); predictions projected the same way; the checkpoint records which (and the atoms).
 * Metrics in meV (``metrics.BlockErrorAccumulator``), raw and gauge-invariant; validation/test use the EMA
   weights (``ema``).
 * AdamW; warm-up + cosine (per step) over the training budget (``budget``: steps, epochs or wall time) or
@@ -28,7 +29,7 @@ from .budget import training_budget
 from .ema import averaged_copy, update_average
 from .metrics import BlockErrorAccumulator
 from .models.checkpoint import build_net, describe
-from .models.gauge import check_gauge, project_standardised, standardise_targets
+from .models.gauge import atom_reference_tensor, check_gauge, project_standardised, standardise_targets
 from .resume import resume_where_training_stopped
 
 
@@ -84,9 +85,6 @@ def warmup_cosine_over(warmup_steps: int, progress, min_ratio: float):
 
 
 AUTO_STATS = ("auto", "auto_flat")  # block_stats computed from the training split; auto_flat: no hopping fall-off
-# how those tables' on-site shifts are referenced: each structure's own energy zero (None) or aligned to its
-# isolated atoms ("atoms", data_prep.dft.atom_reference)
-ONSITE_REFERENCES = (None, "atoms")
 
 
 class HamiltonianModule(pl.LightningModule):
@@ -103,7 +101,7 @@ class HamiltonianModule(pl.LightningModule):
         block_stats: dict | str | None = None,
         target_gauge: str = "raw",
         onsite_weight: float = 1.0,
-        onsite_reference: str | None = None,
+        atom_onsite: dict | None = None,
     ):
         super().__init__()
         net = dict(_plain(net))
@@ -120,19 +118,23 @@ class HamiltonianModule(pl.LightningModule):
         scheduler = dict(_plain(scheduler) or {"name": "none"})
         if loss not in ("mse", "mae", "gauge"):
             raise ValueError(f"model.loss must be 'mse', 'mae' or 'gauge', got {loss!r}")
-        if onsite_reference not in ONSITE_REFERENCES:
-            raise ValueError(f"model.onsite_reference must be one of {ONSITE_REFERENCES}, got {onsite_reference!r}")
         # training settings only: the network, basis and cutoff are stored once, in checkpoint["deeph"]
         self.save_hyperparameters(
             {"loss": loss, "optimizer": optimizer, "scheduler": scheduler, "ema_decay": ema_decay,
-             "per_pair_metrics": per_pair_metrics, "onsite_weight": float(onsite_weight),
-             "onsite_reference": onsite_reference}
+             "per_pair_metrics": per_pair_metrics, "onsite_weight": float(onsite_weight)}
         )
         self.net_config = net
         self.target_gauge = check_gauge(target_gauge, "model.target_gauge")  # stored once, in checkpoint["deeph"]
+        # the atoms gauge's isolated-atom on-site blocks {"Z": (n_orb, n_orb)}, stored in checkpoint["deeph"]
+        self.atom_onsite = _plain(atom_onsite) if target_gauge == "atoms" else None
+        if target_gauge == "atoms" and not self.atom_onsite:
+            raise ValueError("model.target_gauge=atoms: the training code supplies the isolated-atom table "
+                             "(datamodule.atom_onsite_table, from the dataset's DFT recipe); pass it as atom_onsite")
         self.basis = basis
         self.cutoff = float(cutoff)
         self.net = build_net(net, basis, self.cutoff)
+        if self.atom_onsite is not None:
+            self.register_buffer("atom_reference", atom_reference_tensor(self.atom_onsite, basis), persistent=False)
         self.ema = None
         if ema_decay:
             self.ema = averaged_copy(self.net, float(ema_decay))
@@ -155,9 +157,13 @@ class HamiltonianModule(pl.LightningModule):
         for key in ("pos", "cell", "cell_shift", "h_node", "h_edge", "s_node", "s_edge", "fermi_level"):
             if key in batch and batch[key].is_floating_point() and batch[key].dtype != dtype:
                 batch[key] = batch[key].to(dtype)
-        if self.target_gauge == "standardised":
-            standardise_targets(batch, self.basis)
+        if self.target_gauge != "raw":
+            standardise_targets(batch, self.basis, self._atom_node(batch))
         return batch
+
+    def _atom_node(self, batch) -> torch.Tensor | None:
+        """Isolated-atom on-site blocks of the batch's atoms (atoms gauge), else None."""
+        return None if self.atom_onsite is None else self.atom_reference[batch.atomic_numbers]
 
     def _loss_and_count(self, batch, out: dict) -> tuple[torch.Tensor, torch.Tensor]:
         """Mean loss over this rank's masked block entries (``models.losses``) and the entry count."""
@@ -169,10 +175,11 @@ class HamiltonianModule(pl.LightningModule):
         return fn(out, batch, self.basis, w), losses.entry_count(batch, self.basis, w).to(torch.float64)
 
     def _predict(self, net, batch) -> dict:
-        """The network's blocks; for standardised targets projected onto <H, S> = 0 as the targets are."""
+        """The network's blocks; for standardised (atoms) targets projected onto <H, S> = 0 (onto the atoms'
+        zero) as the targets are."""
         out = net(batch)
-        if self.target_gauge == "standardised":
-            out = project_standardised(out, batch, self.basis)
+        if self.target_gauge != "raw":
+            out = project_standardised(out, batch, self.basis, self._atom_node(batch))
         return out
 
     def training_step(self, batch, batch_idx: int):
@@ -310,4 +317,5 @@ class HamiltonianModule(pl.LightningModule):
             self.net_config, self.basis, self.cutoff, has_ema=self.ema is not None,
             dtype=next(self.net.parameters()).dtype, config=self.run_config, dft_recipe=self.dft_recipe,
             wandb_run_id=wandb_id, global_step=self.global_step, target_gauge=self.target_gauge,
+            atom_onsite=self.atom_onsite,
         )

@@ -20,15 +20,22 @@ from .run_folder import RunFolderError, check_run_folder
 
 
 def output_statistics(datamodule, resume_meta: dict | None, target_gauge: str = "raw", mode: str = "auto",
-                      onsite_reference: str | None = None) -> dict:
+                      atom_onsite: dict | None = None) -> dict:
     """``model.block_stats=auto|auto_flat``: the network's output scale/shift tables (``models.block_scale``),
     from the checkpoint being resumed (the very same tables), else from the training split's targets in
-    ``target_gauge`` (on-site shifts referenced to ``onsite_reference``)."""
+    ``target_gauge``."""
     stats = ((resume_meta or {}).get("net") or {}).get("block_stats")
     if stats:
         return stats
-    return datamodule.block_statistics(target_gauge=target_gauge, decay=mode == "auto",
-                                       onsite_reference=onsite_reference)
+    return datamodule.block_statistics(target_gauge=target_gauge, decay=mode == "auto", atom_onsite=atom_onsite)
+
+
+def atom_reference(datamodule, resume_meta: dict | None, target_gauge: str) -> dict | None:
+    """``model.target_gauge=atoms``: the isolated-atom on-site table, from the checkpoint being resumed, else
+    for the dataset's DFT recipe; None for the other gauges."""
+    if target_gauge != "atoms":
+        return None
+    return (resume_meta or {}).get("atom_onsite") or datamodule.atom_onsite_table()
 
 
 def build(group: str, conf: DictConfig, **kwargs):
@@ -98,9 +105,12 @@ def run(cfg: DictConfig, extra_callbacks: list | None = None) -> dict:
 
     datamodule.prepare_data()
     extra = {}
+    gauge = cfg.model.get("target_gauge", "raw")
+    atom_onsite = atom_reference(datamodule, resume_meta, gauge)
+    if atom_onsite is not None:
+        extra["atom_onsite"] = atom_onsite
     if cfg.model.get("block_stats") in AUTO_STATS:
-        extra["block_stats"] = output_statistics(datamodule, resume_meta, cfg.model.get("target_gauge", "raw"),
-                                                 cfg.model.block_stats, cfg.model.get("onsite_reference"))
+        extra["block_stats"] = output_statistics(datamodule, resume_meta, gauge, cfg.model.block_stats, atom_onsite)
     model = build("model", cfg.model, basis=datamodule.basis.to_dict(), cutoff=datamodule.cutoff, **extra)
     model.run_config = OmegaConf.to_container(cfg, resolve=True)
     model.dft_recipe = datamodule.metadata.get("dft_recipe")

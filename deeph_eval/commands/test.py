@@ -157,7 +157,8 @@ def run(args) -> int:
     report.meta = {"checkpoint": str(args.ckpt), "data": str(args.data), "split": args.split,
                    "split_set": args.split_set, "model_cutoff_A": loaded.cutoff, "dtype": args.dtype,
                    "target_gauge": gauge,
-                   "reference_gauge": "standardised over the predicted blocks" if gauge == "standardised" else "raw"}
+                   "reference_gauge": {"standardised": "standardised over the predicted blocks",
+                                       "atoms": "shifted to the prediction's atoms-aligned zero"}.get(gauge, "raw")}
     if args.bands:
         report.meta["band_align"] = args.band_align
     t0 = time.perf_counter()
@@ -185,7 +186,7 @@ def run(args) -> int:
                                                               max_graph_size=args.max_graph_size)):
         extra: dict = {"formula": formula(st)}
         if st.overlaps is not None:
-            pred = as_trained(gauge, pred, st.overlaps)
+            pred = as_trained(gauge, pred, st.overlaps, loaded.atom_blocks(st.numbers))
         bands = None
         if args.bands:
             try:

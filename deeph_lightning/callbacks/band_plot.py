@@ -126,7 +126,7 @@ class ValidationBandsPlot(pl.Callback):
             predicted = predict_blocks(self._loaded(pl_module), st)
         finally:
             pl_module.train(was_training)
-        if getattr(pl_module, "target_gauge", "raw") == "standardised":
+        if getattr(pl_module, "target_gauge", "raw") != "raw":
             from data_prep.gauge import shifted
             from deeph_eval.gauge import mu_offset
 

@@ -30,12 +30,10 @@ from __future__ import annotations
 
 import numpy as np
 import torch
-from torch_geometric.utils import scatter
 
 from data_prep.basis import BasisTable, element_symbol
 from data_prep.torch_data import block_mask, edge_vectors
 
-from .gauge import owners
 from .so3 import Float64Buffers
 
 MIN_SCALE_EV = 0.01
@@ -180,46 +178,10 @@ def hopping_decay(graphs, basis: BasisTable, min_edges: int = 8) -> dict[str, li
     return out
 
 
-def union_onsite_reference(reference: dict, basis: BasisTable) -> torch.Tensor:
-    """(Zmax+1, M, M) union-basis on-site blocks of ``reference`` {Z: (n_orb, n_orb) in the element's orbitals}."""
-    zmax = max(basis.elements)
-    out = torch.zeros(zmax + 1, basis.n_union, basis.n_union, dtype=torch.float64)
-    for z in basis.elements:
-        if z not in reference:
-            raise ValueError(f"on-site reference: no block for {element_symbol(z)}")
-        slots = torch.from_numpy(basis.union_slots(z))
-        block = torch.as_tensor(np.asarray(reference[z]), dtype=torch.float64)
-        if block.shape != (len(slots), len(slots)):
-            raise ValueError(f"on-site reference of {element_symbol(z)}: shape {tuple(block.shape)}, "
-                             f"expected {(len(slots), len(slots))} (its orbitals in this basis)")
-        out[z, slots[:, None], slots[None, :]] = block
-    return out
-
-
-def aligned_to_atoms(g, reference: torch.Tensor, basis: BasisTable) -> torch.Tensor:
-    """On-site blocks of a graph or batch, each structure shifted by -μ_a·S, μ_a = <H_ii - H_atom, S_ii> /
-    <S_ii, S_ii> over its atoms: the rigid shift that best aligns its on-site blocks with its isolated atoms."""
-    if getattr(g, "s_node", None) is None:
-        raise ValueError("block_statistics: the on-site reference needs overlaps (s_node) in the data")
-    z = g.atomic_numbers
-    graph, _, n = owners(g)
-    s = g.s_node.double() * block_mask(basis, z)
-    h = g.h_node.double()
-    hs = scatter(((h - reference[z]) * s).sum((1, 2)), graph, 0, dim_size=n, reduce="sum")
-    ss = scatter(s.square().sum((1, 2)), graph, 0, dim_size=n, reduce="sum")
-    return h - (hs / ss.clamp(min=1e-300))[graph][:, None, None] * g.s_node.double()
-
-
-def block_statistics(graphs, basis: BasisTable, min_scale: float = MIN_SCALE_EV, decay: bool = True,
-                     onsite_reference: dict | None = None) -> dict:
+def block_statistics(graphs, basis: BasisTable, min_scale: float = MIN_SCALE_EV, decay: bool = True) -> dict:
     """``block_stats`` (JSON dict, see module docstring) from an iterable of ``BlockData`` graphs or batches
     with ``h_node`` / ``h_edge`` (union basis, OpenMX order, eV), e.g. the training split; ``decay=False``:
-    no ``hopping_decay`` (one scale per pair at every distance).
-
-    ``onsite_reference`` ({Z: isolated-atom on-site H in the element's orbitals}, ``data_prep.dft.atom_reference``):
-    each structure's on-site blocks are first shifted rigidly to align with its atoms (``aligned_to_atoms``), so
-    that the on-site shifts average levels in a common energy zero. Without it they average each structure's
-    own zero, which depends on its composition (a standardised structure's μ averages all its levels)."""
+    no ``hopping_decay`` (one scale per pair at every distance)."""
     elements = list(basis.elements)
     S = len(basis.union_shells)
     shells = np.asarray(basis.union_shells)
@@ -253,11 +215,9 @@ def block_statistics(graphs, basis: BasisTable, min_scale: float = MIN_SCALE_EV,
     for key, (beta, r0) in decays.items():
         a, b = map(int, key.split("-"))
         decay_table[a, b] = decay_table[b, a] = torch.tensor([beta, r0], dtype=torch.float64)
-    reference = None if onsite_reference is None else union_onsite_reference(onsite_reference, basis)
     for g in graphs:
         z = g.atomic_numbers
-        hn = g.h_node.double() if reference is None else aligned_to_atoms(g, reference, basis)
-        hn = hn * block_mask(basis, z)
+        hn = g.h_node.double() * block_mask(basis, z)
         tr = per_shell(hn * same_m)
         trace.index_add_(0, z, tr)
         n_atoms.index_add_(0, z, torch.ones(len(z), dtype=torch.float64))

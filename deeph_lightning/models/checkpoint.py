@@ -12,8 +12,10 @@ A checkpoint is a Lightning checkpoint whose ``checkpoint["deeph"]`` (written by
     has_ema, dtype           weights under ``state_dict["ema.module.*"]`` (else ``"net.*"``), their dtype
     config                   the resolved run config (provenance of the run, not read back to build the model)
     dft_recipe               the training data's DFT recipe ({"basis", "xc", "pseudo", "code"}) or None
-    target_gauge             "raw" (DFT's own energy zero) or "standardised" (the network predicts H - μ·S,
-                             <H,S> = 0 per structure; ``data_prep.gauge``); absent in older files: "raw"
+    target_gauge             "raw" (DFT's own energy zero), "standardised" (the network predicts H - μ·S,
+                             <H,S> = 0 per structure) or "atoms" (μ aligns the on-site blocks with the isolated
+                             atoms; ``data_prep.gauge``); absent in older files: "raw"
+    atom_onsite              atoms gauge: {"Z": isolated-atom on-site H, n_orb x n_orb eV}, else None
     wandb_run_id, global_step
 
 A checkpoint is data: it is read with ``torch.load(weights_only=True)`` and the network is rebuilt from
@@ -65,8 +67,16 @@ class LoadedModel:
 
     @property
     def target_gauge(self) -> str:
-        """"raw" or "standardised" (predicted H - μ·S with <H,S> = 0 per structure; ``data_prep.gauge``)."""
+        """"raw", "standardised" (predicted H - μ·S with <H,S> = 0 per structure) or "atoms" (``data_prep.gauge``)."""
         return self.meta.get("target_gauge", "raw")
+
+    def atom_blocks(self, numbers) -> dict | None:
+        """The atoms gauge's reference {(0, 0, 0, i, i): isolated-atom on-site H} of a structure (else None)."""
+        if self.target_gauge != "atoms":
+            return None
+        from data_prep.gauge import atom_blocks
+
+        return atom_blocks(numbers, {int(z): v for z, v in self.meta["atom_onsite"].items()})
 
 
 # --- building the network from plain values ---------------------------------------------------------------
@@ -122,7 +132,7 @@ def build_net(net: dict, basis: BasisTable, cutoff: float) -> torch.nn.Module:
 # --- writing ------------------------------------------------------------------------------------------------
 def describe(net: dict, basis: BasisTable, cutoff: float, *, has_ema: bool, dtype: torch.dtype,
              config: dict | None, dft_recipe: dict | None, wandb_run_id: str | None, global_step: int,
-             target_gauge: str = "raw") -> dict:
+             target_gauge: str = "raw", atom_onsite: dict | None = None) -> dict:
     """``checkpoint["deeph"]`` for a network ``build_net(net, basis, cutoff)`` and its run."""
     return {
         "format": FORMAT,
@@ -138,6 +148,7 @@ def describe(net: dict, basis: BasisTable, cutoff: float, *, has_ema: bool, dtyp
         "config": config,
         "dft_recipe": dft_recipe,
         "target_gauge": target_gauge,
+        "atom_onsite": atom_onsite,
         "wandb_run_id": wandb_run_id,
         "global_step": int(global_step),
     }
@@ -186,6 +197,8 @@ def _check_meta(path: Path, meta) -> dict:
         raise CheckpointError(f"{path}: checkpoint predicts blocks in {order!r} orbital order, expected 'openmx'")
     if meta.get("target_gauge", "raw") not in GAUGES:
         raise CheckpointError(f"{path}: checkpoint target gauge {str(meta.get('target_gauge'))[:40]!r} is not one of {GAUGES}")
+    if meta.get("target_gauge") == "atoms" and not isinstance(meta.get("atom_onsite"), dict):
+        raise CheckpointError(f"{path}: an atoms-gauge checkpoint without its isolated-atom table (atom_onsite)")
     if meta.get("dtype", "float32") not in DTYPES:
         raise CheckpointError(f"{path}: checkpoint dtype {str(meta.get('dtype'))[:40]!r} is not one of {DTYPES}")
     return meta

@@ -6,6 +6,9 @@ H and H + c·S describe the same physics per structure. On a batch of ``BlockDat
 * ``standardise_targets``: h_node/h_edge -> H - μ·S in place (the standardised targets), returns μ;
 * ``gauge_free_residuals``: (pred - target) - c·S with c the per-structure least-squares shift;
 * ``project_standardised``: a prediction -> prediction - μ_pred·S, onto <H, S> = 0 like the standardised targets.
+
+The atoms gauge (``data_prep.gauge``): the same with μ_a = Σ_i <H_ii - A_i, S_ii> / Σ_i <S_ii, S_ii> over the
+on-site blocks, ``atom_node`` = A_i per atom (``atom_reference_tensor(...)[z]``).
 """
 
 from __future__ import annotations
@@ -18,7 +21,7 @@ from data_prep.gauge import GAUGES, check_gauge
 from data_prep.torch_data import block_mask
 
 __all__ = ["GAUGES", "check_gauge", "structure_mu", "standardise_targets", "gauge_free_residuals",
-           "project_standardised", "minus_mu_s", "owners"]
+           "project_standardised", "minus_mu_s", "owners", "atom_reference_tensor", "atoms_mu"]
 
 
 def owners(batch) -> tuple[torch.Tensor, torch.Tensor, int]:
@@ -50,6 +53,39 @@ def structure_mu(node: torch.Tensor, edge: torch.Tensor, batch, basis: BasisTabl
     return vs / ss.clamp(min=torch.finfo(node.dtype).tiny)
 
 
+def atom_reference_tensor(table: dict, basis: BasisTable) -> torch.Tensor:
+    """(Zmax+1, M, M) float64 union-basis isolated-atom on-site blocks from ``table`` {Z: (n_orb, n_orb), the
+    element's orbitals in file order} (keys may be strings, as in a checkpoint)."""
+    table = {int(z): v for z, v in table.items()}
+    out = torch.zeros(max(basis.elements) + 1, basis.n_union, basis.n_union, dtype=torch.float64)
+    for z in basis.elements:
+        if z not in table:
+            raise ValueError(f"isolated-atom reference: no block for element Z={z}")
+        slots = torch.from_numpy(basis.union_slots(z))
+        block = torch.as_tensor(table[z], dtype=torch.float64)
+        if block.shape != (len(slots), len(slots)):
+            raise ValueError(f"isolated-atom reference of Z={z}: shape {tuple(block.shape)}, expected "
+                             f"{(len(slots), len(slots))} (its orbitals in the basis table)")
+        out[z, slots[:, None], slots[None, :]] = block
+    return out
+
+
+def atoms_mu(node: torch.Tensor, atom_node: torch.Tensor, batch, basis: BasisTable) -> torch.Tensor:
+    """(B,) per structure μ_a = Σ_i <V_ii - A_i, S_ii> / Σ_i <S_ii, S_ii> over its masked on-site blocks."""
+    _require_overlaps(batch)
+    on, _, n = owners(batch)
+    s = batch.s_node.to(node.dtype) * block_mask(basis, batch.atomic_numbers).to(node.dtype)
+    vs = scatter(((node - atom_node.to(node.dtype)) * s).sum(dim=(1, 2)), on, 0, dim_size=n, reduce="sum")
+    ss = scatter((s * s).sum(dim=(1, 2)), on, 0, dim_size=n, reduce="sum")
+    return vs / ss.clamp(min=torch.finfo(node.dtype).tiny)
+
+
+def gauge_mu_of(node: torch.Tensor, edge: torch.Tensor, batch, basis: BasisTable,
+                atom_node: torch.Tensor | None = None) -> torch.Tensor:
+    """(B,) the zero of the standardised gauge (``atom_node`` None) or of the atoms gauge."""
+    return structure_mu(node, edge, batch, basis) if atom_node is None else atoms_mu(node, atom_node, batch, basis)
+
+
 def minus_mu_s(node: torch.Tensor, edge: torch.Tensor, mu: torch.Tensor, batch) -> tuple[torch.Tensor, torch.Tensor]:
     """(node, edge) block values with μ_b·S removed for every structure b (μ: (B,))."""
     on, oe, _ = owners(batch)
@@ -57,20 +93,22 @@ def minus_mu_s(node: torch.Tensor, edge: torch.Tensor, mu: torch.Tensor, batch) 
             edge - mu[oe][:, None, None] * batch.s_edge.to(edge.dtype))
 
 
-def standardise_targets(batch, basis: BasisTable) -> torch.Tensor:
-    """Targets H -> H - μ·S per structure, in place (<H, S> = 0 afterwards); returns μ (B,) in eV."""
-    mu = structure_mu(batch.h_node, batch.h_edge, batch, basis)
+def standardise_targets(batch, basis: BasisTable, atom_node: torch.Tensor | None = None) -> torch.Tensor:
+    """Targets H -> H - μ·S per structure, in place (<H, S> = 0 afterwards; with ``atom_node`` the atoms
+    gauge's μ_a); returns μ (B,) in eV."""
+    mu = gauge_mu_of(batch.h_node, batch.h_edge, batch, basis, atom_node)
     batch.h_node, batch.h_edge = minus_mu_s(batch.h_node, batch.h_edge, mu, batch)
     return mu
 
 
-def project_standardised(out: dict, batch, basis: BasisTable) -> dict:
+def project_standardised(out: dict, batch, basis: BasisTable, atom_node: torch.Tensor | None = None) -> dict:
     """``out`` (h_node, h_edge) with its own μ·S removed per structure: <H, S> = 0 over the masked blocks.
 
     The standardised targets satisfy <H, S> = 0, so this orthogonal projection (in the Frobenius product over
     the masked blocks) never moves a prediction away from its target: its error becomes the gauge-invariant
-    residual. The network need not learn each structure's μ, which depends on the whole structure."""
-    mu = structure_mu(out["h_node"], out["h_edge"], batch, basis)
+    residual. The network need not learn each structure's μ, which depends on the whole structure. With
+    ``atom_node``: the same in the atoms gauge (μ_a of the prediction removed, as the targets' was)."""
+    mu = gauge_mu_of(out["h_node"], out["h_edge"], batch, basis, atom_node)
     h_node, h_edge = minus_mu_s(out["h_node"], out["h_edge"], mu, batch)
     return {**out, "h_node": h_node, "h_edge": h_edge}
 

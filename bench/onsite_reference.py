@@ -1,0 +1,93 @@
+"""How well per-element on-site levels carry over to structures not seen, by the energy zero they are averaged in.
+
+    python bench/onsite_reference.py [FOLDER ...]
+
+FOLDER: DeepH folders (or folders of them); default: the shipped universal-mini dataset. For each structure,
+leave-one-out: the mean on-site level of each element and shell (the mean diagonal of its same-shell block, what
+``model.block_stats`` puts into the network's on-site shift) over all *other* structures, after bringing each of
+them to a common energy zero by:
+
+  raw           DFT's own zero (periodic codes: the average electrostatic potential);
+  standardised  H - μS with μ = <H,S>/<S,S> over all stored blocks (``model.target_gauge=standardised``);
+  atoms         H - μ_a S with μ_a = <H_ii - H_atom, S_ii>/<S_ii,S_ii> over the on-site blocks
+                (``model.onsite_reference=atoms``, ``data_prep.dft.atom_reference``);
+  atom levels   no data: the isolated atom's own levels.
+
+The held-out structure's on-site levels are compared with those means after removing the best rigid shift
+(its own zero is arbitrary): the RMS over its orbitals (meV) is what a network starting from those shifts has
+to learn from the environment. Printed: median / mean / p90 over structures.
+"""
+
+from __future__ import annotations
+
+import argparse
+from collections import defaultdict
+
+import numpy as np
+
+from data_prep.deeph_format import read_deeph
+from data_prep.dft.atom_reference import onsite_table
+from data_prep.gauge import gauge_mu
+
+from cutoff_floor import folders_of
+
+ZEROS = ("raw", "standardised", "atoms")
+
+
+def structure_levels(st, reference: dict) -> tuple[dict[str, float], list[tuple]]:
+    """(energy zero per scheme, [(element, shell), level, degeneracy, atom level] per atom and shell)."""
+    H, S = st.hamiltonians, st.overlaps
+    onsite = [(0, 0, 0, a, a) for a in range(st.n_atoms)]
+    atom = [reference[int(z)] for z in st.numbers]
+    mu_a = sum(np.vdot(S[k], H[k] - r) for k, r in zip(onsite, atom)) / sum(np.vdot(S[k], S[k]) for k in onsite)
+    zeros = {"raw": 0.0, "standardised": gauge_mu(H, S), "atoms": float(mu_a)}
+    rows = []
+    for a, (z, shells) in enumerate(zip(st.numbers, st.orbital_types)):
+        start = 0
+        for k, l in enumerate(shells):
+            n = 2 * l + 1
+            sl = slice(start, start + n)
+            rows.append(((int(z), k), np.trace(H[onsite[a]][sl, sl]) / n, n, np.trace(atom[a][sl, sl]) / n))
+            start += n
+    return zeros, rows
+
+
+def rigid_rms(levels: np.ndarray, predicted: np.ndarray, weight: np.ndarray) -> float:
+    d = levels - predicted
+    d = d - np.sum(weight * d) / np.sum(weight)
+    return float(np.sqrt(np.sum(weight * d * d) / np.sum(weight)))
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("folders", nargs="*")
+    args = ap.parse_args(argv)
+    structures = [read_deeph(f) for f in folders_of(args.folders)]
+    recipe = structures[0].info["dft"]
+    reference = onsite_table(recipe, {int(z) for st in structures for z in st.numbers})
+    data = [structure_levels(st, reference) for st in structures]
+    rms: dict[str, list[float]] = defaultdict(list)
+    for held, (_, rows) in enumerate(data):
+        levels = np.array([r[1] for r in rows])
+        weight = np.array([r[2] for r in rows], dtype=float)
+        rms["atom levels"].append(rigid_rms(levels, np.array([r[3] for r in rows]), weight))
+        for zero in ZEROS:
+            seen = defaultdict(list)
+            for other, (zeros, others) in enumerate(data):
+                if other != held:
+                    for key, level, _, _ in others:
+                        seen[key].append(level - zeros[zero])
+            # an element and shell no other structure has: its atom level (any constant would do as well)
+            mean = np.array([np.mean(seen[key]) if key in seen else atom_level for key, _, _, atom_level in rows])
+            rms[zero].append(rigid_rms(levels, mean, weight))
+    print(f"{len(structures)} structures; on-site level RMS after the best rigid shift, leave-one-structure-out (meV)")
+    print("| energy zero of the averaged levels | median | mean | p90 |")
+    print("|---|---|---|---|")
+    for name, v in rms.items():
+        v = 1000 * np.asarray(v)
+        print(f"| {name} | {np.median(v):.0f} | {np.mean(v):.0f} | {np.percentile(v, 90):.0f} |")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
