@@ -539,11 +539,11 @@ def test_train_py_errors_are_one_line(packed, checkpoint, tmp_path):
     ours = "\n".join(ln for ln in r.stderr.splitlines() if "site-packages/" not in ln)
     one_error_line(ours.split("\n", 1)[-1] if ours.startswith("[") else ours, "trainer", "max_steps")
 
-    r = _train_py(f"data.path={packed}", f"data.cutoff={CUTOFF}", "model.onsite_reference=isolated",
+    r = _train_py(f"data.path={packed}", f"data.cutoff={CUTOFF}", "model.target_gauge=vacuum",
                   f"hydra.run.dir={tmp_path / 'ref'}")
     assert r.returncode == 2
     ours = "\n".join(ln for ln in r.stderr.splitlines() if "site-packages/" not in ln)
-    one_error_line(ours.split("\n", 1)[-1] if ours.startswith("[") else ours, "onsite_reference", "isolated")
+    one_error_line(ours.split("\n", 1)[-1] if ours.startswith("[") else ours, "target_gauge", "vacuum")
 
     truncated = Path(shutil.copytree(packed, tmp_path / "truncated"))
     shard = truncated / "data.0000.lmdb"

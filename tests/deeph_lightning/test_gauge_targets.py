@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import warnings
 
+import numpy as np
 import pytest
 import torch
 from torch_geometric.data import Batch
@@ -17,7 +18,11 @@ from data_prep.torch_data import record_to_data
 from deeph_lightning.metrics import BlockErrorAccumulator
 from deeph_lightning.models import losses
 from deeph_lightning.models.checkpoint import load_model
-from deeph_lightning.models.gauge import gauge_free_residuals, project_standardised, standardise_targets, structure_mu
+from data_prep.dft.atom_reference import onsite_table
+from data_prep.gauge import atom_blocks, in_gauge
+from deeph_lightning.models.checkpoint import CheckpointError
+from deeph_lightning.models.gauge import (atoms_mu, gauge_free_residuals, project_standardised, standardise_targets,
+                                          structure_mu)
 from deeph_lightning.module import HamiltonianModule
 
 from model_structures import TINY
@@ -43,10 +48,17 @@ def batch_of(basis, records, shifts=(0.0, 0.0)):
     return Batch.from_data_list(graphs)
 
 
+def atom_table(basis):
+    """The isolated-atom table of the shipped data's recipe, as the training code passes it (``atom_onsite``)."""
+    recipe = read_deeph(quickstart_path() / FOLDERS[0]).info["dft"]
+    return {str(z): b.tolist() for z, b in onsite_table(recipe, basis.elements).items()}
+
+
 def module(basis, gauge="standardised"):
     torch.manual_seed(0)
     net = {"_target_": "deeph_lightning.models.deeph2.DeepH2", **TINY}
-    return HamiltonianModule(net, basis, CUTOFF, ema_decay=None, target_gauge=gauge).double()
+    extra = {"atom_onsite": atom_table(basis)} if gauge == "atoms" else {}
+    return HamiltonianModule(net, basis, CUTOFF, ema_decay=None, target_gauge=gauge, **extra).double()
 
 
 def test_h_and_h_plus_cs_give_the_same_standardised_target_and_loss(shipped):
@@ -112,17 +124,68 @@ def test_gauge_invariant_metrics_ignore_a_rigid_shift(shipped):
 
 def test_checkpoint_round_trips_the_gauge(shipped, tmp_path):
     basis, _ = shipped
-    for gauge in ("raw", "standardised"):
+    for gauge in ("raw", "standardised", "atoms"):
         m = module(basis, gauge)
         ckpt = {"state_dict": m.state_dict()}
         m.on_save_checkpoint(ckpt)
         torch.save(ckpt, tmp_path / f"{gauge}.ckpt")
         assert load_model(tmp_path / f"{gauge}.ckpt").target_gauge == gauge
+    # the atoms gauge carries its isolated atoms: evaluation needs no dataset to find the zero
+    blocks = load_model(tmp_path / "atoms.ckpt").atom_blocks([14, 6])
+    assert blocks[(0, 0, 0, 1, 1)].tolist() == atom_table(basis)["6"]
+    assert load_model(tmp_path / "raw.ckpt").atom_blocks([14, 6]) is None
+    ckpt = torch.load(tmp_path / "atoms.ckpt", weights_only=True)
+    ckpt["deeph"]["atom_onsite"] = None
+    torch.save(ckpt, tmp_path / "atoms_without_table.ckpt")
+    with pytest.raises(CheckpointError, match="without its isolated-atom table"):
+        load_model(tmp_path / "atoms_without_table.ckpt")
+    with pytest.raises(ValueError, match="supplies the isolated-atom table"):
+        HamiltonianModule({"_target_": "deeph_lightning.models.deeph2.DeepH2", **TINY}, basis, CUTOFF, target_gauge="atoms")
     # training in one gauge from a checkpoint of the other: a clear warning
     with pytest.warns(UserWarning, match="trained on raw targets and this run trains on standardised"):
         module(basis, "standardised").on_load_checkpoint(torch.load(tmp_path / "raw.ckpt", weights_only=True))
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         module(basis, "raw").on_load_checkpoint(torch.load(tmp_path / "raw.ckpt", weights_only=True))
-    with pytest.raises(ValueError, match="target_gauge must be one of raw, standardised"):
+    with pytest.raises(ValueError, match="target_gauge must be one of raw, standardised, atoms"):
         module(basis, "zero")
+
+
+def test_atoms_gauge_targets_are_aligned_to_the_isolated_atoms(shipped):
+    """Atoms gauge: H and H + c·S are the same target; the target's on-site blocks align with the free atoms
+    (μ_a = 0), equal to the numpy definition on the folder; predictions are projected onto the same zero."""
+    basis, records = shipped
+    m = module(basis, "atoms")
+    raw, moved = m._cast(batch_of(basis, records)), m._cast(batch_of(basis, records, shifts=(0.7, -2.3)))
+    torch.testing.assert_close(moved.h_node, raw.h_node, rtol=0, atol=1e-12)
+    torch.testing.assert_close(moved.h_edge, raw.h_edge, rtol=0, atol=1e-12)
+    atom_node = m.atom_reference[raw.atomic_numbers]
+    torch.testing.assert_close(atoms_mu(raw.h_node, atom_node, raw, basis), torch.zeros(2, dtype=torch.float64),
+                               rtol=0, atol=1e-12)
+    # independent path: data_prep.gauge on the folder's own blocks, each atom's on-site block in its orbitals
+    st = read_deeph(quickstart_path() / FOLDERS[0])
+    table = {int(z): v for z, v in atom_table(basis).items()}
+    h, mu = in_gauge("atoms", st.hamiltonians, st.overlaps, atoms=atom_blocks(st.numbers, table))
+    for a, z in enumerate(st.numbers):
+        slots = torch.from_numpy(basis.union_slots(int(z)))
+        torch.testing.assert_close(raw.h_node[a][slots[:, None], slots[None, :]],
+                                   torch.from_numpy(h[(0, 0, 0, a, a)]), rtol=0, atol=1e-5)  # float32 storage
+    # in the atoms' zero the C 2p and Si 3p levels of zincblende SiC sit within ~1 eV of the free atoms' (measured
+    # -0.97 / +0.37 eV), in the standardised zero (all levels averaged) 7-8 eV away, in DFT's own 9-11 eV
+    std, _ = in_gauge("standardised", st.hamiltonians, st.overlaps)
+    for a, z in enumerate(st.numbers):
+        atom_p = table[int(z)][1][1]  # file shells s, p (SZV): the p block starts at orbital 1
+        assert abs(np.trace(h[(0, 0, 0, a, a)][1:4, 1:4]) / 3 - atom_p) < 1.5, int(z)
+        assert abs(np.trace(std[(0, 0, 0, a, a)][1:4, 1:4]) / 3 - atom_p) > 5.0, int(z)
+    # predictions: projected onto the atoms' zero; a rigid c·S on the output changes nothing
+    with torch.no_grad():
+        raw_out, out = m.net(raw), m._predict(m.net, raw)
+    torch.testing.assert_close(atoms_mu(out["h_node"], atom_node, raw, basis), torch.zeros(2, dtype=torch.float64),
+                               rtol=0, atol=1e-12)
+    on = raw.batch
+    c = torch.tensor([0.3, -1.1], dtype=torch.float64)
+    shifted_out = {"h_node": raw_out["h_node"] + c[on][:, None, None] * raw.s_node,
+                   "h_edge": raw_out["h_edge"] + c[on[raw.edge_index[0]]][:, None, None] * raw.s_edge}
+    again = project_standardised(shifted_out, raw, basis, atom_node)
+    torch.testing.assert_close(again["h_edge"], out["h_edge"], rtol=0, atol=1e-12)
+    assert mu != 0.0
