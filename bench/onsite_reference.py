@@ -9,8 +9,10 @@ them to a common energy zero by:
 
   raw           DFT's own zero (periodic codes: the average electrostatic potential);
   standardised  H - μS with μ = <H,S>/<S,S> over all stored blocks (``model.target_gauge=standardised``);
-  atoms         H - μ_a S with μ_a = <H_ii - H_atom, S_ii>/<S_ii,S_ii> over the on-site blocks
-                (``model.onsite_reference=atoms``, ``data_prep.dft.atom_reference``);
+  atoms         H - μ_a S with μ_a = <H - A, S>/<S,S> over all stored blocks, A the free atoms' on-site
+                blocks (``model.target_gauge=atoms``, ``data_prep.dft.atom_reference``);
+  atoms, on-site only  the same with μ_a over the on-site blocks alone (a variant; hoppings then carry
+                the free atoms' levels: larger, see docs/training.md);
   atom levels   no data: the isolated atom's own levels.
 
 The held-out structure's on-site levels are compared with those means after removing the best rigid shift
@@ -27,11 +29,11 @@ import numpy as np
 
 from data_prep.deeph_format import read_deeph
 from data_prep.dft.atom_reference import onsite_table
-from data_prep.gauge import gauge_mu
+from data_prep.gauge import atoms_mu, gauge_mu
 
 from cutoff_floor import folders_of
 
-ZEROS = ("raw", "standardised", "atoms")
+ZEROS = ("raw", "standardised", "atoms", "atoms, on-site only")
 
 
 def structure_levels(st, reference: dict) -> tuple[dict[str, float], list[tuple]]:
@@ -39,8 +41,9 @@ def structure_levels(st, reference: dict) -> tuple[dict[str, float], list[tuple]
     H, S = st.hamiltonians, st.overlaps
     onsite = [(0, 0, 0, a, a) for a in range(st.n_atoms)]
     atom = [reference[int(z)] for z in st.numbers]
-    mu_a = sum(np.vdot(S[k], H[k] - r) for k, r in zip(onsite, atom)) / sum(np.vdot(S[k], S[k]) for k in onsite)
-    zeros = {"raw": 0.0, "standardised": gauge_mu(H, S), "atoms": float(mu_a)}
+    atoms = dict(zip(onsite, atom))
+    zeros = {"raw": 0.0, "standardised": gauge_mu(H, S), "atoms": atoms_mu(H, S, atoms),
+             "atoms, on-site only": atoms_mu(H, S, atoms, onsite)}
     rows = []
     for a, (z, shells) in enumerate(zip(st.numbers, st.orbital_types)):
         start = 0

@@ -10,13 +10,15 @@ rigid shift removed, as the DeepH team standardises training targets). μ depend
 use the blocks they predict (on-site blocks + pairs within the model cutoff).
 
 That μ averages every level of the structure, so an element's standardised levels depend on its partners (a
-Cl 3p level moves with the Na 2s/2p semicore of NaCl). The *atoms* gauge fixes the zero by the isolated atoms
-instead (``data_prep.dft.atom_reference``; A_i the on-site H of atom i's free atom):
+Cl 3p level moves with the Na 2s/2p semicore of NaCl). The *atoms* gauge first subtracts the isolated atoms
+(``data_prep.dft.atom_reference``; A the block-diagonal on-site H of the structure's free atoms), then
+standardises what is left, as the DeepH team prepares its targets:
 
-    μ_a = Σ_i <H_ii - A_i, S_ii> / Σ_i <S_ii, S_ii>      (on-site blocks only)
+    μ_a = <H - A, S> / <S, S>        (A zero off the on-site blocks)
 
-the rigid shift that best aligns the structure's on-site blocks with its atoms: a zero common to all
-compositions, in which an element's levels move only with its environment.
+so the levels are measured from the free atoms'. It is still a least-squares shift over all blocks: the
+projection of a prediction onto μ_a = 0 is the same orthogonal projection of its error as for standardised
+targets (only the zero differs), and the hoppings keep about the standardised size.
 """
 
 from __future__ import annotations
@@ -62,16 +64,11 @@ def standardised(h: Blocks, s: Blocks, keys: Iterable[BlockKey] | None = None) -
     return shifted(h, s, -mu), mu
 
 
-def atoms_mu(h: Blocks, s: Blocks, atoms: Blocks) -> float:
-    """μ_a = Σ_i <H_ii - A_i, S_ii> / Σ_i <S_ii, S_ii> over the on-site blocks ``atoms`` = {key of H_ii: A_i}."""
-    hs = ss = 0.0
-    for key, a in atoms.items():
-        sk = np.asarray(s[key], dtype=np.float64)
-        hs += float(np.vdot(sk, np.asarray(h[key], dtype=np.float64) - a))
-        ss += float(np.vdot(sk, sk))
-    if ss <= 0.0:
-        raise ValueError("no on-site overlap block: the atoms gauge μ_a is undefined")
-    return hs / ss
+def atoms_mu(h: Blocks, s: Blocks, atoms: Blocks, keys: Iterable[BlockKey] | None = None) -> float:
+    """μ_a = <H - A, S> / <S, S> over ``keys`` (default: every block of ``h``), A = ``atoms`` on the on-site
+    blocks ({key of H_ii: A_i}, ``atom_blocks``) and zero elsewhere."""
+    keys = list(h if keys is None else keys)
+    return gauge_mu({k: np.asarray(h[k], dtype=np.float64) - atoms[k] if k in atoms else h[k] for k in keys}, s, keys)
 
 
 def atom_blocks(numbers, table: dict) -> Blocks:
@@ -93,5 +90,5 @@ def in_gauge(gauge: str, h: Blocks, s: Blocks, keys: Iterable[BlockKey] | None =
         return standardised(h, s, keys)
     if atoms is None:
         raise ValueError("the atoms gauge needs the isolated-atom on-site blocks (atom_blocks)")
-    mu = atoms_mu(h, s, atoms)
+    mu = atoms_mu(h, s, atoms, keys)
     return shifted(h, s, -mu), mu

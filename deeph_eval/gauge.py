@@ -13,7 +13,7 @@ from __future__ import annotations
 import warnings
 
 from data_prep.deeph_format import Blocks, DeepHStructure
-from data_prep.gauge import atoms_mu, gauge_mu, in_gauge, shifted, standardised
+from data_prep.gauge import gauge_mu, in_gauge, shifted, standardised
 
 CONVENTION = ("mu_eV = <H,S>/<S,S> of the written H over its blocks; H + c*S has the same physics with every band "
               "moved up by c eV. A standardised model predicts H with mu = 0 (the per-structure energy zero of DFT "
@@ -76,8 +76,8 @@ def mu_offset(pred: Blocks, ref: Blocks, s: Blocks) -> float:
 
 def reference_in_gauge(model_gauge: str, pred: Blocks, ref: Blocks, s: Blocks | None, where: str) -> tuple[Blocks, dict]:
     """The reference H in the prediction's gauge (standardised over the predicted blocks, or for an atoms-gauge
-    prediction shifted by μ_a(ref) - μ_a(pred) = <ref - pred, S>/<S, S> over the on-site blocks: the atoms
-    cancel) and the per-structure μ's {"mu_reference_eV", "mu_predicted_eV"} (empty without S)."""
+    prediction shifted by μ_a(ref) - μ_a(pred) = μ(ref) - μ(pred) over them: the atoms cancel) and the
+    per-structure μ's {"mu_reference_eV", "mu_predicted_eV"} (empty without S)."""
     if s is None:
         if model_gauge != "raw":
             raise ValueError(f"{where}: the model predicts {model_gauge} H (a per-structure mu*S removed) but the "
@@ -88,8 +88,7 @@ def reference_in_gauge(model_gauge: str, pred: Blocks, ref: Blocks, s: Blocks | 
     if model_gauge == "standardised":
         ref, _ = standardised({k: ref[k] for k in keys}, s)
     elif model_gauge == "atoms":
-        onsite = {k: pred[k] for k in keys if k[:3] == (0, 0, 0) and k[3] == k[4]}
-        ref = shifted({k: ref[k] for k in keys}, s, -atoms_mu(ref, s, onsite))
+        ref = shifted({k: ref[k] for k in keys}, s, -(mus["mu_reference_eV"] - mus["mu_predicted_eV"]))
     return ref, mus
 
 

@@ -20,7 +20,7 @@ from pathlib import Path
 import numpy as np
 
 from .settings import DFTSettings, pyscf_basis_name
-from .structure import element_pseudo
+from .structure import element_pseudo, supported_elements
 
 # Ha: Fermi smearing of the atom's levels; spreads the valence electrons evenly over a degenerate open shell
 # (spherical and spin-unpolarised, as the crystal's spin-unpolarised Kohn-Sham atoms).
@@ -118,6 +118,8 @@ def onsite_table(recipe: dict, elements) -> dict[int, np.ndarray]:
         sym = element_symbol(z)
         if sym in table:
             out[z] = expand_shell_levels(np.asarray(table[sym]["levels"]), table[sym]["shells"])
+        elif z not in supported_elements(settings):
+            raise ValueError(f"no isolated-atom reference for {sym}: the recipe's basis {settings.basis} lacks it")
         else:
             warnings.warn(f"no shipped isolated-atom reference for {sym} with {path.name}: computing it")
             out[z] = atom_onsite(sym, settings)
@@ -142,7 +144,6 @@ def write_table(settings: DFTSettings, symbols: list[str], path: Path) -> dict:
 
 
 def main(argv=None) -> int:
-    from .structure import supported_elements
     from ..basis import element_symbol
 
     ap = argparse.ArgumentParser(prog="python -m data_prep.dft.atom_reference",

@@ -7,8 +7,8 @@ H and H + c·S describe the same physics per structure. On a batch of ``BlockDat
 * ``gauge_free_residuals``: (pred - target) - c·S with c the per-structure least-squares shift;
 * ``project_standardised``: a prediction -> prediction - μ_pred·S, onto <H, S> = 0 like the standardised targets.
 
-The atoms gauge (``data_prep.gauge``): the same with μ_a = Σ_i <H_ii - A_i, S_ii> / Σ_i <S_ii, S_ii> over the
-on-site blocks, ``atom_node`` = A_i per atom (``atom_reference_tensor(...)[z]``).
+The atoms gauge (``data_prep.gauge``): the same with μ_a = <H - A, S> / <S, S>, A the free atoms' on-site blocks
+(``atom_node`` = A_i per atom, ``atom_reference_tensor(...)[z]``; zero on the edges).
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ from data_prep.gauge import GAUGES, check_gauge
 from data_prep.torch_data import block_mask
 
 __all__ = ["GAUGES", "check_gauge", "structure_mu", "standardise_targets", "gauge_free_residuals",
-           "project_standardised", "minus_mu_s", "owners", "atom_reference_tensor", "atoms_mu"]
+           "project_standardised", "minus_mu_s", "owners", "atom_reference_tensor", "gauge_mu_of"]
 
 
 def owners(batch) -> tuple[torch.Tensor, torch.Tensor, int]:
@@ -70,20 +70,12 @@ def atom_reference_tensor(table: dict, basis: BasisTable) -> torch.Tensor:
     return out
 
 
-def atoms_mu(node: torch.Tensor, atom_node: torch.Tensor, batch, basis: BasisTable) -> torch.Tensor:
-    """(B,) per structure μ_a = Σ_i <V_ii - A_i, S_ii> / Σ_i <S_ii, S_ii> over its masked on-site blocks."""
-    _require_overlaps(batch)
-    on, _, n = owners(batch)
-    s = batch.s_node.to(node.dtype) * block_mask(basis, batch.atomic_numbers).to(node.dtype)
-    vs = scatter(((node - atom_node.to(node.dtype)) * s).sum(dim=(1, 2)), on, 0, dim_size=n, reduce="sum")
-    ss = scatter((s * s).sum(dim=(1, 2)), on, 0, dim_size=n, reduce="sum")
-    return vs / ss.clamp(min=torch.finfo(node.dtype).tiny)
-
-
 def gauge_mu_of(node: torch.Tensor, edge: torch.Tensor, batch, basis: BasisTable,
                 atom_node: torch.Tensor | None = None) -> torch.Tensor:
-    """(B,) the zero of the standardised gauge (``atom_node`` None) or of the atoms gauge."""
-    return structure_mu(node, edge, batch, basis) if atom_node is None else atoms_mu(node, atom_node, batch, basis)
+    """(B,) the zero of the standardised gauge (``atom_node`` None), or of the atoms gauge: μ of H - A."""
+    if atom_node is not None:
+        node = node - atom_node.to(node.dtype)
+    return structure_mu(node, edge, batch, basis)
 
 
 def minus_mu_s(node: torch.Tensor, edge: torch.Tensor, mu: torch.Tensor, batch) -> tuple[torch.Tensor, torch.Tensor]:
