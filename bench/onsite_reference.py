@@ -18,6 +18,11 @@ them to a common energy zero by:
 The held-out structure's on-site levels are compared with those means after removing the best rigid shift
 (its own zero is arbitrary): the RMS over its orbitals (meV) is what a network starting from those shifts has
 to learn from the environment. Printed: median / mean / p90 over structures.
+
+``--targets``: the size of what a network would have to produce, mean |entry| of the on-site and hopping
+blocks within 9 Å after subtracting a reference H0 and standardising the rest (μ of H - H0 over those blocks):
+H0 = 0 (standardised targets), the free atoms on the on-site blocks (A), and A plus extended-Hückel hoppings
+H0_ij = K/2 (A_i S_ij + S_ij A_j) (Wolfsberg-Helmholz, K = 1 and 1.75); every third structure.
 """
 
 from __future__ import annotations
@@ -29,7 +34,7 @@ import numpy as np
 
 from data_prep.deeph_format import read_deeph
 from data_prep.dft.atom_reference import onsite_table
-from data_prep.gauge import atoms_mu, gauge_mu
+from data_prep.gauge import atom_blocks, atoms_mu, gauge_mu
 
 from cutoff_floor import folders_of
 
@@ -61,13 +66,50 @@ def rigid_rms(levels: np.ndarray, predicted: np.ndarray, weight: np.ndarray) -> 
     return float(np.sqrt(np.sum(weight * d * d) / np.sum(weight)))
 
 
+def target_sizes(structures, reference: dict, radius: float = 9.0) -> None:
+    """``--targets`` (module docstring)."""
+    references = {"none (standardised)": None, "free atoms on-site": 0.0, "atoms + Hückel K=1": 1.0,
+                  "atoms + Hückel K=1.75": 1.75}
+    sizes = defaultdict(list)
+    for st in structures:
+        H, S = st.hamiltonians, st.overlaps
+        A = atom_blocks(st.numbers, reference)
+        keys = [k for k in H if k in S and np.linalg.norm(
+            np.asarray(k[:3]) @ st.cell + st.positions[k[4]] - st.positions[k[3]]) < radius]
+        for name, K in references.items():
+            R = {}
+            for k in keys:
+                if K is None:
+                    R[k] = H[k]
+                elif k in A:
+                    R[k] = H[k] - A[k]
+                else:
+                    i, j = k[3], k[4]
+                    R[k] = H[k] - 0.5 * K * (A[(0, 0, 0, i, i)] @ S[k] + S[k] @ A[(0, 0, 0, j, j)])
+            mu = gauge_mu(R, S, keys)
+            size = {k: np.abs(R[k] - mu * S[k]).mean() for k in keys}
+            sizes[name].append((np.mean([v for k, v in size.items() if k in A]),
+                                np.mean([v for k, v in size.items() if k not in A])))
+    print(f"{len(structures)} structures; mean |entry| (meV) of the blocks within {radius} Å after subtracting H0 and "
+          "standardising the rest")
+    print("| H0 | on-site | hopping |")
+    print("|---|---|---|")
+    for name, v in sizes.items():
+        on, hop = 1000 * np.mean(v, axis=0)
+        print(f"| {name} | {on:.0f} | {hop:.0f} |")
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("folders", nargs="*")
+    ap.add_argument("--targets", action="store_true", help="sizes of the targets after a reference H0 (docstring)")
     args = ap.parse_args(argv)
     structures = [read_deeph(f) for f in folders_of(args.folders)]
     recipe = structures[0].info["dft"]
     reference = onsite_table(recipe, {int(z) for st in structures for z in st.numbers})
+    if args.targets:
+        target_sizes(structures[::3], reference)
+        return 0
     data = [structure_levels(st, reference) for st in structures]
     rms: dict[str, list[float]] = defaultdict(list)
     for held, (_, rows) in enumerate(data):
