@@ -123,5 +123,7 @@ def test_checkpoint_written_by_the_previous_module_still_loads():
     with torch.no_grad():
         out = loaded.model(batch)
     expected = torch.load(data / "deeph2_tiny_format1_si_blocks.pt", weights_only=True)
-    torch.testing.assert_close(out["h_node"], expected["h_node"], rtol=1e-6, atol=1e-7)
-    torch.testing.assert_close(out["h_edge"], expected["h_edge"], rtol=1e-6, atol=1e-7)
+    # float32 weights, blocks of a few eV: entries that vanish by symmetry (Si s-p on-site) come out as rounding
+    # noise of ~3e-7 eV that depends on the summation order of the BLAS in use; 1e-6 eV is float32 resolution here
+    torch.testing.assert_close(out["h_node"], expected["h_node"], rtol=1e-6, atol=1e-6)
+    torch.testing.assert_close(out["h_edge"], expected["h_edge"], rtol=1e-6, atol=1e-6)
