@@ -19,6 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
+from .orbitals import cell_shells
 from .settings import DFTSettings, pyscf_basis_name
 from .structure import element_pseudo, supported_elements
 
@@ -86,7 +87,7 @@ def atom_levels(symbol: str, settings: DFTSettings = DFTSettings()) -> tuple[lis
     else:
         raise RuntimeError(f"{symbol}: the isolated-atom SCF did not converge")
     fock = np.asarray(mf.get_fock()) * hartree_to_ev()
-    shells = [int(mol.bas_angular(b)) for b in range(mol.nbas) for _ in range(int(mol.bas_nctr(b)))]
+    shells = cell_shells(mol)[0]
     return shells, shell_levels(fock, shells)
 
 
