@@ -20,7 +20,10 @@ start)
         deeph-prep generate --mode materials --n 440 --seed 0 --out "$work/structures"
     fi
     cd "$work"
+    # setsid opens a new autogroup, which the scheduler weighs against the whole login session regardless of
+    # per-process nice; lowering the group's own nice is what lets training keep the CPU.
     nohup setsid bash -c "
+        echo 19 > /proc/self/autogroup 2>/dev/null || true
         for pass in 1 2 3 4; do
             python -m data_prep.embedded.build_universal todo --structures '$work/structures' --out '$work/todo'
             nice -n 19 deeph-prep dft '$work/todo' --out '$work/dft-d120' --alias-radius 13 \
