@@ -98,7 +98,8 @@ def todo(structures: Path, folder: Path, out: Path = OUT) -> int:
     complicated cases (``with_complicated_share``), the retries of once-failed ones last. Returns their count."""
     record = _read_record(out)
     shipped = set(current_structures(record))
-    entries = [m for m in _manifest(structures) if m["id"] not in shipped | set(given_up(record))]
+    done_with = shipped | set(given_up(record)) | set(record.get("unshippable", {}))
+    entries = [m for m in _manifest(structures) if m["id"] not in done_with]
     entries = with_complicated_share(coverage_order(
         entries, {m["id"]: estimated_cost(m, structures) for m in entries},
         Counter(e for sid in shipped for e in record["structures"][sid]["elements"])))
@@ -158,35 +159,41 @@ def ship(structures: Path, dft: Path, chunk_size: int = CHUNK_SIZE, out: Path = 
         known.extend(e for e in errors if e not in known)  # a failure file is read again by every later ship
     held = current_structures(record)
     finished = [sid for sid in manifest if sid not in held and is_complete(dft / sid)]
+    unshippable = record.setdefault("unshippable", {})
     for sid in finished:
         failures.pop(sid, None)  # computed on a retry
     new = []
-    groups = [finished[i:i + chunk_size] for i in range(0, len(finished), chunk_size)]
-    if groups and len(groups[-1]) < chunk_size and not flush:
-        log(f"{len(groups.pop())} finished structure(s) wait for a full chunk (ship with --flush to pack them now)")
-    for ids in groups:
-        name = f"chunk-{len(record['chunks']):03d}.tar.xz"
-        with tempfile.TemporaryDirectory(prefix=".ship-", dir=out) as tmp:
-            folders = []
+    with tempfile.TemporaryDirectory(prefix=".ship-", dir=out) as tmp:
+        staged: dict[str, dict] = {}
+        for sid in finished:
+            m = manifest[sid]
+            try:
+                measured = compact(dft / sid, Path(tmp) / sid, {k: v for k, v in m.items() if k != "file"})
+            except ValueError as err:  # computed, but its blocks fail a shipping check: recomputing won't help
+                unshippable[sid] = str(err)
+                log(f"{sid}: not shipped: {err}")
+                continue
+            unshippable.pop(sid, None)
+            staged[sid] = {**{k: m[k] for k in ("family", "prototype", "group", "kind", "formula", "n_atoms",
+                                                "elements", "dims", "index")}, **dft_facts(dft / sid), **measured}
+        ready = list(staged)
+        groups = [ready[i:i + chunk_size] for i in range(0, len(ready), chunk_size)]
+        if groups and len(groups[-1]) < chunk_size and not flush:
+            log(f"{len(groups.pop())} finished structure(s) wait for a full chunk (ship with --flush to pack them now)")
+        for ids in groups:
+            name = f"chunk-{len(record['chunks']):03d}.tar.xz"
+            _tar([Path(tmp) / sid for sid in ids], out / name)
+            record["chunks"].append({"file": name, "sha256": sha256(out / name), "ids": ids})
             for sid in ids:
-                m = manifest[sid]
-                catalogue = {k: v for k, v in m.items() if k != "file"}
-                measured = compact(dft / sid, Path(tmp) / sid, catalogue)
-                record["structures"][sid] = {
-                    **{k: m[k] for k in ("family", "prototype", "group", "kind", "formula", "n_atoms", "elements",
-                                         "dims", "index")}, **dft_facts(dft / sid), **measured}
-                folders.append(Path(tmp) / sid)
-            _tar(folders, out / name)
-        record["chunks"].append({"file": name, "sha256": sha256(out / name), "ids": ids})
-        for sid in ids:
-            record.get("retired", {}).pop(sid, None)  # recomputed: this chunk's copy is the current one
-        new.append(name)
-        _write_record(out / "dataset.json", record)
-        log(f"{name}: shipped {len(ids)} structures ({(out / name).stat().st_size / 1e6:.2f} MB)")
+                record["structures"][sid] = staged[sid]
+                record.get("retired", {}).pop(sid, None)  # recomputed: this chunk's copy is the current one
+            new.append(name)
+            _write_record(out / "dataset.json", record)
+            log(f"{name}: shipped {len(ids)} structures ({(out / name).stat().st_size / 1e6:.2f} MB)")
     _write_record(out / "dataset.json", record)
     n_given_up = len(given_up(record))
     log(f"shipped {len(current_structures(record))} of {len(manifest)}; failed twice (not retried): {n_given_up}; "
-        f"failed once (retried next run): {len(failures) - n_given_up}")
+        f"failed once (retried next run): {len(failures) - n_given_up}; computed but not shippable: {len(unshippable)}")
     return new
 
 

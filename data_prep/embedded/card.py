@@ -33,6 +33,7 @@ def card(name: str = "universal-mini", folder: Path | None = None) -> str:
     shipped = sorted(current_structures(record))
     retired = record.get("retired", {})
     failures = given_up(record)
+    unshippable = record.get("unshippable", {})
     retrying = len(record.get("failures", {})) - len(failures)
     meta = [record["structures"][s] for s in shipped]
     elements = Counter(e for m in meta for e in m["elements"])
@@ -45,8 +46,8 @@ def card(name: str = "universal-mini", folder: Path | None = None) -> str:
         "below understate those still to come.",
         "",
         f"**{len(shipped)} structures shipped** of {record.get('planned')} planned, in {len(record['chunks'])} chunks "
-        f"({size / 1e6:.1f} MB); {len(failures)} failed twice (listed below), {retrying} failed once (retried by the "
-        "next run); "
+        f"({size / 1e6:.1f} MB); {len(failures)} failed twice and {len(unshippable)} computed but not shippable (listed "
+        f"below), {retrying} failed once (retried by the next run); "
         f"{groups['complicated']} complicated ({100 * groups['complicated'] / max(len(meta), 1):.0f} %).",
         "",
         f"Elements ({len(elements)}), structures containing each: "
@@ -93,9 +94,10 @@ def card(name: str = "universal-mini", folder: Path | None = None) -> str:
         reasons = sorted(set(r.split(": ", 1)[-1] for r in retired.values()))
         lines += ["", f"Retired ({len(retired)}, not in the data until recomputed by the next runs): "
                   + "; ".join(reasons) + "."]
-    if failures:
+    if failures or unshippable:
         lines += ["", "| failed structure | errors |", "|---|---|"]
         lines += [f"| {sid} | {'; '.join(e[:120] for e in errors)} |" for sid, errors in sorted(failures.items())]
+        lines += [f"| {sid} | not shippable: {why.split(': ', 1)[-1][:160]} |" for sid, why in sorted(unshippable.items())]
     return "\n".join(lines)
 
 

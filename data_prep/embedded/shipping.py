@@ -46,7 +46,11 @@ def float32_band_change_mev(st: DeepHStructure, window: float = 2.0) -> float:
     kpts = np.random.default_rng(0).random((N_CHECK_KPOINTS, 3))
     n_orb = st.n_orbitals()
     h32 = {k: v.astype(np.float32).astype(np.float64) for k, v in st.hamiltonians.items()}
-    e64 = band_energies(st.hamiltonians, st.overlaps, n_orb, kpts)
+    try:
+        e64 = band_energies(st.hamiltonians, st.overlaps, n_orb, kpts)
+    except np.linalg.LinAlgError as err:  # scipy's generalized eigh: Cholesky of S(k) failed
+        raise ValueError(f"{st.source}: S(k) of the stored blocks is not positive definite ({err}); the basis is "
+                         "near linear dependence or its overlaps are truncated, so bands cannot be computed") from None
     e32 = band_energies(h32, st.overlaps, n_orb, kpts)
     ef = st.fermi_level if st.fermi_level is not None else 0.0
     sel = edge_window(e64, ef, window)

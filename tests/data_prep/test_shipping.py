@@ -184,3 +184,40 @@ def test_the_dataset_card_in_the_docs_matches_what_is_shipped():
 
     docs = (Path(__file__).resolve().parents[2] / "docs" / "data.md").read_text()
     assert card("universal-mini") in docs, "rerun: python -m data_prep.embedded.card --write docs/data.md"
+
+
+def test_a_finished_structure_whose_blocks_fail_a_shipping_check_is_recorded_not_fatal(tmp_path):
+    """A computed structure whose S(k) is not positive definite (here: its off-site overlaps scaled up, as a
+    near-linearly-dependent or truncated basis gives) is recorded with its reason; the others ship and the bad one
+    is not handed to the next run."""
+    from data_prep.deeph_format import write_deeph
+    from data_prep.embedded.build_universal import ship, todo
+    from data_prep.embedded.card import card
+
+    sources = sorted(p for p in quickstart_path().iterdir() if p.is_dir())[:3]
+    structures, dft, out = tmp_path / "structures", tmp_path / "dft", tmp_path / "shipped"
+    structures.mkdir(), dft.mkdir(), out.mkdir()
+    ids = [f"Y{k}_{p.name}" for k, p in enumerate(sources)]
+    manifest = [{"id": sid, "file": f"{sid}.extxyz", "family": "binary", "prototype": "zincblende",
+                 "group": "regular", "kind": None, "formula": "CSi", "n_atoms": 2, "elements": ["C", "Si"],
+                 "dims": 3, "index": k} for k, sid in enumerate(ids)]
+    (structures / "manifest.jsonl").write_text("".join(json.dumps(m) + "\n" for m in manifest))
+    (dft / "settings.json").write_text(json.dumps({"xc": "pbe"}))
+    for sid, src in zip(ids, sources):
+        shutil.copytree(src, dft / sid)
+    bad = ids[1]
+    st = read_deeph(dft / bad)
+    st.overlaps = {k: v * (1.0 if k[:3] == (0, 0, 0) and k[3] == k[4] else 6.0) for k, v in st.overlaps.items()}
+    shutil.rmtree(dft / bad)
+    write_deeph(st, dft / bad)
+
+    logged = []
+    assert ship(structures, dft, chunk_size=2, out=out, flush=True, log=logged.append) == ["chunk-000.tar.xz"]
+    record = json.loads((out / "dataset.json").read_text())
+    assert record["chunks"][0]["ids"] == [ids[0], ids[2]] and bad not in record["structures"]
+    assert "not positive definite" in record["unshippable"][bad] and bad in record["unshippable"][bad]
+    assert any(line.startswith(f"{bad}: not shipped") for line in logged)
+    assert todo(structures, tmp_path / "todo", out) == 0
+    text = card(folder=out)
+    assert "1 computed but not shippable" in text and f"| {bad} | not shippable:" in text
+    assert sorted(p.name for p in out.iterdir()) == ["chunk-000.tar.xz", "dataset.json"]  # no staging left
