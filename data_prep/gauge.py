@@ -19,6 +19,14 @@ standardises what is left, as the DeepH team prepares its targets:
 so the levels are measured from the free atoms'. It is still a least-squares shift over all blocks: the
 projection of a prediction onto μ_a = 0 is the same orthogonal projection of its error as for standardised
 targets (only the zero differs), and the hoppings keep about the standardised size.
+
+The *huckel* gauge subtracts a whole reference Hamiltonian H0 built from the free atoms and S before
+standardising: A_i on the on-site blocks and the extended-Hückel hoppings (Wolfsberg–Helmholz)
+
+    H0_ij(R) = K/2 (A_i S_ij(R) + S_ij(R) A_j),      K = ``HUCKEL_K``
+
+and the model learns the rest, H - H0 - μ_h·S with μ_h = <H - H0, S>/<S, S>. H0 carries the part of every
+hopping that is just "overlap times the atoms' levels", the part that made atoms-gauge hoppings large.
 """
 
 from __future__ import annotations
@@ -29,7 +37,9 @@ import numpy as np
 
 from .deeph_format import BlockKey, Blocks
 
-GAUGES = ("raw", "standardised", "atoms")
+GAUGES = ("raw", "standardised", "atoms", "huckel")
+HUCKEL_K = 1.75  # Wolfsberg–Helmholz constant of extended Hückel theory
+ATOM_GAUGES = ("atoms", "huckel")  # the gauges whose reference is built from the isolated atoms
 
 
 def check_gauge(gauge: str, what: str = "target_gauge") -> str:
@@ -65,8 +75,8 @@ def standardised(h: Blocks, s: Blocks, keys: Iterable[BlockKey] | None = None) -
 
 
 def atoms_mu(h: Blocks, s: Blocks, atoms: Blocks, keys: Iterable[BlockKey] | None = None) -> float:
-    """μ_a = <H - A, S> / <S, S> over ``keys`` (default: every block of ``h``), A = ``atoms`` on the on-site
-    blocks ({key of H_ii: A_i}, ``atom_blocks``) and zero elsewhere."""
+    """μ_a = <H - A, S> / <S, S> over ``keys`` (default: every block of ``h``), A = ``atoms`` where it has a
+    block (``atom_blocks``: the on-site blocks; ``huckel_blocks``: all) and zero elsewhere."""
     keys = list(h if keys is None else keys)
     return gauge_mu({k: np.asarray(h[k], dtype=np.float64) - atoms[k] if k in atoms else h[k] for k in keys}, s, keys)
 
@@ -79,16 +89,32 @@ def atom_blocks(numbers, table: dict) -> Blocks:
     return {(0, 0, 0, i, i): np.asarray(table[int(z)], dtype=np.float64) for i, z in enumerate(numbers)}
 
 
+def huckel_blocks(numbers, table: dict, s: Blocks, keys: Iterable[BlockKey] | None = None,
+                  k: float = HUCKEL_K) -> Blocks:
+    """The huckel gauge's reference H0 on ``keys`` (default: every block of ``s``): the free atoms' on-site
+    blocks A_i, and K/2 (A_i S_ij + S_ij A_j) on every other block (zero where S has no block)."""
+    atoms = atom_blocks(numbers, table)
+    out = {}
+    for key in s if keys is None else keys:
+        i, j = key[3], key[4]
+        if key in atoms:
+            out[key] = atoms[key]
+        elif key in s:
+            sij = np.asarray(s[key], dtype=np.float64)
+            out[key] = 0.5 * k * (atoms[(0, 0, 0, i, i)] @ sij + sij @ atoms[(0, 0, 0, j, j)])
+    return out
+
+
 def in_gauge(gauge: str, h: Blocks, s: Blocks, keys: Iterable[BlockKey] | None = None,
-             atoms: Blocks | None = None) -> tuple[Blocks, float]:
-    """(H - μ·S, μ) with the μ of ``gauge`` (raw: H, 0); ``keys`` the block set of ``standardised``, ``atoms``
-    (``atom_blocks``) the reference of the atoms gauge."""
+             reference: Blocks | None = None) -> tuple[Blocks, float]:
+    """(H - μ·S, μ) with the μ of ``gauge`` (raw: H, 0); ``keys`` the block set of ``standardised``;
+    ``reference`` the atoms gauge's ``atom_blocks`` or the huckel gauge's ``huckel_blocks``: μ = <H - ref, S>/<S, S>."""
     check_gauge(gauge)
     if gauge == "raw":
         return h, 0.0
     if gauge == "standardised":
         return standardised(h, s, keys)
-    if atoms is None:
-        raise ValueError("the atoms gauge needs the isolated-atom on-site blocks (atom_blocks)")
-    mu = atoms_mu(h, s, atoms, keys)
+    if reference is None:
+        raise ValueError(f"the {gauge} gauge needs its reference blocks ({'atom_blocks' if gauge == 'atoms' else 'huckel_blocks'})")
+    mu = atoms_mu(h, s, reference, keys)
     return shifted(h, s, -mu), mu

@@ -3,7 +3,8 @@ aligning band comparisons by μ, and warnings when a comparison would mix gauges
 
 A model trained with ``model.target_gauge=standardised`` predicts H - μ·S (<H,S> = 0 per structure over the
 blocks it predicts, ``data_prep.gauge``); one trained with ``atoms`` predicts H in the zero that aligns its
-on-site blocks with its isolated atoms (the checkpoint holds those atoms). Its bands are DFT's shifted rigidly
+on-site blocks with its isolated atoms (the checkpoint holds those atoms); one trained with ``huckel`` predicts
+H - H0, to which ``as_trained`` adds H0 back (its zero: <H - H0, S> = 0). Its bands are DFT's shifted rigidly
 by -μ: compare them after aligning the Fermi levels, or after restoring the reference's μ; block errors against
 a raw DFT H are only meaningful once the reference is brought to the same zero (or gauge-invariant).
 """
@@ -13,7 +14,7 @@ from __future__ import annotations
 import warnings
 
 from data_prep.deeph_format import Blocks, DeepHStructure
-from data_prep.gauge import gauge_mu, in_gauge, shifted, standardised
+from data_prep.gauge import ATOM_GAUGES, gauge_mu, in_gauge, shifted, standardised
 
 CONVENTION = ("mu_eV = <H,S>/<S,S> of the written H over its blocks; H + c*S has the same physics with every band "
               "moved up by c eV. A standardised model predicts H with mu = 0 (the per-structure energy zero of DFT "
@@ -41,11 +42,16 @@ def gauge_info(model_gauge: str, h: Blocks, s: Blocks | None, shift_eV: float = 
     return info
 
 
-def as_trained(model_gauge: str, h: Blocks, s: Blocks, atoms: Blocks | None = None) -> Blocks:
-    """A prediction in the gauge its model learned: a standardised model's blocks projected onto <H,S> = 0
-    (its own μ removed, ``models.gauge.project_standardised``, as in training and validation), an atoms model's
-    onto its atoms' zero (``atoms``: ``LoadedModel.atom_blocks``); raw unchanged."""
-    return in_gauge(model_gauge, h, s, atoms=atoms)[0]
+def as_trained(model_gauge: str, h: Blocks, s: Blocks, reference: Blocks | None = None) -> Blocks:
+    """A network's output as the H its model predicts, in the gauge it learned: a standardised model's blocks
+    projected onto <H,S> = 0 (its own μ removed, ``models.gauge.project_standardised``, as in training and
+    validation), an atoms model's onto its atoms' zero, a huckel model's residual plus H0 with μ_h = 0
+    (``reference``: ``LoadedModel.reference_blocks``); raw unchanged."""
+    if model_gauge == "huckel":
+        if reference is None:
+            raise ValueError("a huckel-gauge prediction needs its H0 (LoadedModel.reference_blocks)")
+        h = {k: h[k] + reference[k] if k in reference else h[k] for k in h}
+    return in_gauge(model_gauge, h, s, reference=reference)[0]
 
 
 def restore_shift(st: DeepHStructure, model_gauge: str, *, shift_eV: float | None = None,
@@ -75,8 +81,8 @@ def mu_offset(pred: Blocks, ref: Blocks, s: Blocks) -> float:
 
 
 def reference_in_gauge(model_gauge: str, pred: Blocks, ref: Blocks, s: Blocks | None, where: str) -> tuple[Blocks, dict]:
-    """The reference H in the prediction's gauge (standardised over the predicted blocks, or for an atoms-gauge
-    prediction shifted by μ_a(ref) - μ_a(pred) = μ(ref) - μ(pred) over them: the atoms cancel) and the
+    """The reference H in the prediction's gauge (standardised over the predicted blocks, or for an atoms- or
+    huckel-gauge prediction shifted by μ_a(ref) - μ_a(pred) = μ(ref) - μ(pred) over them: the reference cancels) and the
     per-structure μ's {"mu_reference_eV", "mu_predicted_eV"} (empty without S)."""
     if s is None:
         if model_gauge != "raw":
@@ -87,7 +93,7 @@ def reference_in_gauge(model_gauge: str, pred: Blocks, ref: Blocks, s: Blocks | 
     mus = {"mu_reference_eV": gauge_mu(ref, s, keys), "mu_predicted_eV": gauge_mu(pred, s, keys)}
     if model_gauge == "standardised":
         ref, _ = standardised({k: ref[k] for k in keys}, s)
-    elif model_gauge == "atoms":
+    elif model_gauge in ATOM_GAUGES:
         ref = shifted({k: ref[k] for k in keys}, s, -(mus["mu_reference_eV"] - mus["mu_predicted_eV"]))
     return ref, mus
 

@@ -132,7 +132,8 @@ def predicted_structure(loaded: LoadedModel, st: DeepHStructure, *, dft_basis: s
         s_source = f"two-centre integrals, basis {settings.basis}, pairs within {overlap_radius} Å"
     if hamiltonians is None:
         with progress.step(f"H(R): predicting {len(st.numbers)} atoms with the model"):
-            h = as_trained(loaded.target_gauge, predict_blocks(loaded, st), overlaps, loaded.atom_blocks(st.numbers))
+            h = predict_blocks(loaded, st)
+            h = as_trained(loaded.target_gauge, h, overlaps, loaded.reference_blocks(st.numbers, overlaps, h))
     else:
         h = hamiltonians
     info = {k: v for k, v in st.info.items() if k not in ("dft",)}

@@ -23,6 +23,7 @@ from torch.utils.data import DataLoader
 from torch_geometric.data import Batch
 
 from data_prep.basis import BasisTable
+from data_prep.gauge import HUCKEL_K
 from data_prep.lmdb_dataset import METADATA_FILE, LmdbDataset, LmdbGraphDataset, pack_folders
 
 from .sampling import BudgetBatchSampler
@@ -211,23 +212,24 @@ class DeepHDataModule(pl.LightningDataModule):
 
     def atom_onsite_table(self) -> dict[str, list]:
         """{"Z": isolated-atom on-site H (n_orb x n_orb, eV)} of every element of the basis, for the dataset's DFT
-        recipe (``data_prep.dft.atom_reference``): the reference of ``model.target_gauge=atoms``."""
+        recipe (``data_prep.dft.atom_reference``): the reference of ``model.target_gauge=atoms|huckel``."""
         from data_prep.dft.atom_reference import onsite_table
 
         recipe = self.metadata.get("dft_recipe")
         if not recipe or not all(k in recipe for k in ("basis", "pseudo", "xc")):
-            raise DataConfigError(f"{self.path}: model.target_gauge=atoms needs the dataset's DFT recipe "
+            raise DataConfigError(f"{self.path}: model.target_gauge=atoms|huckel needs the dataset's DFT recipe "
                                   "(metadata.json dft_recipe: basis, pseudo, xc) and this dataset records none")
         return {str(z): block.tolist() for z, block in onsite_table(recipe, self.basis.elements).items()}
 
     def block_statistics(self, max_structures: int = 2000, target_gauge: str = "raw", decay: bool = True,
-                         atom_onsite: dict | None = None) -> dict:
+                         atom_onsite: dict | None = None, huckel_k: float = HUCKEL_K) -> dict:
         """Output scale/shift tables of the training split (``models.block_scale.block_statistics``), from at
         most ``max_structures`` structures (a fixed, seeded subset when the split is larger), of the targets
-        in ``target_gauge`` (``models.gauge``: each gauge has its own on-site shifts; ``atoms`` needs
-        ``atom_onsite``, ``atom_onsite_table``); ``decay``: fit the hoppings' fall-off with bond length."""
+        in ``target_gauge`` (``models.gauge.gauge_targets``: each gauge has its own on-site shifts; ``atoms`` and
+        ``huckel`` need ``atom_onsite``, ``atom_onsite_table``); ``decay``: fit the hoppings' fall-off with bond
+        length."""
         from .models.block_scale import block_statistics
-        from .models.gauge import atom_reference_tensor, standardise_targets
+        from .models.gauge import ATOM_GAUGES, atom_reference_tensor, gauge_targets
 
         idx = list(self.records.split("train", self.split_set))
         if not idx:
@@ -237,13 +239,12 @@ class DeepHDataModule(pl.LightningDataModule):
             idx = sorted(rng.choice(idx, size=max_structures, replace=False).tolist())
         graphs = LmdbGraphDataset(self.path, idx, dtype=torch.float64, basis=self.basis)
         atoms = None
-        if target_gauge == "atoms":
+        if target_gauge in ATOM_GAUGES:
             atoms = atom_reference_tensor(atom_onsite or self.atom_onsite_table(), self.basis)
 
         def target(k):
             g = graphs[k]
-            if target_gauge != "raw":
-                standardise_targets(g, self.basis, None if atoms is None else atoms[g.atomic_numbers])
+            gauge_targets(g, self.basis, target_gauge, atoms, huckel_k)
             return g
 
         return block_statistics((target(k) for k in range(len(graphs))), self.basis, decay=decay)

@@ -5,8 +5,9 @@
   masked entries of the *global* batch (summed over DDP ranks), so DDP(n) computes exactly the
   gradient of one process on the union of the ranks' batches.
 * Targets in the raw DFT gauge, standardised (``target_gauge``: per structure H - μ·S, μ = <H,S>/<S,S>
-  over its masked blocks) or in the atoms gauge (μ aligning its on-site blocks with its isolated atoms,
-  ``data_prep.gauge``); predictions projected the same way; the checkpoint records which (and the atoms).
+  over its masked blocks), in the atoms gauge (μ aligning its on-site blocks with its isolated atoms) or as
+  the residual of the huckel reference H0 (``data_prep.gauge``); predictions projected the same way; the
+  checkpoint records which (and the atoms, K).
 * Metrics in meV (``metrics.BlockErrorAccumulator``), raw and gauge-invariant; validation/test use the EMA
   weights (``ema``).
 * AdamW; warm-up + cosine (per step) over the training budget (``budget``: steps, epochs or wall time) or
@@ -24,12 +25,13 @@ import pytorch_lightning as pl
 import torch
 
 from data_prep.basis import BasisTable
+from data_prep.gauge import HUCKEL_K
 
 from .budget import training_budget
 from .ema import averaged_copy, update_average
 from .metrics import BlockErrorAccumulator
 from .models.checkpoint import build_net, describe
-from .models.gauge import atom_reference_tensor, check_gauge, project_standardised, standardise_targets
+from .models.gauge import ATOM_GAUGES, atom_reference_tensor, check_gauge, gauge_projection, gauge_targets
 from .resume import resume_where_training_stopped
 
 
@@ -102,6 +104,7 @@ class HamiltonianModule(pl.LightningModule):
         target_gauge: str = "raw",
         onsite_weight: float = 1.0,
         atom_onsite: dict | None = None,
+        huckel_k: float = HUCKEL_K,
     ):
         super().__init__()
         net = dict(_plain(net))
@@ -125,11 +128,12 @@ class HamiltonianModule(pl.LightningModule):
         )
         self.net_config = net
         self.target_gauge = check_gauge(target_gauge, "model.target_gauge")  # stored once, in checkpoint["deeph"]
-        # the atoms gauge's isolated-atom on-site blocks {"Z": (n_orb, n_orb)}, stored in checkpoint["deeph"]
-        self.atom_onsite = _plain(atom_onsite) if target_gauge == "atoms" else None
-        if target_gauge == "atoms" and not self.atom_onsite:
-            raise ValueError("model.target_gauge=atoms: the training code supplies the isolated-atom table "
+        # the atoms/huckel gauges' isolated-atom on-site blocks {"Z": (n_orb, n_orb)}, stored in checkpoint["deeph"]
+        self.atom_onsite = _plain(atom_onsite) if target_gauge in ATOM_GAUGES else None
+        if target_gauge in ATOM_GAUGES and not self.atom_onsite:
+            raise ValueError(f"model.target_gauge={target_gauge}: the training code supplies the isolated-atom table "
                              "(datamodule.atom_onsite_table, from the dataset's DFT recipe); pass it as atom_onsite")
+        self.huckel_k = float(huckel_k) if target_gauge == "huckel" else None
         self.basis = basis
         self.cutoff = float(cutoff)
         self.net = build_net(net, basis, self.cutoff)
@@ -157,13 +161,12 @@ class HamiltonianModule(pl.LightningModule):
         for key in ("pos", "cell", "cell_shift", "h_node", "h_edge", "s_node", "s_edge", "fermi_level"):
             if key in batch and batch[key].is_floating_point() and batch[key].dtype != dtype:
                 batch[key] = batch[key].to(dtype)
-        if self.target_gauge != "raw":
-            standardise_targets(batch, self.basis, self._atom_node(batch))
+        gauge_targets(batch, self.basis, self.target_gauge, self._atoms(), self.huckel_k)
         return batch
 
-    def _atom_node(self, batch) -> torch.Tensor | None:
-        """Isolated-atom on-site blocks of the batch's atoms (atoms gauge), else None."""
-        return None if self.atom_onsite is None else self.atom_reference[batch.atomic_numbers]
+    def _atoms(self) -> torch.Tensor | None:
+        """(Zmax+1, M, M) isolated-atom on-site blocks (atoms and huckel gauges), else None."""
+        return None if self.atom_onsite is None else self.atom_reference
 
     def _loss_and_count(self, batch, out: dict) -> tuple[torch.Tensor, torch.Tensor]:
         """Mean loss over this rank's masked block entries (``models.losses``) and the entry count."""
@@ -176,11 +179,8 @@ class HamiltonianModule(pl.LightningModule):
 
     def _predict(self, net, batch) -> dict:
         """The network's blocks; for standardised (atoms) targets projected onto <H, S> = 0 (onto the atoms'
-        zero) as the targets are."""
-        out = net(batch)
-        if self.target_gauge != "raw":
-            out = project_standardised(out, batch, self.basis, self._atom_node(batch))
-        return out
+        zero) as the targets are; for huckel ones the residual H - H0, projected the same way."""
+        return gauge_projection(net(batch), batch, self.basis, self.target_gauge, self._atoms())
 
     def training_step(self, batch, batch_idx: int):
         batch = self._cast(batch)
@@ -317,5 +317,5 @@ class HamiltonianModule(pl.LightningModule):
             self.net_config, self.basis, self.cutoff, has_ema=self.ema is not None,
             dtype=next(self.net.parameters()).dtype, config=self.run_config, dft_recipe=self.dft_recipe,
             wandb_run_id=wandb_id, global_step=self.global_step, target_gauge=self.target_gauge,
-            atom_onsite=self.atom_onsite,
+            atom_onsite=self.atom_onsite, huckel_k=self.huckel_k,
         )

@@ -11,6 +11,8 @@ import pytorch_lightning as pl
 from hydra.utils import get_class, instantiate
 from omegaconf import DictConfig, OmegaConf
 
+from data_prep.gauge import ATOM_GAUGES, HUCKEL_K
+
 from .budget import BudgetError, training_budget
 from .callbacks import CSVLogger, SlurmRequeue
 from .module import AUTO_STATS
@@ -20,20 +22,21 @@ from .run_folder import RunFolderError, check_run_folder
 
 
 def output_statistics(datamodule, resume_meta: dict | None, target_gauge: str = "raw", mode: str = "auto",
-                      atom_onsite: dict | None = None) -> dict:
+                      atom_onsite: dict | None = None, huckel_k: float = HUCKEL_K) -> dict:
     """``model.block_stats=auto|auto_flat``: the network's output scale/shift tables (``models.block_scale``),
     from the checkpoint being resumed (the very same tables), else from the training split's targets in
     ``target_gauge``."""
     stats = ((resume_meta or {}).get("net") or {}).get("block_stats")
     if stats:
         return stats
-    return datamodule.block_statistics(target_gauge=target_gauge, decay=mode == "auto", atom_onsite=atom_onsite)
+    return datamodule.block_statistics(target_gauge=target_gauge, decay=mode == "auto", atom_onsite=atom_onsite,
+                                       huckel_k=huckel_k)
 
 
 def atom_reference(datamodule, resume_meta: dict | None, target_gauge: str) -> dict | None:
-    """``model.target_gauge=atoms``: the isolated-atom on-site table, from the checkpoint being resumed, else
-    for the dataset's DFT recipe; None for the other gauges."""
-    if target_gauge != "atoms":
+    """``model.target_gauge=atoms|huckel``: the isolated-atom on-site table, from the checkpoint being resumed,
+    else for the dataset's DFT recipe; None for the other gauges."""
+    if target_gauge not in ATOM_GAUGES:
         return None
     return (resume_meta or {}).get("atom_onsite") or datamodule.atom_onsite_table()
 
@@ -110,7 +113,8 @@ def run(cfg: DictConfig, extra_callbacks: list | None = None) -> dict:
     if atom_onsite is not None:
         extra["atom_onsite"] = atom_onsite
     if cfg.model.get("block_stats") in AUTO_STATS:
-        extra["block_stats"] = output_statistics(datamodule, resume_meta, gauge, cfg.model.block_stats, atom_onsite)
+        extra["block_stats"] = output_statistics(datamodule, resume_meta, gauge, cfg.model.block_stats, atom_onsite,
+                                                 cfg.model.get("huckel_k", HUCKEL_K))
     model = build("model", cfg.model, basis=datamodule.basis.to_dict(), cutoff=datamodule.cutoff, **extra)
     model.run_config = OmegaConf.to_container(cfg, resolve=True)
     model.dft_recipe = datamodule.metadata.get("dft_recipe")

@@ -158,7 +158,8 @@ def run(args) -> int:
                    "split_set": args.split_set, "model_cutoff_A": loaded.cutoff, "dtype": args.dtype,
                    "target_gauge": gauge,
                    "reference_gauge": {"standardised": "standardised over the predicted blocks",
-                                       "atoms": "shifted to the prediction's atoms-aligned zero"}.get(gauge, "raw")}
+                                       "atoms": "shifted to the prediction's atoms-aligned zero",
+                                       "huckel": "shifted to the prediction's H0-aligned zero"}.get(gauge, "raw")}
     if args.bands:
         report.meta["band_align"] = args.band_align
     t0 = time.perf_counter()
@@ -186,7 +187,7 @@ def run(args) -> int:
                                                               max_graph_size=args.max_graph_size)):
         extra: dict = {"formula": formula(st)}
         if st.overlaps is not None:
-            pred = as_trained(gauge, pred, st.overlaps, loaded.atom_blocks(st.numbers))
+            pred = as_trained(gauge, pred, st.overlaps, loaded.reference_blocks(st.numbers, st.overlaps, pred))
         bands = None
         if args.bands:
             try:

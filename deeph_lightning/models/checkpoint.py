@@ -13,9 +13,11 @@ A checkpoint is a Lightning checkpoint whose ``checkpoint["deeph"]`` (written by
     config                   the resolved run config (provenance of the run, not read back to build the model)
     dft_recipe               the training data's DFT recipe ({"basis", "xc", "pseudo", "code"}) or None
     target_gauge             "raw" (DFT's own energy zero), "standardised" (the network predicts H - μ·S,
-                             <H,S> = 0 per structure) or "atoms" (μ aligns the on-site blocks with the isolated
-                             atoms; ``data_prep.gauge``); absent in older files: "raw"
-    atom_onsite              atoms gauge: {"Z": isolated-atom on-site H, n_orb x n_orb eV}, else None
+                             <H,S> = 0 per structure), "atoms" (μ aligns the on-site blocks with the isolated
+                             atoms) or "huckel" (the network predicts H - H0, H0 from the atoms and S;
+                             ``data_prep.gauge``); absent in older files: "raw"
+    atom_onsite              atoms, huckel: {"Z": isolated-atom on-site H, n_orb x n_orb eV}, else None
+    huckel_k                 huckel: the extended-Hückel K of H0, else None
     wandb_run_id, global_step
 
 A checkpoint is data: it is read with ``torch.load(weights_only=True)`` and the network is rebuilt from
@@ -33,7 +35,7 @@ from pathlib import Path
 import torch
 
 from data_prep.basis import BasisTable
-from data_prep.gauge import GAUGES
+from data_prep.gauge import ATOM_GAUGES, GAUGES
 from data_prep.records import SCHEMA_VERSION
 
 from . import MODELS
@@ -70,13 +72,20 @@ class LoadedModel:
         """"raw", "standardised" (predicted H - μ·S with <H,S> = 0 per structure) or "atoms" (``data_prep.gauge``)."""
         return self.meta.get("target_gauge", "raw")
 
-    def atom_blocks(self, numbers) -> dict | None:
-        """The atoms gauge's reference {(0, 0, 0, i, i): isolated-atom on-site H} of a structure (else None)."""
-        if self.target_gauge != "atoms":
-            return None
-        from data_prep.gauge import atom_blocks
+    def reference_blocks(self, numbers, overlaps=None, keys=None) -> dict | None:
+        """The reference of the gauge a structure's prediction is in (``data_prep.gauge``; None for raw and
+        standardised): atoms, {(0, 0, 0, i, i): isolated-atom on-site H}; huckel, H0 on ``keys`` (default: every
+        block of ``overlaps``, the structure's S(R))."""
+        from data_prep.gauge import atom_blocks, huckel_blocks
 
-        return atom_blocks(numbers, {int(z): v for z, v in self.meta["atom_onsite"].items()})
+        table = {int(z): v for z, v in (self.meta.get("atom_onsite") or {}).items()}
+        if self.target_gauge == "atoms":
+            return atom_blocks(numbers, table)
+        if self.target_gauge == "huckel":
+            if overlaps is None:
+                raise ValueError("a huckel-gauge model's H0 needs the structure's overlaps S(R)")
+            return huckel_blocks(numbers, table, overlaps, keys, self.meta["huckel_k"])
+        return None
 
 
 # --- building the network from plain values ---------------------------------------------------------------
@@ -132,7 +141,7 @@ def build_net(net: dict, basis: BasisTable, cutoff: float) -> torch.nn.Module:
 # --- writing ------------------------------------------------------------------------------------------------
 def describe(net: dict, basis: BasisTable, cutoff: float, *, has_ema: bool, dtype: torch.dtype,
              config: dict | None, dft_recipe: dict | None, wandb_run_id: str | None, global_step: int,
-             target_gauge: str = "raw", atom_onsite: dict | None = None) -> dict:
+             target_gauge: str = "raw", atom_onsite: dict | None = None, huckel_k: float | None = None) -> dict:
     """``checkpoint["deeph"]`` for a network ``build_net(net, basis, cutoff)`` and its run."""
     return {
         "format": FORMAT,
@@ -149,6 +158,7 @@ def describe(net: dict, basis: BasisTable, cutoff: float, *, has_ema: bool, dtyp
         "dft_recipe": dft_recipe,
         "target_gauge": target_gauge,
         "atom_onsite": atom_onsite,
+        "huckel_k": huckel_k,
         "wandb_run_id": wandb_run_id,
         "global_step": int(global_step),
     }
@@ -197,8 +207,11 @@ def _check_meta(path: Path, meta) -> dict:
         raise CheckpointError(f"{path}: checkpoint predicts blocks in {order!r} orbital order, expected 'openmx'")
     if meta.get("target_gauge", "raw") not in GAUGES:
         raise CheckpointError(f"{path}: checkpoint target gauge {str(meta.get('target_gauge'))[:40]!r} is not one of {GAUGES}")
-    if meta.get("target_gauge") == "atoms" and not isinstance(meta.get("atom_onsite"), dict):
-        raise CheckpointError(f"{path}: an atoms-gauge checkpoint without its isolated-atom table (atom_onsite)")
+    if meta.get("target_gauge") in ATOM_GAUGES and not isinstance(meta.get("atom_onsite"), dict):
+        raise CheckpointError(f"{path}: a {meta['target_gauge']}-gauge checkpoint without its isolated-atom table "
+                              "(atom_onsite)")
+    if meta.get("target_gauge") == "huckel" and not isinstance(meta.get("huckel_k"), (int, float)):
+        raise CheckpointError(f"{path}: a huckel-gauge checkpoint without its extended-Hückel K (huckel_k)")
     if meta.get("dtype", "float32") not in DTYPES:
         raise CheckpointError(f"{path}: checkpoint dtype {str(meta.get('dtype'))[:40]!r} is not one of {DTYPES}")
     return meta

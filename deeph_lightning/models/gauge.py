@@ -9,6 +9,8 @@ H and H + c·S describe the same physics per structure. On a batch of ``BlockDat
 
 The atoms gauge (``data_prep.gauge``): the same with μ_a = <H - A, S> / <S, S>, A the free atoms' on-site blocks
 (``atom_node`` = A_i per atom, ``atom_reference_tensor(...)[z]``; zero on the edges).
+The huckel gauge: the targets are H - H0 (``huckel_reference``: A_i on-site, K/2 (A_i S_ij + S_ij A_j) on the
+edges), standardised; the network predicts that residual (``gauge_targets`` / ``gauge_projection``).
 """
 
 from __future__ import annotations
@@ -17,11 +19,12 @@ import torch
 from torch_geometric.utils import scatter
 
 from data_prep.basis import BasisTable
-from data_prep.gauge import GAUGES, check_gauge
+from data_prep.gauge import ATOM_GAUGES, GAUGES, check_gauge
 from data_prep.torch_data import block_mask
 
-__all__ = ["GAUGES", "check_gauge", "structure_mu", "standardise_targets", "gauge_free_residuals",
-           "project_standardised", "minus_mu_s", "owners", "atom_reference_tensor", "gauge_mu_of"]
+__all__ = ["GAUGES", "ATOM_GAUGES", "check_gauge", "structure_mu", "standardise_targets", "gauge_free_residuals",
+           "project_standardised", "minus_mu_s", "owners", "atom_reference_tensor", "gauge_mu_of", "huckel_reference",
+           "gauge_targets", "gauge_projection"]
 
 
 def owners(batch) -> tuple[torch.Tensor, torch.Tensor, int]:
@@ -111,3 +114,33 @@ def gauge_free_residuals(out: dict, batch, basis: BasisTable) -> tuple[torch.Ten
     r_node, r_edge = out["h_node"] - batch.h_node, out["h_edge"] - batch.h_edge
     c = structure_mu(r_node, r_edge, batch, basis)
     return (*minus_mu_s(r_node, r_edge, c, batch), c)
+
+
+def huckel_reference(batch, atoms: torch.Tensor, k: float) -> tuple[torch.Tensor, torch.Tensor]:
+    """(node, edge) blocks of the huckel gauge's H0 on a batch: A_i on the atoms, K/2 (A_i S_ij + S_ij A_j) on
+    the edges (i = edge_index[0], rows; j = edge_index[1], columns); ``atoms`` from ``atom_reference_tensor``."""
+    _require_overlaps(batch)
+    a = atoms.to(batch.h_node.dtype)[batch.atomic_numbers]
+    s = batch.s_edge.to(a.dtype)
+    ei = batch.edge_index
+    return a, 0.5 * k * (a[ei[0]] @ s + s @ a[ei[1]])
+
+
+def gauge_targets(batch, basis: BasisTable, gauge: str, atoms: torch.Tensor | None = None,
+                  huckel_k: float | None = None) -> torch.Tensor | None:
+    """The batch's targets, in place, as a model of ``gauge`` learns them (raw: unchanged); returns μ (B,) eV.
+    ``atoms``: ``atom_reference_tensor`` of the atoms and huckel gauges."""
+    if gauge == "raw":
+        return None
+    if gauge == "huckel":
+        node, edge = huckel_reference(batch, atoms, huckel_k)
+        batch.h_node, batch.h_edge = batch.h_node - node, batch.h_edge - edge
+        return standardise_targets(batch, basis)
+    return standardise_targets(batch, basis, atoms[batch.atomic_numbers] if gauge == "atoms" else None)
+
+
+def gauge_projection(out: dict, batch, basis: BasisTable, gauge: str, atoms: torch.Tensor | None = None) -> dict:
+    """A network's output projected as ``gauge_targets`` made the targets (``project_standardised``)."""
+    if gauge == "raw":
+        return out
+    return project_standardised(out, batch, basis, atoms[batch.atomic_numbers] if gauge == "atoms" else None)

@@ -115,19 +115,22 @@ def test_predict_states_the_gauge_and_restores_a_reference_mu(checkpoint, tmp_pa
     assert g["mu_eV"] == pytest.approx(1.5, abs=1e-9)  # the prediction itself has mu = 0 (standardised), then + 1.5
 
 
-def test_atoms_gauge_checkpoint_in_test_predict_and_compare(tmp_path):
-    """An atoms-gauge checkpoint: `test` is blind to each structure's DFT zero, `predict` writes H aligned to the
-    checkpoint's isolated atoms (μ_a = 0), and `compare` of that folder reproduces `test`'s errors."""
+@pytest.mark.parametrize("gauge", ["atoms", "huckel"])
+def test_atom_reference_checkpoint_in_test_predict_and_compare(gauge, tmp_path):
+    """An atoms- or huckel-gauge checkpoint: `test` is blind to each structure's DFT zero, `predict` writes H
+    aligned to the checkpoint's reference (μ = <H - ref, S>/<S,S> = 0; huckel: the network's residual plus H0
+    built from the checkpoint's atoms and the structure's S), and `compare` of that folder reproduces `test`'s
+    errors."""
     from data_prep.dft.atom_reference import onsite_table
-    from data_prep.gauge import atom_blocks, atoms_mu
+    from data_prep.gauge import atom_blocks, atoms_mu, huckel_blocks
 
     structures = [read_deeph(quickstart_path() / name) for name in FOLDERS]
     basis = BasisTable.from_mapping({int(z): list(ls) for st in structures for z, ls in zip(st.numbers, st.orbital_types)})
     table = onsite_table(structures[0].info["dft"], basis.elements)
     torch.manual_seed(0)
     m = HamiltonianModule({"_target_": "deeph_lightning.models.deeph2.DeepH2", **TINY}, basis, CUTOFF, ema_decay=None,
-                          target_gauge="atoms", atom_onsite={str(z): b.tolist() for z, b in table.items()})
-    ckpt_path = tmp_path / "atoms.ckpt"
+                          target_gauge=gauge, atom_onsite={str(z): b.tolist() for z, b in table.items()})
+    ckpt_path = tmp_path / f"{gauge}.ckpt"
     ckpt = {"state_dict": m.state_dict()}
     m.on_save_checkpoint(ckpt)
     torch.save(ckpt, ckpt_path)
@@ -140,7 +143,7 @@ def test_atoms_gauge_checkpoint_in_test_predict_and_compare(tmp_path):
         assert main(["test", "--ckpt", str(ckpt_path), "--data", str(data), "--out", str(data / "r.json")]) == 0
         reports.append(json.loads((data / "r.json").read_text()))
     a, b = reports
-    assert a["target_gauge"] == "atoms" and a["n_structures"] == 2
+    assert a["target_gauge"] == gauge and a["n_structures"] == 2
     for key in ("onsite", "hopping"):
         assert a[key]["mae_meV"] == pytest.approx(b[key]["mae_meV"], rel=1e-9)
 
@@ -148,9 +151,11 @@ def test_atoms_gauge_checkpoint_in_test_predict_and_compare(tmp_path):
     ref = quickstart_path() / FOLDERS[0]
     assert main(["predict", "--ckpt", str(ckpt_path), "--structure", str(ref), "--out", str(out)]) == 0
     pred = read_deeph(out)
-    assert json.loads((out / "info.json").read_text())["gauge"]["written"] == "atoms"
+    assert json.loads((out / "info.json").read_text())["gauge"]["written"] == gauge
     keys = list(model_blocks(pred))  # the predicted blocks (the folder also holds zero H on S's longer pairs)
-    assert atoms_mu(pred.hamiltonians, pred.overlaps, atom_blocks(pred.numbers, table), keys) == pytest.approx(0.0, abs=1e-6)
+    reference = (atom_blocks(pred.numbers, table) if gauge == "atoms"
+                 else huckel_blocks(pred.numbers, table, pred.overlaps, keys))
+    assert atoms_mu(pred.hamiltonians, pred.overlaps, reference, keys) == pytest.approx(0.0, abs=1e-6)
     assert main(["compare", "--predicted", str(out), "--reference", str(ref), "--out", str(tmp_path / "c.json")]) == 0
     compared = json.loads((tmp_path / "c.json").read_text())
     tested = next(s for s in a["structures"] if s["id"] == FOLDERS[0])

@@ -90,7 +90,8 @@ def test_predict_cli_writes_a_deeph_folder(trained_model, loaded, si_folder, tmp
     assert main(["predict", "--ckpt", ckpt, "--structure", str(cif), "--out", str(tmp_path / "b")]) == 0
     a, b, ref = read_deeph(tmp_path / "a"), read_deeph(tmp_path / "b"), read_deeph(si_folder)
     # the network's blocks, in the gauge the model learned (a standardised model's own μ·S removed)
-    pred = as_trained(loaded.target_gauge, predict_blocks(loaded, ref), ref.overlaps, loaded.atom_blocks(ref.numbers))
+    pred = predict_blocks(loaded, ref)
+    pred = as_trained(loaded.target_gauge, pred, ref.overlaps, loaded.reference_blocks(ref.numbers, ref.overlaps, pred))
     assert set(model_blocks(a)) == set(pred) and a.info["model_cutoff"] == 5.0
     assert max(np.abs(a.hamiltonians[k] - pred[k]).max() for k in pred) == 0
     assert set(a.overlaps) == set(ref.overlaps)  # S taken from the folder (6 Å pairs)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import warnings
 
+import numpy as np
 import pytest
 import torch
 from torch_geometric.data import Batch
@@ -18,7 +19,7 @@ from deeph_lightning.metrics import BlockErrorAccumulator
 from deeph_lightning.models import losses
 from deeph_lightning.models.checkpoint import load_model
 from data_prep.dft.atom_reference import onsite_table
-from data_prep.gauge import atom_blocks, in_gauge
+from data_prep.gauge import atom_blocks, huckel_blocks, in_gauge
 from deeph_eval.truncation import graph_keys
 from deeph_lightning.models.checkpoint import CheckpointError
 from deeph_lightning.models.gauge import (gauge_free_residuals, gauge_mu_of, project_standardised, standardise_targets,
@@ -57,7 +58,7 @@ def atom_table(basis):
 def module(basis, gauge="standardised"):
     torch.manual_seed(0)
     net = {"_target_": "deeph_lightning.models.deeph2.DeepH2", **TINY}
-    extra = {"atom_onsite": atom_table(basis)} if gauge == "atoms" else {}
+    extra = {"atom_onsite": atom_table(basis)} if gauge in ("atoms", "huckel") else {}
     return HamiltonianModule(net, basis, CUTOFF, ema_decay=None, target_gauge=gauge, **extra).double()
 
 
@@ -124,16 +125,22 @@ def test_gauge_invariant_metrics_ignore_a_rigid_shift(shipped):
 
 def test_checkpoint_round_trips_the_gauge(shipped, tmp_path):
     basis, _ = shipped
-    for gauge in ("raw", "standardised", "atoms"):
+    for gauge in ("raw", "standardised", "atoms", "huckel"):
         m = module(basis, gauge)
         ckpt = {"state_dict": m.state_dict()}
         m.on_save_checkpoint(ckpt)
         torch.save(ckpt, tmp_path / f"{gauge}.ckpt")
         assert load_model(tmp_path / f"{gauge}.ckpt").target_gauge == gauge
     # the atoms gauge carries its isolated atoms: evaluation needs no dataset to find the zero
-    blocks = load_model(tmp_path / "atoms.ckpt").atom_blocks([14, 6])
+    blocks = load_model(tmp_path / "atoms.ckpt").reference_blocks([14, 6])
     assert blocks[(0, 0, 0, 1, 1)].tolist() == atom_table(basis)["6"]
-    assert load_model(tmp_path / "raw.ckpt").atom_blocks([14, 6]) is None
+    assert load_model(tmp_path / "raw.ckpt").reference_blocks([14, 6]) is None
+    assert load_model(tmp_path / "huckel.ckpt").meta["huckel_k"] == 1.75
+    ckpt = torch.load(tmp_path / "huckel.ckpt", weights_only=True)
+    ckpt["deeph"]["huckel_k"] = None
+    torch.save(ckpt, tmp_path / "huckel_without_k.ckpt")
+    with pytest.raises(CheckpointError, match="without its extended-Hückel K"):
+        load_model(tmp_path / "huckel_without_k.ckpt")
     ckpt = torch.load(tmp_path / "atoms.ckpt", weights_only=True)
     ckpt["deeph"]["atom_onsite"] = None
     torch.save(ckpt, tmp_path / "atoms_without_table.ckpt")
@@ -166,7 +173,8 @@ def test_atoms_gauge_targets_are_aligned_to_the_isolated_atoms(shipped):
     # independent path: data_prep.gauge on the folder's own blocks, each atom's on-site block in its orbitals
     st = read_deeph(quickstart_path() / FOLDERS[0])
     table = {int(z): v for z, v in atom_table(basis).items()}
-    h, mu = in_gauge("atoms", st.hamiltonians, st.overlaps, graph_keys(st, CUTOFF), atoms=atom_blocks(st.numbers, table))
+    h, mu = in_gauge("atoms", st.hamiltonians, st.overlaps, graph_keys(st, CUTOFF),
+                     reference=atom_blocks(st.numbers, table))
     for a, z in enumerate(st.numbers):
         slots = torch.from_numpy(basis.union_slots(int(z)))
         torch.testing.assert_close(raw.h_node[a][slots[:, None], slots[None, :]],
@@ -188,3 +196,46 @@ def test_atoms_gauge_targets_are_aligned_to_the_isolated_atoms(shipped):
     torch.testing.assert_close(out["h_node"] - raw.h_node, r_node, rtol=0, atol=1e-12)
     torch.testing.assert_close(out["h_edge"] - raw.h_edge, r_edge, rtol=0, atol=1e-12)
     assert mu != 0.0
+
+
+def test_huckel_targets_are_the_residual_of_the_extended_huckel_reference(shipped):
+    """Huckel gauge: the module's targets are H - H0 - μ_h·S (H0: free atoms on-site, K/2 (A_i S_ij + S_ij A_j)
+    on the edges), the same for H and H + c·S, equal to the numpy definition on the folder's own blocks; the
+    exact residual, given back to evaluation (``as_trained``), is the DFT H with its μ_h removed, so its bands
+    are DFT's shifted rigidly by -μ_h."""
+    from data_prep.kspace import band_energies
+    from deeph_eval.gauge import as_trained
+
+    basis, records = shipped
+    m = module(basis, "huckel")
+    raw, moved = m._cast(batch_of(basis, records)), m._cast(batch_of(basis, records, shifts=(0.7, -2.3)))
+    torch.testing.assert_close(moved.h_node, raw.h_node, rtol=0, atol=1e-12)
+    torch.testing.assert_close(moved.h_edge, raw.h_edge, rtol=0, atol=1e-12)
+    torch.testing.assert_close(structure_mu(raw.h_node, raw.h_edge, raw, basis), torch.zeros(2, dtype=torch.float64),
+                               rtol=0, atol=1e-12)
+    st = read_deeph(quickstart_path() / FOLDERS[0])
+    table = {int(z): v for z, v in atom_table(basis).items()}
+    keys = graph_keys(st, CUTOFF)
+    h0 = huckel_blocks(st.numbers, table, st.overlaps, keys)
+    full, mu = in_gauge("huckel", st.hamiltonians, st.overlaps, keys, reference=h0)
+    residual = {k: full[k] - h0[k] for k in keys}
+    slots = [torch.from_numpy(basis.union_slots(int(z))) for z in st.numbers]
+    first = raw.batch[raw.edge_index[0]] == 0
+    edges = {(*raw.cell_shift[e].tolist(), *raw.edge_index[:, e].tolist()): e for e in first.nonzero().flatten().tolist()}
+    assert set(edges) | {(0, 0, 0, a, a) for a in range(len(st.numbers))} == set(keys)
+    for key in keys:
+        i, j = key[3], key[4]
+        block = raw.h_node[i] if key == (0, 0, 0, i, j) and i == j else raw.h_edge[edges[key]]
+        torch.testing.assert_close(block[slots[i][:, None], slots[j][None, :]], torch.from_numpy(residual[key]),
+                                   rtol=0, atol=1e-5)  # float32 storage
+    hoppings = [k for k in keys if k not in {(0, 0, 0, a, a) for a in range(len(st.numbers))}]
+    assert np.mean([np.abs(residual[k]).mean() for k in hoppings]) < np.mean(
+        [np.abs(st.hamiltonians[k] - mu * st.overlaps[k]).mean() for k in hoppings])  # H0 carries part of each hopping
+
+    back = as_trained("huckel", residual, st.overlaps, h0)
+    kpts = np.random.default_rng(0).random((3, 3))
+    s_keys = {k: st.overlaps[k] for k in keys}  # H + cS is a rigid shift for S on the same blocks as H
+    e_dft = band_energies({k: st.hamiltonians[k] for k in keys}, s_keys, st.n_orbitals(), kpts)
+    e_back = band_energies(back, s_keys, st.n_orbitals(), kpts)
+    np.testing.assert_allclose(e_back, e_dft - mu, rtol=0, atol=1e-9)
+    assert abs(mu) > 0.1
