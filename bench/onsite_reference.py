@@ -33,8 +33,9 @@ from collections import defaultdict
 import numpy as np
 
 from data_prep.deeph_format import read_deeph
-from data_prep.dft.atom_reference import onsite_table
-from data_prep.gauge import atom_blocks, atoms_mu, gauge_mu
+from data_prep.dft.atom_reference import onsite_table, shell_levels
+from data_prep.gauge import atom_blocks, atoms_mu, gauge_mu, huckel_blocks, standardised
+from deeph_eval.truncation import graph_keys
 
 from cutoff_floor import folders_of
 
@@ -51,12 +52,9 @@ def structure_levels(st, reference: dict) -> tuple[dict[str, float], list[tuple]
              "atoms, on-site only": atoms_mu(H, S, atoms, onsite)}
     rows = []
     for a, (z, shells) in enumerate(zip(st.numbers, st.orbital_types)):
-        start = 0
-        for k, l in enumerate(shells):
-            n = 2 * l + 1
-            sl = slice(start, start + n)
-            rows.append(((int(z), k), np.trace(H[onsite[a]][sl, sl]) / n, n, np.trace(atom[a][sl, sl]) / n))
-            start += n
+        levels = shell_levels(H[onsite[a]], list(shells)).diagonal()
+        atom_level = shell_levels(atom[a], list(shells)).diagonal()
+        rows += [((int(z), k), levels[k], 2 * l + 1, atom_level[k]) for k, l in enumerate(shells)]
     return zeros, rows
 
 
@@ -74,20 +72,11 @@ def target_sizes(structures, reference: dict, radius: float = 9.0) -> None:
     for st in structures:
         H, S = st.hamiltonians, st.overlaps
         A = atom_blocks(st.numbers, reference)
-        keys = [k for k in H if k in S and np.linalg.norm(
-            np.asarray(k[:3]) @ st.cell + st.positions[k[4]] - st.positions[k[3]]) < radius]
+        keys = [k for k in graph_keys(st, radius) if k in H and k in S]
         for name, K in references.items():
-            R = {}
-            for k in keys:
-                if K is None:
-                    R[k] = H[k]
-                elif k in A:
-                    R[k] = H[k] - A[k]
-                else:
-                    i, j = k[3], k[4]
-                    R[k] = H[k] - 0.5 * K * (A[(0, 0, 0, i, i)] @ S[k] + S[k] @ A[(0, 0, 0, j, j)])
-            mu = gauge_mu(R, S, keys)
-            size = {k: np.abs(R[k] - mu * S[k]).mean() for k in keys}
+            h0 = {} if K is None else A if K == 0.0 else huckel_blocks(st.numbers, reference, S, keys, K)
+            R, _ = standardised({k: H[k] - h0[k] if k in h0 else H[k] for k in keys}, S)
+            size = {k: np.abs(R[k]).mean() for k in keys}
             sizes[name].append((np.mean([v for k, v in size.items() if k in A]),
                                 np.mean([v for k, v in size.items() if k not in A])))
     print(f"{len(structures)} structures; mean |entry| (meV) of the blocks within {radius} Å after subtracting H0 and "

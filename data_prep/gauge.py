@@ -115,6 +115,7 @@ def in_gauge(gauge: str, h: Blocks, s: Blocks, keys: Iterable[BlockKey] | None =
     if gauge == "standardised":
         return standardised(h, s, keys)
     if reference is None:
-        raise ValueError(f"the {gauge} gauge needs its reference blocks ({'atom_blocks' if gauge == 'atoms' else 'huckel_blocks'})")
+        maker = "atom_blocks" if gauge == "atoms" else "huckel_blocks"
+        raise ValueError(f"the {gauge} gauge needs its reference blocks ({maker})")
     mu = atoms_mu(h, s, reference, keys)
     return shifted(h, s, -mu), mu

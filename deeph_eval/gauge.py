@@ -54,6 +54,12 @@ def as_trained(model_gauge: str, h: Blocks, s: Blocks, reference: Blocks | None 
     return in_gauge(model_gauge, h, s, reference=reference)[0]
 
 
+def model_hamiltonian(loaded, numbers, h: Blocks, s: Blocks) -> Blocks:
+    """``as_trained`` for the network output ``h`` of checkpoint ``loaded`` (``LoadedModel``) on a structure of
+    atomic ``numbers`` with overlaps ``s``: the H that model predicts."""
+    return as_trained(loaded.target_gauge, h, s, loaded.reference_blocks(numbers, s, h))
+
+
 def restore_shift(st: DeepHStructure, model_gauge: str, *, shift_eV: float | None = None,
                   reference: DeepHStructure | None = None) -> DeepHStructure:
     """Predicted ``st`` with H -> H + c·S: c = ``shift_eV``, or c = μ_ref - μ_pred so that the written H has the

@@ -21,7 +21,7 @@ from data_prep.deeph_format import MATRIX_FILES, DeepHStructure, deeph_layout, r
 from . import progress
 from .checks import check_geometry
 from .electrons import INFO_KEYS
-from .gauge import as_trained, gauge_info
+from .gauge import gauge_info, model_hamiltonian
 from .model_io import ModelInputError, check_known_elements, dft_settings
 from .predict import predict_blocks
 
@@ -132,8 +132,7 @@ def predicted_structure(loaded: LoadedModel, st: DeepHStructure, *, dft_basis: s
         s_source = f"two-centre integrals, basis {settings.basis}, pairs within {overlap_radius} Å"
     if hamiltonians is None:
         with progress.step(f"H(R): predicting {len(st.numbers)} atoms with the model"):
-            h = predict_blocks(loaded, st)
-            h = as_trained(loaded.target_gauge, h, overlaps, loaded.reference_blocks(st.numbers, overlaps, h))
+            h = model_hamiltonian(loaded, st.numbers, predict_blocks(loaded, st), overlaps)
     else:
         h = hamiltonians
     info = {k: v for k, v in st.info.items() if k not in ("dft",)}

@@ -27,7 +27,7 @@ from data_prep.outputs import check_writable
 from ..band_errors import band_errors
 from ..bands import common_bands, compute_bands
 from ..electrons import ElectronCountError
-from ..gauge import as_trained, mu_offset, reference_in_gauge, warn_if_mixed
+from ..gauge import model_hamiltonian, mu_offset, reference_in_gauge, warn_if_mixed
 from ..model_io import ModelInputError, check_known_elements, load_checkpoint, warn_if_other_recipe
 from ..predict import DEFAULT_MAX_GRAPH_SIZE, predict_many
 from ..report import BlockErrorReport
@@ -187,7 +187,7 @@ def run(args) -> int:
                                                               max_graph_size=args.max_graph_size)):
         extra: dict = {"formula": formula(st)}
         if st.overlaps is not None:
-            pred = as_trained(gauge, pred, st.overlaps, loaded.reference_blocks(st.numbers, st.overlaps, pred))
+            pred = model_hamiltonian(loaded, st.numbers, pred, st.overlaps)
         bands = None
         if args.bands:
             try:

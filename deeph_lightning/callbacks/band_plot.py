@@ -96,9 +96,9 @@ class ValidationBandsPlot(pl.Callback):
     def _loaded(self, pl_module):
         from ..models.checkpoint import LoadedModel
 
-        meta = {"dft_recipe": getattr(pl_module, "dft_recipe", None), "global_step": int(pl_module.global_step),
-                "target_gauge": getattr(pl_module, "target_gauge", "raw"), "atom_onsite": getattr(pl_module, "atom_onsite", None),
-                "huckel_k": getattr(pl_module, "huckel_k", None)}
+        meta = {"dft_recipe": getattr(pl_module, "dft_recipe", None), "global_step": int(pl_module.global_step)}
+        meta.update({key: getattr(pl_module, key, None) for key in ("target_gauge", "atom_onsite", "huckel_k")})
+        meta["target_gauge"] = meta["target_gauge"] or "raw"
         return LoadedModel(model=pl_module.eval_net(), basis=pl_module.basis, cutoff=pl_module.cutoff, meta=meta)
 
     def reference(self, trainer, pl_module):
@@ -131,10 +131,9 @@ class ValidationBandsPlot(pl.Callback):
             pl_module.train(was_training)
         if loaded.target_gauge != "raw":
             from data_prep.gauge import shifted
-            from deeph_eval.gauge import as_trained, mu_offset
+            from deeph_eval.gauge import model_hamiltonian, mu_offset
 
-            predicted = as_trained(loaded.target_gauge, predicted, st.overlaps,
-                                   loaded.reference_blocks(st.numbers, st.overlaps, predicted))
+            predicted = model_hamiltonian(loaded, st.numbers, predicted, st.overlaps)
             predicted = shifted(predicted, st.overlaps, mu_offset(predicted, st.hamiltonians, st.overlaps))
         pred = compute_bands(replace(st, hamiltonians=predicted), n_e, kpath=ref.kpath, kspacing=self.kspacing)
         ef = ref.filling.fermi_level

@@ -14,7 +14,7 @@ from data_prep.graph import neighbor_graph
 from data_prep.torch_data import structure_to_data
 from deeph_eval.blocklist import BlockList, supercell_blocks
 from deeph_eval.cli import main
-from deeph_eval.gauge import as_trained
+from deeph_eval.gauge import model_hamiltonian
 from deeph_eval.model_io import load_checkpoint
 from deeph_eval.predict import predict_blocks, predict_many
 from deeph_eval.truncation import model_blocks
@@ -90,8 +90,7 @@ def test_predict_cli_writes_a_deeph_folder(trained_model, loaded, si_folder, tmp
     assert main(["predict", "--ckpt", ckpt, "--structure", str(cif), "--out", str(tmp_path / "b")]) == 0
     a, b, ref = read_deeph(tmp_path / "a"), read_deeph(tmp_path / "b"), read_deeph(si_folder)
     # the network's blocks, in the gauge the model learned (a standardised model's own μ·S removed)
-    pred = predict_blocks(loaded, ref)
-    pred = as_trained(loaded.target_gauge, pred, ref.overlaps, loaded.reference_blocks(ref.numbers, ref.overlaps, pred))
+    pred = model_hamiltonian(loaded, ref.numbers, predict_blocks(loaded, ref), ref.overlaps)
     assert set(model_blocks(a)) == set(pred) and a.info["model_cutoff"] == 5.0
     assert max(np.abs(a.hamiltonians[k] - pred[k]).max() for k in pred) == 0
     assert set(a.overlaps) == set(ref.overlaps)  # S taken from the folder (6 Å pairs)

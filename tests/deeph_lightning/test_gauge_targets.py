@@ -136,6 +136,18 @@ def test_checkpoint_round_trips_the_gauge(shipped, tmp_path):
     assert blocks[(0, 0, 0, 1, 1)].tolist() == atom_table(basis)["6"]
     assert load_model(tmp_path / "raw.ckpt").reference_blocks([14, 6]) is None
     assert load_model(tmp_path / "huckel.ckpt").meta["huckel_k"] == 1.75
+    # the validation band plot reads a live module as evaluation reads its checkpoint
+    from deeph_lightning.callbacks.band_plot import ValidationBandsPlot
+
+    for gauge in ("standardised", "huckel"):
+        live, saved = ValidationBandsPlot(str(tmp_path))._loaded(module(basis, gauge)), load_model(tmp_path / f"{gauge}.ckpt")
+        assert live.target_gauge == saved.target_gauge == gauge
+        st = read_deeph(quickstart_path() / FOLDERS[0])
+        a, b = live.reference_blocks(st.numbers, st.overlaps), saved.reference_blocks(st.numbers, st.overlaps)
+        if gauge == "standardised":
+            assert a is None and b is None
+        else:
+            assert a.keys() == b.keys() == st.overlaps.keys() and all(np.array_equal(a[k], b[k]) for k in a)
     ckpt = torch.load(tmp_path / "huckel.ckpt", weights_only=True)
     ckpt["deeph"]["huckel_k"] = None
     torch.save(ckpt, tmp_path / "huckel_without_k.ckpt")
