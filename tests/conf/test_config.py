@@ -7,12 +7,14 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 from hydra import compose, initialize_config_dir
 from hydra.utils import instantiate
 from omegaconf import OmegaConf
 
 from data_prep.basis import BasisTable
+from data_prep.gauge import ATOM_GAUGES
 
 REPO = Path(__file__).resolve().parents[2]
 CONF = REPO / "conf"
@@ -39,7 +41,11 @@ def test_experiment_composes_and_instantiates(experiment, tmp_path):
     assert cfg.trainer.use_distributed_sampler is False  # the batch sampler shards by rank itself
     dm = instantiate(cfg.data)
     assert dm.global_budget > 0
-    module = instantiate(cfg.model, basis=BASIS.to_dict(), cutoff=7.0, block_stats=None)  # "auto" is resolved from data by run()
+    extra = {}
+    if cfg.model.target_gauge in ATOM_GAUGES:  # run() passes the recipe's isolated atoms; here blocks of their shape
+        extra["atom_onsite"] = {str(z): (-np.eye(len(BASIS.union_slots(z)))).tolist() for z in BASIS.elements}
+    module = instantiate(cfg.model, basis=BASIS.to_dict(), cutoff=7.0, block_stats=None, **extra)  # "auto": run()
+    assert module.target_gauge == cfg.model.target_gauge
     assert sum(p.numel() for p in module.net.parameters()) > 0
     for conf in cfg.callbacks.values():
         instantiate(conf)
