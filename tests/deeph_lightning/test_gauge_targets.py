@@ -26,6 +26,7 @@ from deeph_lightning.models.gauge import (gauge_free_residuals, gauge_mu_of, pro
                                           structure_mu)
 from deeph_lightning.module import HamiltonianModule
 
+from lightning_helpers import compose, train_lmdb, train_overrides  # noqa: F401 (fixture)
 from model_structures import TINY
 
 FOLDERS = ("CSi_zincblende_s11_00006", "Si4_diamond_s11_00001")
@@ -251,3 +252,28 @@ def test_huckel_targets_are_the_residual_of_the_extended_huckel_reference(shippe
     e_back = band_energies(back, s_keys, st.n_orbitals(), kpts)
     np.testing.assert_allclose(e_back, e_dft - mu, rtol=0, atol=1e-9)
     assert abs(mu) > 0.1
+
+
+@pytest.mark.slow
+def test_a_huckel_run_trains_plots_and_checkpoints_its_reference(train_lmdb, tmp_path):
+    """train.py's run() in the huckel gauge on real data: the isolated atoms come from the dataset's recipe,
+    the output tables from the residual targets, the validation band plot adds H0 back, and the checkpoint
+    carries what evaluation needs to write H with <H - H0, S> = 0."""
+    from data_prep.gauge import atoms_mu
+    from deeph_eval.gauge import model_hamiltonian
+    from deeph_eval.predict import predict_blocks
+    from deeph_lightning.training import run
+
+    run_dir = tmp_path / "run"
+    overrides = train_overrides(train_lmdb, 10**9, trainer__max_steps=2, trainer__max_epochs=1000,  # a step an epoch
+                                model__target_gauge="huckel",
+                                model__block_stats="auto", callbacks__val_bands__every_n_steps=1,
+                                test_after_training=False)
+    run(compose(overrides, run_dir))
+    loaded = load_model(run_dir / "checkpoints" / "last.ckpt")
+    assert loaded.target_gauge == "huckel" and loaded.meta["huckel_k"] == 1.75
+    assert sorted(int(z) for z in loaded.meta["atom_onsite"]) == [6, 14]
+    assert list((run_dir / "bands").glob("val_bands_step*.png"))
+    st = read_deeph(quickstart_path() / FOLDERS[0])
+    h = model_hamiltonian(loaded, st.numbers, predict_blocks(loaded, st), st.overlaps)
+    assert atoms_mu(h, st.overlaps, loaded.reference_blocks(st.numbers, st.overlaps, h)) == pytest.approx(0.0, abs=1e-9)
