@@ -27,7 +27,7 @@ from data_prep.outputs import check_writable
 from ..band_errors import band_errors
 from ..bands import common_bands, compute_bands
 from ..electrons import ElectronCountError
-from ..gauge import model_hamiltonian, mu_offset, reference_in_gauge, warn_if_mixed
+from ..gauge import model_hamiltonian, mu_offset, reference_in_gauge, warn_if_mixed, written_gauge
 from ..model_io import ModelInputError, check_known_elements, load_checkpoint, warn_if_other_recipe
 from ..predict import DEFAULT_MAX_GRAPH_SIZE, predict_many
 from ..report import BlockErrorReport
@@ -157,9 +157,7 @@ def run(args) -> int:
     report.meta = {"checkpoint": str(args.ckpt), "data": str(args.data), "split": args.split,
                    "split_set": args.split_set, "model_cutoff_A": loaded.cutoff, "dtype": args.dtype,
                    "target_gauge": gauge,
-                   "reference_gauge": {"standardised": "standardised over the predicted blocks",
-                                       "atoms": "shifted to the prediction's atoms-aligned zero",
-                                       "huckel": "shifted to the prediction's H0-aligned zero"}.get(gauge, "raw")}
+                   "reference_gauge": "raw" if gauge == "raw" else "standardised over the predicted blocks"}
     if args.bands:
         report.meta["band_align"] = args.band_align
     t0 = time.perf_counter()
@@ -196,7 +194,7 @@ def run(args) -> int:
             except (ElectronCountError, DeepHFormatError, ValueError) as err:
                 extra["band_error_skipped"] = str(err)
         try:
-            ref_h, mus = reference_in_gauge(gauge, pred, st.hamiltonians, st.overlaps, st.source)
+            ref_h, mus = reference_in_gauge(written_gauge(gauge), pred, st.hamiltonians, st.overlaps, st.source)
         except ValueError as err:
             report.skip(sid, str(err))
             continue

@@ -122,7 +122,7 @@ def test_atom_reference_checkpoint_in_test_predict_and_compare(gauge, tmp_path):
     built from the checkpoint's atoms and the structure's S), and `compare` of that folder reproduces `test`'s
     errors."""
     from data_prep.dft.atom_reference import onsite_table
-    from data_prep.gauge import atom_blocks, atoms_mu, huckel_blocks
+    from data_prep.gauge import atom_blocks, huckel_blocks, in_gauge
 
     structures = [read_deeph(quickstart_path() / name) for name in FOLDERS]
     basis = BasisTable.from_mapping({int(z): list(ls) for st in structures for z, ls in zip(st.numbers, st.orbital_types)})
@@ -151,11 +151,16 @@ def test_atom_reference_checkpoint_in_test_predict_and_compare(gauge, tmp_path):
     ref = quickstart_path() / FOLDERS[0]
     assert main(["predict", "--ckpt", str(ckpt_path), "--structure", str(ref), "--out", str(out)]) == 0
     pred = read_deeph(out)
-    assert json.loads((out / "info.json").read_text())["gauge"]["written"] == gauge
+    assert json.loads((out / "info.json").read_text())["gauge"]["written"] == "standardised"
     keys = list(model_blocks(pred))  # the predicted blocks (the folder also holds zero H on S's longer pairs)
+    assert gauge_mu(pred.hamiltonians, pred.overlaps, keys) == pytest.approx(0.0, abs=1e-6)
+    # written standardised: the same H as the model's own zero (<H - reference, S> = 0) but for a rigid shift
     reference = (atom_blocks(pred.numbers, table) if gauge == "atoms"
                  else huckel_blocks(pred.numbers, table, pred.overlaps, keys))
-    assert atoms_mu(pred.hamiltonians, pred.overlaps, reference, keys) == pytest.approx(0.0, abs=1e-6)
+    own_zero = in_gauge(gauge, pred.hamiltonians, pred.overlaps, keys, reference=reference)[0]
+    c = gauge_mu(own_zero, pred.overlaps, keys)
+    assert c != pytest.approx(0.0, abs=1e-3)
+    assert max(np.abs(own_zero[k] - c * pred.overlaps[k] - pred.hamiltonians[k]).max() for k in keys) < 1e-9
     assert main(["compare", "--predicted", str(out), "--reference", str(ref), "--out", str(tmp_path / "c.json")]) == 0
     compared = json.loads((tmp_path / "c.json").read_text())
     tested = next(s for s in a["structures"] if s["id"] == FOLDERS[0])

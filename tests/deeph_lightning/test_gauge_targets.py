@@ -258,8 +258,8 @@ def test_huckel_targets_are_the_residual_of_the_extended_huckel_reference(shippe
 def test_a_huckel_run_trains_plots_and_checkpoints_its_reference(train_lmdb, tmp_path):
     """train.py's run() in the huckel gauge on real data: the isolated atoms come from the dataset's recipe,
     the output tables from the residual targets, the validation band plot adds H0 back, and the checkpoint
-    carries what evaluation needs to write H with <H - H0, S> = 0."""
-    from data_prep.gauge import atoms_mu
+    carries what evaluation needs to write its H."""
+    from data_prep.gauge import gauge_mu
     from deeph_eval.gauge import model_hamiltonian
     from deeph_eval.predict import predict_blocks
     from deeph_lightning.training import run
@@ -276,4 +276,4 @@ def test_a_huckel_run_trains_plots_and_checkpoints_its_reference(train_lmdb, tmp
     assert list((run_dir / "bands").glob("val_bands_step*.png"))
     st = read_deeph(quickstart_path() / FOLDERS[0])
     h = model_hamiltonian(loaded, st.numbers, predict_blocks(loaded, st), st.overlaps)
-    assert atoms_mu(h, st.overlaps, loaded.reference_blocks(st.numbers, st.overlaps, h)) == pytest.approx(0.0, abs=1e-9)
+    assert gauge_mu(h, st.overlaps) == pytest.approx(0.0, abs=1e-9)  # written standardised (written_gauge)
