@@ -77,6 +77,19 @@ def _format_eta(seconds: float) -> str:
     return f"{seconds // 3600:d}:{seconds // 60 % 60:02d}:{seconds % 60:02d}"
 
 
+def compute_seconds(pid: int) -> float | None:
+    """CPU seconds (user + system, all threads) process ``pid`` has used; None where /proc cannot say.
+
+    A structure's ``timeout`` is charged in these, divided by its threads: a DFT run starved by other work on
+    the machine (training beside it) or paused with SIGSTOP spends wall time without computing, and must not
+    time out for that."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")  # utime, stime (fields 14, 15)
+    except (OSError, IndexError, ValueError):
+        return None
+
+
 def array_share(items: list, index: int, count: int) -> list:
     if not 0 <= index < count:
         raise ValueError(f"array index {index} outside 0..{count - 1}")
@@ -129,21 +142,24 @@ def run_batch(structures, out_dir, settings: DFTSettings = DFTSettings(), *, arr
         time.sleep(0.05)
         for sid, (proc, recv, start) in list(running.items()):
             elapsed = time.perf_counter() - start
-            if proc.is_alive() and not recv.poll() and (timeout is None or elapsed < timeout):
+            cpu = compute_seconds(proc.pid) if timeout is not None else None
+            charged = elapsed if cpu is None else cpu / max(settings.threads, 1)
+            if proc.is_alive() and not recv.poll() and (timeout is None or charged < timeout):
                 continue
             try:
                 message = recv.recv() if recv.poll() else None
             except EOFError:  # the child died without reporting (crash, out of memory)
                 message = None
-            if proc.is_alive() and message is None:  # timed out
+            timed_out = proc.is_alive() and message is None
+            if timed_out:
                 proc.kill()
             proc.join()
             del running[sid]
             n_finished += 1
             computed_time += elapsed
             if message is None:
-                timed_out = timeout and elapsed >= timeout
-                why = f"timed out after {timeout:g} s" if timed_out else f"process died (exit code {proc.exitcode})"
+                why = (f"timed out after {timeout:g} s of compute ({elapsed:.0f} s wall)" if timed_out
+                       else f"process died (exit code {proc.exitcode})")
                 record_failure(sid, why)
             elif message[0] == "ok":
                 counts["done"] += 1

@@ -126,3 +126,45 @@ def test_resuming_with_other_thread_count_is_allowed(tmp_path):
     run_batch([], tmp_path, DFTSettings(threads=1))
     run_batch([], tmp_path, DFTSettings(threads=8))  # execution detail, same recipe
     assert "threads" not in json.loads((tmp_path / "settings.json").read_text())
+
+
+def test_compute_seconds_counts_cpu_not_wall_time():
+    from data_prep.dft.batch import compute_seconds
+
+    sleeper = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(1.5)"])
+    spinner = subprocess.Popen([sys.executable, "-c", "import time\nt = time.time()\nwhile time.time() - t < 1.5: pass"])
+    time.sleep(1.2)
+    slept, spun = compute_seconds(sleeper.pid), compute_seconds(spinner.pid)
+    sleeper.wait(), spinner.wait()
+    assert slept < 0.3 and spun > 0.5, (slept, spun)
+    assert compute_seconds(sleeper.pid) is None  # gone: the caller falls back to wall time
+
+
+@pytest.mark.slow
+def test_timeout_charges_compute_so_a_paused_run_does_not_time_out(tmp_path):
+    """--timeout counts the structure's CPU time: a run paused (SIGSTOP, as scripts/universal_dft.sh pause does)
+    for longer than the timeout finishes; a structure that needs more compute than the timeout is recorded."""
+    xyz = tmp_path / "h2.extxyz"
+    write(xyz, _h2(0.0))
+    slower = ["--kmesh", "2", "2", "2", "--dense-kmesh", "2", "2", "2", "--radius", "2.0", "--ke-cutoff", "60"]
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    out = tmp_path / "paused"
+    cmd = [sys.executable, "-m", "data_prep.cli", "dft", str(xyz), "--out", str(out), *slower, "--timeout", "8"]
+    t0 = time.time()
+    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                            start_new_session=True)
+    time.sleep(1.5)
+    os.killpg(proc.pid, signal.SIGSTOP)  # the run, its forkserver and the DFT worker
+    time.sleep(9)
+    os.killpg(proc.pid, signal.SIGCONT)
+    log, _ = proc.communicate(timeout=300)
+    assert time.time() - t0 > 9 + 1.5  # longer than the timeout in wall time
+    assert proc.returncode == 0 and "done 1 failed 0" in log, log
+    assert read_deeph(out / "h2").fermi_level is not None
+
+    short = tmp_path / "short"
+    rerun = subprocess.run([*cmd[:5], "--out", str(short), *slower, "--timeout", "0.3"], env=env, capture_output=True,
+                           text=True, timeout=300)
+    failure = json.loads((short / "failures.jsonl").read_text().splitlines()[0])
+    assert failure["id"] == "h2" and "timed out after 0.3 s of compute" in failure["error"], rerun.stdout
+    assert _leftovers(short) == [] and not (short / "h2").exists()
