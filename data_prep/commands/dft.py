@@ -51,8 +51,9 @@ def register(subparsers) -> None:
     p.add_argument("--array-index", type=int, default=None, help="this task's index (default: $SLURM_ARRAY_TASK_ID)")
     p.add_argument("--array-count", type=int, default=None, help="number of tasks (default: $SLURM_ARRAY_TASK_COUNT)")
     p.add_argument("--workers", type=int, default=1, help="structures computed at once")
-    p.add_argument("--timeout", type=float, default=None, help="seconds of compute per structure (CPU time / --threads; wall time where /proc is "
-                   "missing) before it is killed: a paused or starved run does not time out")
+    p.add_argument("--timeout", type=float, default=None,
+                   help="seconds of compute per structure (CPU time / --threads; wall time where /proc is missing) "
+                   "before it is killed: a paused or starved run does not time out")
     add_settings_arguments(p)
     p.set_defaults(func=run)
 
