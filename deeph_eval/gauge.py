@@ -49,10 +49,15 @@ def as_trained(model_gauge: str, h: Blocks, s: Blocks, reference: Blocks | None 
     validation), an atoms model's onto its atoms' zero, a huckel model's residual plus H0 with μ_h = 0
     (``reference``: ``LoadedModel.reference_blocks``); raw unchanged."""
     if model_gauge == "huckel":
-        if reference is None:
-            raise ValueError("a huckel-gauge prediction needs its H0 (LoadedModel.reference_blocks)")
-        h = {k: h[k] + reference[k] if k in reference else h[k] for k in h}
+        h = _plus_h0(h, reference)
     return in_gauge(model_gauge, h, s, reference=reference)[0]
+
+
+def _plus_h0(h: Blocks, reference: Blocks | None) -> Blocks:
+    """A huckel network's residual with its H0 added back."""
+    if reference is None:
+        raise ValueError("a huckel-gauge prediction needs its H0 (LoadedModel.reference_blocks)")
+    return {k: h[k] + reference[k] if k in reference else h[k] for k in h}
 
 
 def model_hamiltonian(loaded, numbers, h: Blocks, s: Blocks) -> Blocks:
@@ -62,8 +67,12 @@ def model_hamiltonian(loaded, numbers, h: Blocks, s: Blocks) -> Blocks:
     physics-free for the blocks themselves, but bands are computed with S beyond the cutoff, where H is cut:
     the least-squares zero leaves the smallest cut (s-block compounds at 9 Å: p90 15 meV, against 144 meV in
     the huckel zero; ``bench/cutoff_floor.py --gauge``)."""
-    out = as_trained(loaded.target_gauge, h, s, loaded.reference_blocks(numbers, s, h))
-    return standardised(out, s)[0] if loaded.target_gauge in ATOM_GAUGES else out
+    gauge = loaded.target_gauge
+    if gauge == "raw":
+        return h
+    if gauge == "huckel":
+        h = _plus_h0(h, loaded.reference_blocks(numbers, s, h))
+    return standardised(h, s)[0]  # for every non-raw gauge the same blocks as as_trained's, rigidly shifted
 
 
 def written_gauge(model_gauge: str) -> str:
