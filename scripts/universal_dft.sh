@@ -8,6 +8,11 @@ set -euo pipefail
 cmd=${1:-}
 work=${2:-/work/dft-universal}
 repo=$(cd "$(dirname "$0")/.." && pwd)
+# the project's environment, so the script works from a plain shell (scripts/setup.sh makes it)
+if ! command -v deeph-prep >/dev/null && [ -f "$repo/.venv/bin/activate" ]; then
+    source "$repo/.venv/bin/activate"
+fi
+command -v deeph-prep >/dev/null || { echo "universal_dft.sh: deeph-prep not found; run: source scripts/setup.sh" >&2; exit 2; }
 
 signal_dft() {
     pkill "-$1" -f "deeph-prep dft|forkserver|multiprocessing.spawn" || true
