@@ -50,9 +50,11 @@ def filled_by_chunks(fn, spans: list[slice]) -> torch.Tensor:
     return out
 
 
-def pair_channels(a: torch.Tensor, b: torch.Tensor, nat: int) -> torch.Tensor:
-    """Concatenate two feature tensors channel-wise keeping natural channels first."""
-    return torch.cat([a[..., :nat], b[..., :nat], a[..., nat:], b[..., nat:]], dim=-1)
+def pair_in_frame(x: torch.Tensor, i: torch.Tensor, j: torch.Tensor, nat: int, rot) -> torch.Tensor:
+    """The features of both atoms of each edge, channel-wise (natural channels of i and j, then pseudo
+    channels of i and j), rotated into the bond frame."""
+    xn, xp = x[..., :nat], x[..., nat:]
+    return rot.to_frame(torch.cat([xn[i], xn[j]], dim=-1), pseudo=torch.cat([xp[i], xp[j]], dim=-1))
 
 
 class SO2Attention(nn.Module):
@@ -76,7 +78,7 @@ class SO2Attention(nn.Module):
         spans = edge_spans(len(i), edge_chunk)
 
         def conv1(sl, r):
-            xe = r.to_frame(pair_channels(x[i[sl]], x[j[sl]], self.nat))
+            xe = pair_in_frame(x, i[sl], j[sl], self.nat, r)
             rad = self.radial(edge_scalars[sl]).view(len(xe), self.conv1.n_radial_scales, -1)
             return self.conv1(xe, rad)
 
@@ -90,7 +92,7 @@ class SO2Attention(nn.Module):
         for sl in spans:
             r = rot[sl]  # per-degree rotations: builds the chunk's matrices, once for both directions
             v = self.conv2(self.gate(features(sl, r))) * alpha[sl][:, self.head_of_channel][:, None, :]
-            out = add_to_nodes(out, i[sl], r.from_frame(v), x.shape[0])
+            out = add_to_nodes(out, i[sl], r.from_frame(v, self.nat), x.shape[0])
         return self.proj(out)
 
 
@@ -184,9 +186,9 @@ class DeepH2(nn.Module):
 
         def edge_features(sl):
             r = rot_full[sl]
-            xe = r.to_frame(pair_channels(x[i[sl]], x[j[sl]], self.nat))
+            xe = pair_in_frame(x, i[sl], j[sl], self.nat, r)
             rad = self.edge_radial(edge_scalars[sl]).view(len(xe), self.edge_conv.n_radial_scales, -1)
-            return r.from_frame(self.edge_out(self.edge_gate(self.edge_conv(xe, rad))))
+            return r.from_frame(self.edge_out(self.edge_gate(self.edge_conv(xe, rad))), self.edge_out.nat_out)
 
         edge_feat = filled_by_chunks(edge_features, spans)
         return self.heads(self.node_out(x), edge_feat, g)

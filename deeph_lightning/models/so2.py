@@ -6,9 +6,11 @@ the tensor product x ⊗ Y(r̂) with radial weights reduces to linear maps that 
 
 Parity: a map that commutes with rotations about y *and* with mirrors containing y is, per |m|>0,
 ``a·I`` between equal-parity channels and ``b·J`` between natural and pseudo channels, where J is the
-90° rotation of the pair ((Jx)_sin = x_cos, (Jx)_cos = -x_sin). Applying J to pseudo inputs and J⁻¹ to
-pseudo outputs turns all four cases into one real matrix shared by cos and sin. At m=0 the two parities
-cannot mix (a mirror fixes m=0 natural components and flips m=0 pseudo ones).
+90° rotation of the pair ((Jx)_sin = x_cos, (Jx)_cos = -x_sin). Pseudo channels are therefore kept in the
+bond frame with J applied (``so3.EdgeRotation`` rotates them with J·D): then all four cases are one real
+matrix shared by cos and sin, and a bond-frame layer is a plain matmul per |m|. The gates between SO(2)
+layers scale cos and sin of a degree alike, so they commute with J. At m=0 the two parities cannot mix
+(a mirror fixes m=0 natural components and flips m=0 pseudo ones).
 """
 
 from __future__ import annotations
@@ -20,14 +22,6 @@ from torch import nn
 
 from .layers import sector_mask
 from .so3 import Float64Buffers, m_slices
-
-
-def _j_in(c: torch.Tensor, s: torch.Tensor, nat: int):
-    return torch.cat([c[..., :nat], -s[..., nat:]], -1), torch.cat([s[..., :nat], c[..., nat:]], -1)
-
-
-def _j_out(c: torch.Tensor, s: torch.Tensor, nat: int):
-    return torch.cat([c[..., :nat], s[..., nat:]], -1), torch.cat([s[..., :nat], -c[..., nat:]], -1)
 
 
 class SO2Linear(Float64Buffers):
@@ -45,30 +39,29 @@ class SO2Linear(Float64Buffers):
         n0 = lmax + 1
         self.register_buffer("mask0", sector_mask(nat_in, c_in, nat_out, c_out).repeat(n0, n0), persistent=False)
         self.bias0 = nn.Parameter(torch.zeros(n0, nat_out))
-        # index of each m-major row into the per-(m, l) radial scales (cos and sin share a scale)
-        idx, k = [], 0
-        for m, _, n in self.slices:
-            rows = list(range(k, k + n))
-            idx += rows if m == 0 else rows + rows
-            k += n
-        self.n_radial_scales = k
-        self.register_buffer("radial_index", torch.tensor(idx), persistent=False)
+        # rows of each m block (cos and sin for m > 0) and its per-l radial scales (cos and sin share one)
+        self.block_rows = [n if m == 0 else 2 * n for m, _, n in self.slices]
+        self.radial_rows = [n for _, _, n in self.slices]
+        self.n_radial_scales = sum(self.radial_rows)
 
     def forward(self, x: torch.Tensor, radial: torch.Tensor | None = None) -> torch.Tensor:
+        """(E, K', c_in) -> (E, K', c_out); pseudo channels in and out with J applied (module docstring)."""
         E = x.shape[0]
-        if radial is not None:
-            x = x * radial[:, self.radial_index]
+        # one split per input instead of a slice per block: a slice's backward fills a zero tensor of the
+        # whole input, a split's is one cat
+        blocks = torch.split(x, self.block_rows, dim=1)
+        scales = torch.split(radial, self.radial_rows, dim=1) if radial is not None else [None] * len(blocks)
         out = []
-        for (m, start, n), w in zip(self.slices, self.weights):
+        for (m, _, n), w, xb, r in zip(self.slices, self.weights, blocks, scales):
             if m == 0:
-                y = x[:, :n].reshape(E, n * self.c_in) @ (w * self.mask0.to(w.dtype))
-                y = y.view(E, n, self.c_out)
-                y = torch.cat([y[..., : self.nat_out] + self.bias0, y[..., self.nat_out :]], -1)
-                out.append(y)
+                if r is not None:
+                    xb = xb * r
+                y = (xb.reshape(E, n * self.c_in) @ (w * self.mask0.to(w.dtype))).view(E, n, self.c_out)
+                out.append(y + nn.functional.pad(self.bias0, (0, self.c_out - self.nat_out)))
                 continue
-            c, s = _j_in(x[:, start : start + n], x[:, start + n : start + 2 * n], self.nat_in)
-            cs = torch.stack([c, s]).reshape(2 * E, n * self.c_in) @ w
-            c, s = cs.view(2, E, n, self.c_out).unbind(0)
-            c, s = _j_out(c, s, self.nat_out)
-            out += [c, s]
+            xb = xb.view(E, 2, n, self.c_in)
+            if r is not None:
+                xb = xb * r[:, None]
+            # cos and sin rows through the same matrix
+            out.append((xb.reshape(2 * E, n * self.c_in) @ w).view(E, 2 * n, self.c_out))
         return torch.cat(out, dim=1)

@@ -99,20 +99,40 @@ def _y_rotation(l: int, angle: torch.Tensor) -> torch.Tensor:
     return d
 
 
+def pseudo_rows(lmax: int, mmax: int) -> tuple[list[int], list[float]]:
+    """(source row, sign) per m-major row of J·D (``so2``'s J on every m > 0 cos/sin pair), so that
+    (J·D)[r] = sign[r] · D[source[r]]: (Jy)_cos = -y_sin, (Jy)_sin = y_cos, m = 0 rows unchanged."""
+    source, sign = [], []
+    for m, start, n in m_slices(lmax, mmax):
+        if m == 0:
+            source += range(start, start + n)
+            sign += [1.0] * n
+            continue
+        source += list(range(start + n, start + 2 * n)) + list(range(start, start + n))
+        sign += [-1.0] * n + [1.0] * n
+    return source, sign
+
+
 class EdgeRotation:
     """Per-edge rotations into the bond frame: (E, K, K) matrices whose rows are in m-major order, so that
-    the first ``n_rows`` rows truncate at mmax. ``to_frame(x)`` takes (E, K, C) e3nn-layout features to the
-    bond frame, ``from_frame`` is its transpose (one batched matmul each).
+    the first ``n_rows`` rows truncate at mmax. ``to_frame(x, nat)`` takes (E, K, C) e3nn-layout features to
+    the bond frame, natural channels (the first ``nat``) by D and pseudo channels by J·D (``so2``), and
+    ``from_frame`` is its transpose (batched matmuls).
 
     Chunked inference keeps only the per-degree blocks, one (E, 2l+1, 2l+1) tensor per l: Σ_l (2l+1)² numbers
     per edge instead of K² (165 against 625 at lmax 4), and indexing a chunk builds that chunk's matrices.
     (Applying the blocks one l at a time instead is 3.6× slower: bmm is inefficient on 1×1 and 3×3 matrices.)
     """
 
-    def __init__(self, order: torch.Tensor, *, dense: torch.Tensor | None = None, blocks: list | None = None,
-                 n_rows: int | None = None):
-        self.order, self.dense, self.blocks = order, dense, blocks
+    def __init__(self, order: torch.Tensor, pseudo: tuple[torch.Tensor, torch.Tensor], *,
+                 dense: torch.Tensor | None = None, blocks: list | None = None, n_rows: int | None = None,
+                 dense_pseudo: torch.Tensor | None = None):
+        self.order, self.pseudo, self.dense, self.blocks = order, pseudo, dense, blocks
         self.n_rows = len(order) if n_rows is None else n_rows
+        self.dense_pseudo = dense_pseudo
+        if dense is not None and dense_pseudo is None:
+            source, sign = pseudo
+            self.dense_pseudo = dense[:, source] * sign.to(dense.dtype)[:, None]
 
     @staticmethod
     def assemble(blocks: list, order: torch.Tensor) -> torch.Tensor:
@@ -123,23 +143,38 @@ class EdgeRotation:
         return full[:, order]
 
     def __getitem__(self, edges) -> "EdgeRotation":
-        dense = self.dense[edges] if self.dense is not None else self.assemble([b[edges] for b in self.blocks], self.order)
-        return EdgeRotation(self.order, dense=dense, n_rows=self.n_rows)
+        if self.dense is not None:
+            return EdgeRotation(self.order, self.pseudo, dense=self.dense[edges], n_rows=self.n_rows,
+                                dense_pseudo=self.dense_pseudo[edges])
+        dense = self.assemble([b[edges] for b in self.blocks], self.order)
+        return EdgeRotation(self.order, self.pseudo, dense=dense, n_rows=self.n_rows)
 
     def rows(self, n: int) -> "EdgeRotation":
         """Only the first ``n`` bond-frame components (m-major)."""
-        return EdgeRotation(self.order, dense=self.dense, blocks=self.blocks, n_rows=n)
+        return EdgeRotation(self.order, self.pseudo, dense=self.dense, blocks=self.blocks, n_rows=n,
+                            dense_pseudo=self.dense_pseudo)
 
-    def _matrices(self) -> torch.Tensor:
+    def _matrices(self) -> tuple[torch.Tensor, torch.Tensor]:
         if self.dense is None:
             raise ValueError("per-degree rotations: index a chunk of edges first")
-        return self.dense[:, : self.n_rows]
+        return self.dense[:, : self.n_rows], self.dense_pseudo[:, : self.n_rows]
 
-    def to_frame(self, x: torch.Tensor) -> torch.Tensor:
-        return torch.bmm(self._matrices(), x)
+    def to_frame(self, x: torch.Tensor, nat: int | None = None, pseudo: torch.Tensor | None = None) -> torch.Tensor:
+        """x's first ``nat`` channels natural, the rest pseudo (``nat`` None: all natural); or ``x`` the natural
+        and ``pseudo`` the pseudo channels as two tensors (saves slicing a concatenation)."""
+        d, dj = self._matrices()
+        if pseudo is None:
+            if nat is None or nat == x.shape[-1]:
+                return torch.bmm(d, x)
+            x, pseudo = x[..., :nat], x[..., nat:]
+        return torch.cat([torch.bmm(d, x), torch.bmm(dj, pseudo)], dim=-1)
 
-    def from_frame(self, y: torch.Tensor) -> torch.Tensor:
-        return torch.bmm(self._matrices().transpose(1, 2), y)
+    def from_frame(self, y: torch.Tensor, nat: int | None = None) -> torch.Tensor:
+        d, dj = self._matrices()
+        if nat is None or nat == y.shape[-1]:
+            return torch.bmm(d.transpose(1, 2), y)
+        return torch.cat([torch.bmm(d.transpose(1, 2), y[..., :nat]), torch.bmm(dj.transpose(1, 2), y[..., nat:])],
+                         dim=-1)
 
 
 class EdgeFrame(Float64Buffers):
@@ -162,6 +197,9 @@ class EdgeFrame(Float64Buffers):
             for l in range(lmax + 1):
                 self.register_buffer(f"dq{l}", o3.wigner_D(l, *angles), persistent=False)
         self.register_buffer("order", torch.tensor(m_major_order(lmax, mmax)), persistent=False)
+        source, sign = pseudo_rows(lmax, mmax)
+        self.register_buffer("pseudo_source", torch.tensor(source), persistent=False)
+        self.register_buffer("pseudo_sign", torch.tensor(sign, dtype=torch.float64), persistent=False)
 
     def forward(self, vec: torch.Tensor, per_degree: bool = False) -> EdgeRotation:
         """(E, 3) bond vectors -> the rotations taking e3nn-layout features into each bond's frame."""
@@ -170,6 +208,7 @@ class EdgeFrame(Float64Buffers):
         for l in range(self.lmax + 1):
             dq = getattr(self, f"dq{l}").to(vec.dtype)
             blocks.append((_y_rotation(l, alpha) @ dq @ _y_rotation(l, beta) @ dq.T).transpose(1, 2))
+        pseudo = (self.pseudo_source, self.pseudo_sign)
         if per_degree:
-            return EdgeRotation(self.order, blocks=blocks)
-        return EdgeRotation(self.order, dense=EdgeRotation.assemble(blocks, self.order))
+            return EdgeRotation(self.order, pseudo, blocks=blocks)
+        return EdgeRotation(self.order, pseudo, dense=EdgeRotation.assemble(blocks, self.order))
