@@ -18,6 +18,7 @@ from pathlib import Path
 import numpy as np
 
 from data_prep.deeph_format import read_deeph
+from data_prep.dft.atom_reference import onsite_table
 from data_prep.dft.fidelity import edge_window, off_mesh_kpoints
 from data_prep.gauge import GAUGES, huckel_blocks, in_gauge, standardised
 from data_prep.kspace import band_energies
@@ -36,28 +37,28 @@ def folders_of(paths: list[str]) -> list[Path]:
 
 
 def floor(st, cutoff: float, kpts, full: np.ndarray, window: float, gauge: str = "raw",
-          h0_beyond: bool = False) -> tuple[float, float, float]:
+          h0_beyond: bool = False, h0: dict | None = None) -> tuple[float, float, float]:
     """(MAE meV, max meV, edges per atom) of the reference H truncated at ``cutoff``. ``standardised``: the
     blocks are cut in the gauge a standardised model predicts (H - μS, μ over the kept blocks; μS added back
     with the full S), the floor such a model sees. ``huckel``: H - μ_h S cut (μ_h = <H - H0, S>/<S, S> over the
     kept blocks, H0 the free atoms + extended-Hückel hoppings, ``data_prep.gauge.huckel_blocks``), as a huckel
-    model's H is; ``h0_beyond``: H0 also added on the blocks of S beyond the cutoff (measured: worse)."""
+    model's H is (``h0``: its H0 blocks, computed once per structure by the caller); ``h0_beyond``: H0 also
+    added on the blocks of S beyond the cutoff (measured: worse)."""
     keys = graph_keys(st, cutoff)
     mu = 0.0
-    h = st.hamiltonians
-    if gauge == "standardised":
-        h, mu = standardised(st.hamiltonians, st.overlaps, keys)
     if gauge == "huckel":
-        from data_prep.dft.atom_reference import onsite_table
-
-        h0 = huckel_blocks(st.numbers, onsite_table(st.info["dft"], set(int(z) for z in st.numbers)), st.overlaps)
-        near, mu = in_gauge("huckel", {k: st.hamiltonians[k] for k in keys}, st.overlaps, reference=h0)
-        h = {**h0, **near} if h0_beyond else near
-        keys = set(h)
-    cut = band_energies({k: b for k, b in h.items() if k in keys}, st.overlaps, st.n_orbitals(), kpts) + mu
+        kept, mu = in_gauge("huckel", {k: st.hamiltonians[k] for k in keys}, st.overlaps, reference=h0)
+        if h0_beyond:
+            kept = {**h0, **kept}
+    elif gauge == "standardised":
+        h, mu = standardised(st.hamiltonians, st.overlaps, keys)
+        kept = {k: h[k] for k in keys}
+    else:
+        kept = {k: st.hamiltonians[k] for k in keys}
+    cut = band_energies(kept, st.overlaps, st.n_orbitals(), kpts) + mu
     sel = edge_window(full, st.fermi_level, window)
     err = np.abs(cut - full)[sel] * 1000.0
-    return float(err.mean()), float(err.max()), (len(graph_keys(st, cutoff)) - st.n_atoms) / st.n_atoms
+    return float(err.mean()), float(err.max()), (len(keys) - st.n_atoms) / st.n_atoms
 
 
 def main() -> None:
@@ -76,9 +77,13 @@ def main() -> None:
     for folder in folders_of(args.folders):
         st = read_deeph(folder)
         full = band_energies(st.hamiltonians, st.overlaps, st.n_orbitals(), kpts)
+        h0 = None
+        if args.gauge == "huckel":
+            table = onsite_table(st.info["dft"], set(int(z) for z in st.numbers))
+            h0 = huckel_blocks(st.numbers, table, st.overlaps)
         cols = []
         for c in cutoffs:
-            r = floor(st, c, kpts, full, args.window, args.gauge, args.h0_beyond)
+            r = floor(st, c, kpts, full, args.window, args.gauge, args.h0_beyond, h0)
             rows[c].append(r)
             cols.append(f"{r[0]:9.2f} / {r[1]:8.2f}, {r[2]:6.1f}")
         print(f"{folder.name:<44} {st.n_atoms:>5} " + " ".join(f"{c:>30}" for c in cols), flush=True)

@@ -69,7 +69,8 @@ class LoadedModel:
 
     @property
     def target_gauge(self) -> str:
-        """"raw", "standardised" (predicted H - μ·S with <H,S> = 0 per structure) or "atoms" (``data_prep.gauge``)."""
+        """"raw", "standardised" (predicted H - μ·S with <H,S> = 0 per structure), "atoms" or "huckel" (the
+        network predicts H minus ``reference_blocks``, standardised; ``data_prep.gauge``)."""
         return self.meta.get("target_gauge", "raw")
 
     def reference_blocks(self, numbers, overlaps=None, keys=None) -> dict | None:
