@@ -69,6 +69,23 @@ def test_rotation_and_reflection_equivariance(model, which, improper):
         assert anti.abs().max() > 1e-3 * out["h_edge"][:, p, p].abs().max()
 
 
+@pytest.mark.parametrize("mmax", [0, 1, 4])
+def test_deeph2_equivariant_at_every_mmax(mmax):
+    """The attention's SO(2) layers truncate at mmax, the edge head never: pseudo channels (rotated by J·D
+    in the bond frame) must come back right whatever the truncation, under an improper rotation too."""
+    model = make_model("deeph2", mmax=mmax)
+    z, pos, cell, pbc = STRUCTURES[2]
+    torch.manual_seed(7)
+    q = -o3.rand_matrix(dtype=torch.float64)
+    out = run(model, [graph(z, pos, cell, pbc)])
+    out_rot = run(model, [graph(z, pos @ q.numpy().T, cell @ q.numpy().T, pbc)])
+    d = orbital_rotation(q)
+    for key in ("h_node", "h_edge"):
+        h = openmx_to_e3nn_blocks(out[key], BASIS.union_shells)
+        torch.testing.assert_close(openmx_to_e3nn_blocks(out_rot[key], BASIS.union_shells), d @ h @ d.T,
+                                   atol=1e-9, rtol=1e-7)
+
+
 def test_translation_invariance(model):
     z, pos, cell, pbc = STRUCTURES[0]
     data = graph(z, pos, cell, pbc)
