@@ -13,7 +13,7 @@ bit for bit. ``block_statistics`` computes the tables (a JSON dict, the models' 
 
     shift_Z[a, b] = mean over atoms of Z of tr(H_ii[a, b]) / (2l+1)          (l_a = l_b, else 0)
     scale_Z[a, b] = RMS over atoms and entries of H_ii[a, b] - shift_Z[a, b] · 1
-    f_{Z Z'}(r) = exp(β_{Z Z'} · (r - r0_{Z Z'}))                            (``hopping_decay``: [β, r0])
+    f_{Z Z'}(r) = exp(β_{Z Z'} · max(r - r0_{Z Z'}, 0))                     (``hopping_decay``: [β, r0])
     hop_{Z Z'}[a, b] = RMS over edges (both directions) and entries of H_ij[a, b] / f_{Z Z'}(r_ij)
 
 each scale floored at ``min_scale`` eV, so that a sub-block that happens to vanish in the training set is not
@@ -21,7 +21,10 @@ frozen at zero. Hoppings fall off roughly exponentially with the bond length (C-
 1-2 Å, ~1 meV at 6-7 Å), so with one scale per pair the far blocks, most of the edges, would be read from
 the last digits of the heads' output; f follows the fall-off (β ≤ 0 per Å: a least-squares line through
 the log of each edge's RMS; r0 the pair's shortest bond, so hop is the scale of the nearest neighbours and
-f ≤ 1 on the training data) and the heads stay O(1) at every distance.
+f ≤ 1 on the training data) and the heads stay O(1) at every distance. Below r0 f stays 1: continuing the
+exponential there amplified the heads' output on bonds shorter than any the pair had in training (an H2
+molecule at 0.74 Å against H-H training bonds of 2 Å and more: x40, a 41 eV error; measured on the
+universal-mini's held-out compositions, docs/training.md).
 Without ``hopping_decay`` (older checkpoints, ``block_stats=auto_flat``) f = 1. f is a function of |r|, the
 same for (i, j) and (j, i): the symmetries are kept.
 """
@@ -141,7 +144,7 @@ class BlockScale(Float64Buffers):
         h_node = self._expand(self.onsite_scale[k], h_node.dtype) * h_node + shift
         ki, kj = k[edge_index[0]], k[edge_index[1]]
         beta, r0 = self.hopping_decay[ki, kj].to(h_edge.dtype).unbind(-1)
-        f = torch.exp(beta * (dist.to(h_edge.dtype) - r0))
+        f = torch.exp(beta * (dist.to(h_edge.dtype) - r0).clamp(min=0.0))
         h_edge = self._expand(self.hopping_scale[ki, kj], h_edge.dtype) * (f[:, None, None] * h_edge)
         return h_node, h_edge
 

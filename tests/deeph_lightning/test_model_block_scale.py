@@ -36,7 +36,7 @@ def example_stats(seed=0):
             if a <= b:
                 t = rng.uniform(0.01, 2.0, size=(S, S))
                 out["hopping_scale"][f"{a}-{b}"] = (t + t.T if a == b else t).tolist()
-                out["hopping_decay"][f"{a}-{b}"] = [-rng.uniform(0.3, 2.0), rng.uniform(1.0, 2.5)]
+                out["hopping_decay"][f"{a}-{b}"] = [-rng.uniform(0.3, 2.0), rng.uniform(1.5, 4.0)]
     return json.loads(json.dumps(out))  # what a checkpoint's hyper-parameters hold
 
 
@@ -61,14 +61,18 @@ def test_stats_applied_exactly_with_symmetries_kept():
     for n, zz in enumerate(z.tolist()):
         want = expand(stats["onsite_scale"][str(zz)], sh) * a["h_node"][n] + expand(stats["onsite_shift"][str(zz)], sh) * same
         torch.testing.assert_close(b["h_node"][n], want * node_mask[n], atol=1e-12, rtol=0)
+    shorter = 0
     for e in range(len(i)):
         zi, zj = int(z[i[e]]), int(z[j[e]])
         t = np.asarray(stats["hopping_scale"][f"{min(zi, zj)}-{max(zi, zj)}"])
         t = t if zi <= zj else t.T  # only one order is given: the other is the transpose
         beta, r0 = stats["hopping_decay"][f"{min(zi, zj)}-{max(zi, zj)}"]
-        f = np.exp(beta * (float(edge_vectors(batch)[e].norm()) - r0))  # the fall-off with the bond length
+        r = float(edge_vectors(batch)[e].norm())
+        f = np.exp(beta * max(r - r0, 0.0))  # the fall-off with the bond length, flat below r0
+        shorter += r < r0
         torch.testing.assert_close(b["h_edge"][e], f * expand(t, sh) * a["h_edge"][e] * edge_mask[e], atol=1e-12,
                                    rtol=1e-12)
+    assert 0 < shorter < len(i)  # both sides of r0 exercised
     # exact Hermiticity and O(3) equivariance with the shift and scales on
     assert torch.equal(b["h_edge"], b["h_edge"][batch.edge_rev].transpose(1, 2))
     assert torch.equal(b["h_node"], b["h_node"].transpose(1, 2))
