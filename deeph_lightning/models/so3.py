@@ -115,9 +115,9 @@ def pseudo_rows(lmax: int, mmax: int) -> tuple[list[int], list[float]]:
 
 class EdgeRotation:
     """Per-edge rotations into the bond frame: (E, K, K) matrices whose rows are in m-major order, so that
-    the first ``n_rows`` rows truncate at mmax. ``to_frame(x, nat)`` takes (E, K, C) e3nn-layout features to
-    the bond frame, natural channels (the first ``nat``) by D and pseudo channels by J·D (``so2``), and
-    ``from_frame`` is its transpose (batched matmuls).
+    the first ``n_rows`` rows truncate at mmax. ``to_frame(x, pseudo)`` takes (E, K, C) e3nn-layout features to
+    the bond frame, natural channels by D and pseudo channels by J·D (``so2``), and ``from_frame(y, nat)``
+    is its transpose (batched matmuls).
 
     Chunked inference keeps only the per-degree blocks, one (E, 2l+1, 2l+1) tensor per l: Σ_l (2l+1)² numbers
     per edge instead of K² (165 against 625 at lmax 4), and indexing a chunk builds that chunk's matrices.
@@ -159,14 +159,11 @@ class EdgeRotation:
             raise ValueError("per-degree rotations: index a chunk of edges first")
         return self.dense[:, : self.n_rows], self.dense_pseudo[:, : self.n_rows]
 
-    def to_frame(self, x: torch.Tensor, nat: int | None = None, pseudo: torch.Tensor | None = None) -> torch.Tensor:
-        """x's first ``nat`` channels natural, the rest pseudo (``nat`` None: all natural); or ``x`` the natural
-        and ``pseudo`` the pseudo channels as two tensors (saves slicing a concatenation)."""
+    def to_frame(self, x: torch.Tensor, pseudo: torch.Tensor | None = None) -> torch.Tensor:
+        """``x`` the natural channels, ``pseudo`` the pseudo ones (None: none) -> (E, n_rows, C), natural first."""
         d, dj = self._matrices()
         if pseudo is None:
-            if nat is None or nat == x.shape[-1]:
-                return torch.bmm(d, x)
-            x, pseudo = x[..., :nat], x[..., nat:]
+            return torch.bmm(d, x)
         return torch.cat([torch.bmm(d, x), torch.bmm(dj, pseudo)], dim=-1)
 
     def from_frame(self, y: torch.Tensor, nat: int | None = None) -> torch.Tensor:

@@ -47,21 +47,28 @@ def model(request):
     return make_model(request.param)
 
 
-@pytest.mark.parametrize("which", [0, 1, 2])
-@pytest.mark.parametrize("improper", [False, True])
-def test_rotation_and_reflection_equivariance(model, which, improper):
+def assert_equivariant(model, which: int, q: torch.Tensor) -> dict:
+    """Model outputs on STRUCTURES[which] and on its copy transformed by the O(3) matrix ``q`` (same (i, j, R)
+    edges, same order) must be related by the orbitals' D(q); returns the untransformed outputs."""
     z, pos, cell, pbc = STRUCTURES[which]
-    torch.manual_seed(10 + which)
-    q = o3.rand_matrix(dtype=torch.float64) * (-1 if improper else 1)
     qn = q.numpy()
     out = run(model, [graph(z, pos, cell, pbc)])
-    out_rot = run(model, [graph(z, pos @ qn.T, cell @ qn.T, pbc)])  # same (i, j, R) edges, same order
+    out_rot = run(model, [graph(z, pos @ qn.T, cell @ qn.T, pbc)])
     d = orbital_rotation(q)
     for key in ("h_node", "h_edge"):
         h = openmx_to_e3nn_blocks(out[key], BASIS.union_shells)
         h_rot = openmx_to_e3nn_blocks(out_rot[key], BASIS.union_shells)
         assert h.abs().max() > 1e-2
         torch.testing.assert_close(h_rot, d @ h @ d.T, atol=1e-9, rtol=1e-7)
+    return out
+
+
+@pytest.mark.parametrize("which", [0, 1, 2])
+@pytest.mark.parametrize("improper", [False, True])
+def test_rotation_and_reflection_equivariance(model, which, improper):
+    torch.manual_seed(10 + which)
+    q = o3.rand_matrix(dtype=torch.float64) * (-1 if improper else 1)
+    out = assert_equivariant(model, which, q)
     if improper:
         # not vacuous: pseudo-parity irreps (antisymmetric part of p-p hoppings, a 1e pseudovector) are present
         p = slice(2, 5)  # first union p shell in OpenMX order (union shells s, s, p, p, d)
@@ -73,17 +80,8 @@ def test_rotation_and_reflection_equivariance(model, which, improper):
 def test_deeph2_equivariant_at_every_mmax(mmax):
     """The attention's SO(2) layers truncate at mmax, the edge head never: pseudo channels (rotated by J·D
     in the bond frame) must come back right whatever the truncation, under an improper rotation too."""
-    model = make_model("deeph2", mmax=mmax)
-    z, pos, cell, pbc = STRUCTURES[2]
     torch.manual_seed(7)
-    q = -o3.rand_matrix(dtype=torch.float64)
-    out = run(model, [graph(z, pos, cell, pbc)])
-    out_rot = run(model, [graph(z, pos @ q.numpy().T, cell @ q.numpy().T, pbc)])
-    d = orbital_rotation(q)
-    for key in ("h_node", "h_edge"):
-        h = openmx_to_e3nn_blocks(out[key], BASIS.union_shells)
-        torch.testing.assert_close(openmx_to_e3nn_blocks(out_rot[key], BASIS.union_shells), d @ h @ d.T,
-                                   atol=1e-9, rtol=1e-7)
+    assert_equivariant(make_model("deeph2", mmax=mmax), 2, -o3.rand_matrix(dtype=torch.float64))
 
 
 def test_translation_invariance(model):
