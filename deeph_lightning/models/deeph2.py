@@ -130,13 +130,15 @@ class DeepH2(nn.Module):
     num_radial: Bessel functions; hidden_radial: edge-scalar width; ffn_channels: feed-forward width;
     block_stats: output scale/shift per element pair and shell pair (``block_scale.block_statistics``
     of the training set), None = raw network output; readout: "padded" (one dense matmul onto the union basis)
-    or "compact" (only the shell pairs both elements of a block have), equal outputs, no parameters either way.
+    or "compact" (only the shell pairs both elements of a block have), equal outputs, no parameters either way;
+    onsite_edges: on-site blocks also get a sum over the atom's bonds of one more SO(2) output of the edge head
+    (the crystal-field / neighbour-potential part of H_ii is a sum over neighbours, which attention averages).
     """
 
     def __init__(self, basis: dict | BasisTable, cutoff: float, lmax: int = 4, mmax: int = 2, channels: int = 64,
                  pseudo_channels: int = 32, layers: int = 4, heads: int = 4, num_radial: int = 16,
                  hidden_radial: int = 64, ffn_channels: int | None = None,
-                 block_stats: dict | None = None, readout: str = "padded"):
+                 block_stats: dict | None = None, readout: str = "padded", onsite_edges: bool = False):
         super().__init__()
         self.basis = as_basis(basis)
         self.cutoff, self.lmax, self.mmax = float(cutoff), lmax, mmax
@@ -158,6 +160,7 @@ class DeepH2(nn.Module):
         self.edge_radial = nn.Linear(hidden_radial, self.edge_conv.n_radial_scales * 2 * C)
         self.edge_gate = Gate([degree_of_component(lmax)[k] for k in m_major_order(lmax, lmax)], C, channels)
         self.edge_out = SO2Linear(lmax, lmax, C, R, channels, nat_r)
+        self.edge_onsite = SO2Linear(lmax, lmax, C, R, channels, nat_r) if onsite_edges else None
 
     def forward(self, data, edge_chunk: int | None = None) -> dict:
         """``edge_chunk``: process edges this many at a time (same result; inference memory on large structures)."""
@@ -184,11 +187,21 @@ class DeepH2(nn.Module):
             x = block(x, g, rot, edge_scalars, edge_chunk)
         x = self.norm(x)
 
+        onsite = None
+
         def edge_features(sl):
+            nonlocal onsite
             r = rot_full[sl]
             xe = pair_in_frame(x, i[sl], j[sl], self.nat, r)
             rad = self.edge_radial(edge_scalars[sl]).view(len(xe), self.edge_conv.n_radial_scales, -1)
-            return r.from_frame(self.edge_out(self.edge_gate(self.edge_conv(xe, rad))), self.edge_out.nat_out)
+            hidden = self.edge_gate(self.edge_conv(xe, rad))
+            if self.edge_onsite is not None:
+                bond = r.from_frame(self.edge_onsite(hidden), self.edge_out.nat_out) * g.env[sl, None, None]
+                onsite = add_to_nodes(onsite, i[sl], bond, N)
+            return r.from_frame(self.edge_out(hidden), self.edge_out.nat_out)
 
         edge_feat = filled_by_chunks(edge_features, spans)
-        return self.heads(self.node_out(x), edge_feat, g)
+        node_feat = self.node_out(x)
+        if onsite is not None:
+            node_feat = node_feat + onsite / deg.sqrt()[:, None, None]
+        return self.heads(node_feat, edge_feat, g)

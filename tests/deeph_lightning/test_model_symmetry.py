@@ -84,6 +84,20 @@ def test_deeph2_equivariant_at_every_mmax(mmax):
     assert_equivariant(make_model("deeph2", mmax=mmax), 2, -o3.rand_matrix(dtype=torch.float64))
 
 
+def test_deeph2_onsite_bond_sum_equivariant_and_used():
+    """onsite_edges: each on-site block gains a sum over the atom's bonds of an SO(2) output rotated back from
+    the bond frame; it must stay equivariant (improper rotation included) and actually reach the on-site blocks."""
+    torch.manual_seed(8)
+    model = make_model("deeph2", onsite_edges=True)
+    out = assert_equivariant(model, 2, -o3.rand_matrix(dtype=torch.float64))
+    with torch.no_grad():
+        for w in model.edge_onsite.parameters():
+            w.zero_()
+    without = run(model, [graph(*STRUCTURES[2])])
+    torch.testing.assert_close(without["h_edge"], out["h_edge"], rtol=0, atol=0)
+    assert (without["h_node"] - out["h_node"]).abs().max() > 1e-3 * out["h_node"].abs().max()
+
+
 def test_translation_invariance(model):
     z, pos, cell, pbc = STRUCTURES[0]
     data = graph(z, pos, cell, pbc)
@@ -152,11 +166,13 @@ def test_unknown_element_and_small_lmax_rejected():
         make_model("deeph2", lmax=3, mmax=2)
 
 
+@pytest.mark.parametrize("onsite_edges", [False, True])
 @pytest.mark.parametrize("chunk", [1, 7, 64])
-def test_deeph2_edge_chunks_give_the_same_output(chunk):
+def test_deeph2_edge_chunks_give_the_same_output(chunk, onsite_edges):
     """Inference on a large structure works through the edges a chunk at a time (attention's softmax over a
-    node's edges spans chunks): the output must equal the one-pass forward for any chunk size."""
-    model = make_model("deeph2")
+    node's edges and the on-site bond sum span chunks): the output must equal the one-pass forward for any
+    chunk size."""
+    model = make_model("deeph2", onsite_edges=onsite_edges)
     batch = Batch.from_data_list([graph(*STRUCTURES[k]) for k in range(3)])
     assert batch.edge_index.shape[1] > 64  # several chunks for every size tried
     with torch.no_grad():
