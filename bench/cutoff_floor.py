@@ -13,6 +13,7 @@ cost grows linearly with it).
 from __future__ import annotations
 
 import argparse
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -83,6 +84,10 @@ def main() -> None:
             h0 = huckel_blocks(st.numbers, table, st.overlaps)
         cols = []
         for c in cutoffs:
+            if any(k not in st.hamiltonians for k in graph_keys(st, c)):
+                print(f"cutoff_floor: {folder}: no stored blocks for part of the {c:g} Å graph (the data was "
+                      "computed to a smaller cutoff); use smaller --cutoffs", file=sys.stderr)
+                sys.exit(2)
             r = floor(st, c, kpts, full, args.window, args.gauge, args.h0_beyond, h0)
             rows[c].append(r)
             cols.append(f"{r[0]:9.2f} / {r[1]:8.2f}, {r[2]:6.1f}")
