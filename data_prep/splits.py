@@ -13,6 +13,7 @@ without it a structure counts as regular and its system comes from its atoms.
 
 from __future__ import annotations
 
+import hashlib
 import json
 from collections import Counter
 from pathlib import Path
@@ -62,12 +63,19 @@ def _fill(order: Sequence[int], sizes: np.ndarray, target: float, elements: list
     return taken, [g for g in order if g not in set(taken)]
 
 
+def stable_order(names: Sequence[str], seed: int) -> list[int]:
+    """Indices of ``names`` in a seeded pseudo-random order that depends on each name alone: a dataset that grows
+    keeps its systems in the same relative order, so its held-out systems mostly stay held out and model
+    versions trained as the data grows can be compared on them (a permutation of the index would reshuffle all)."""
+    return sorted(range(len(names)), key=lambda g: hashlib.sha256(f"{seed}:{names[g]}".encode()).digest())
+
+
 def composition_split(systems: Sequence[str], seed: int, fractions: Sequence[float]) -> dict[str, list[int]]:
     names, group_of = np.unique(np.asarray(systems), return_inverse=True)
     sizes = np.bincount(group_of, minlength=len(names))
     elements = [set(name.split("-")) for name in names]
     left = Counter(e for els in elements for e in els)
-    order = list(np.random.default_rng(seed).permutation(len(names)))
+    order = stable_order(names, seed)
     n = len(systems)
     test, rest = _fill(order, sizes, fractions[2] * n, elements, left)
     val, train = _fill(rest, sizes, fractions[1] * n, elements, left)
