@@ -91,12 +91,13 @@ class ConvBlock(nn.Module):
 
 
 class DeepHE3(nn.Module):
-    """Baseline with the same constructor arguments as ``DeepH2`` (mmax and heads are accepted and unused)."""
+    """Baseline with the same constructor arguments as ``DeepH2`` (mmax and heads are accepted and unused;
+    ``onsite_edges`` adds the same sum over bonds to the on-site features, from a second edge output)."""
 
     def __init__(self, basis: dict, cutoff: float, lmax: int = 4, mmax: int | None = None, channels: int = 64,
                  pseudo_channels: int = 32, layers: int = 4, heads: int | None = None, num_radial: int = 16,
                  hidden_radial: int = 64, ffn_channels: int | None = None,
-                 block_stats: dict | None = None, readout: str = "padded"):
+                 block_stats: dict | None = None, readout: str = "padded", onsite_edges: bool = False):
         super().__init__()
         self.basis = as_basis(basis)
         self.cutoff, self.lmax, self.nat = float(cutoff), lmax, channels
@@ -113,6 +114,7 @@ class DeepHE3(nn.Module):
         self.edge_self = EquivariantLinear(lmax, C, C, channels, channels)
         self.edge_gate = Gate(degree_of_component(lmax), C, channels)
         self.edge_out = EquivariantLinear(lmax, C, R, channels, nat_r)
+        self.edge_onsite = EquivariantLinear(lmax, C, R, channels, nat_r) if onsite_edges else None
 
     def forward(self, data) -> dict:
         check_elements_known(self.basis, data.atomic_numbers)
@@ -127,5 +129,9 @@ class DeepHE3(nn.Module):
             x = block(x, g, sh, edge_scalars, deg)
         x = self.norm(x)
         i, j = g.edge_index
-        e = self.edge_conv(x[j], sh, edge_scalars) + self.edge_self(x[i])
-        return self.heads(self.node_out(x), self.edge_out(self.edge_gate(e)), g)
+        e = self.edge_gate(self.edge_conv(x[j], sh, edge_scalars) + self.edge_self(x[i]))
+        node_feat = self.node_out(x)
+        if self.edge_onsite is not None:
+            bonds = scatter(self.edge_onsite(e) * g.env[:, None, None], i, dim=0, dim_size=N, reduce="sum")
+            node_feat = node_feat + bonds / deg.sqrt()[:, None, None]
+        return self.heads(node_feat, self.edge_out(e), g)

@@ -84,11 +84,13 @@ def test_deeph2_equivariant_at_every_mmax(mmax):
     assert_equivariant(make_model("deeph2", mmax=mmax), 2, -o3.rand_matrix(dtype=torch.float64))
 
 
-def test_deeph2_onsite_bond_sum_equivariant_and_used():
-    """onsite_edges: each on-site block gains a sum over the atom's bonds of an SO(2) output rotated back from
-    the bond frame; it must stay equivariant (improper rotation included) and actually reach the on-site blocks."""
+@pytest.mark.parametrize("name", ["deeph2", "deeph_e3"])
+def test_onsite_bond_sum_equivariant_and_used(name):
+    """onsite_edges: each on-site block gains a sum over the atom's bonds of a second edge output (DeepH-2: an
+    SO(2) output rotated back from the bond frame); it must stay equivariant (improper rotation included) and
+    actually reach the on-site blocks."""
     torch.manual_seed(8)
-    model = make_model("deeph2", onsite_edges=True)
+    model = make_model(name, onsite_edges=True)
     out = assert_equivariant(model, 2, -o3.rand_matrix(dtype=torch.float64))
     with torch.no_grad():
         for w in model.edge_onsite.parameters():
