@@ -37,15 +37,14 @@ def folders_of(paths: list[str]) -> list[Path]:
     return out
 
 
-def floor(st, cutoff: float, kpts, full: np.ndarray, window: float, gauge: str = "raw",
+def floor(st, keys: set, kpts, full: np.ndarray, window: float, gauge: str = "raw",
           h0_beyond: bool = False, h0: dict | None = None) -> tuple[float, float, float]:
-    """(MAE meV, max meV, edges per atom) of the reference H truncated at ``cutoff``. ``standardised``: the
-    blocks are cut in the gauge a standardised model predicts (H - μS, μ over the kept blocks; μS added back
-    with the full S), the floor such a model sees. ``huckel``: H - μ_h S cut (μ_h = <H - H0, S>/<S, S> over the
-    kept blocks, H0 the free atoms + extended-Hückel hoppings, ``data_prep.gauge.huckel_blocks``), as a huckel
-    model's H is (``h0``: its H0 blocks, computed once per structure by the caller); ``h0_beyond``: H0 also
-    added on the blocks of S beyond the cutoff (measured: worse)."""
-    keys = graph_keys(st, cutoff)
+    """(MAE meV, max meV, edges per atom) of the reference H truncated to ``keys`` (a cutoff's ``graph_keys``).
+    ``standardised``: the blocks are cut in the gauge a standardised model predicts (H - μS, μ over the kept
+    blocks; μS added back with the full S), the floor such a model sees. ``huckel``: H - μ_h S cut
+    (μ_h = <H - H0, S>/<S, S> over the kept blocks, H0 the free atoms + extended-Hückel hoppings,
+    ``data_prep.gauge.huckel_blocks``), as a huckel model's H is (``h0``: its H0 blocks, computed once per
+    structure by the caller); ``h0_beyond``: H0 also added on the blocks of S beyond the cutoff (measured: worse)."""
     mu = 0.0
     if gauge == "huckel":
         kept, mu = in_gauge("huckel", {k: st.hamiltonians[k] for k in keys}, st.overlaps, reference=h0)
@@ -84,11 +83,12 @@ def main() -> None:
             h0 = huckel_blocks(st.numbers, table, st.overlaps)
         cols = []
         for c in cutoffs:
-            if any(k not in st.hamiltonians for k in graph_keys(st, c)):
+            keys = graph_keys(st, c)
+            if any(k not in st.hamiltonians for k in keys):
                 print(f"cutoff_floor: {folder}: no stored blocks for part of the {c:g} Å graph (the data was "
                       "computed to a smaller cutoff); use smaller --cutoffs", file=sys.stderr)
                 sys.exit(2)
-            r = floor(st, c, kpts, full, args.window, args.gauge, args.h0_beyond, h0)
+            r = floor(st, keys, kpts, full, args.window, args.gauge, args.h0_beyond, h0)
             rows[c].append(r)
             cols.append(f"{r[0]:9.2f} / {r[1]:8.2f}, {r[2]:6.1f}")
         print(f"{folder.name:<44} {st.n_atoms:>5} " + " ".join(f"{c:>30}" for c in cols), flush=True)

@@ -196,7 +196,7 @@ class DeepH2(nn.Module):
             rad = self.edge_radial(edge_scalars[sl]).view(len(xe), self.edge_conv.n_radial_scales, -1)
             hidden = self.edge_gate(self.edge_conv(xe, rad))
             if self.edge_onsite is not None:
-                bond = r.from_frame(self.edge_onsite(hidden), self.edge_out.nat_out) * g.env[sl, None, None]
+                bond = r.from_frame(self.edge_onsite(hidden), self.edge_onsite.nat_out) * g.env[sl, None, None]
                 onsite = add_to_nodes(onsite, i[sl], bond, N)
             return r.from_frame(self.edge_out(hidden), self.edge_out.nat_out)
 
