@@ -17,6 +17,7 @@ from .orbitals import cell_shells
 from .realspace import alias_free_radius, block_pairs, blocks_from_kmesh, exact_overlap_blocks
 from .settings import DFTSettings, dense_kmesh_for_radius, kmesh_from_spacing
 from .structure import build_cell, element_pseudo, valence_electrons
+from .time_reversal import expand, half_mesh_multigrid, time_reversal_partners
 
 
 class SCFNotConvergedError(RuntimeError):
@@ -71,6 +72,7 @@ def make_scf(cell, kpts, settings: DFTSettings):
     mf.xc = settings.xc
     if settings.density_fit == "multigrid":
         mf = mf.multigrid_numint()
+        mf._numint = half_mesh_multigrid(cell)
     elif settings.density_fit == "gdf":
         mf = mf.density_fit()
     if settings.smearing > 0:
@@ -160,29 +162,11 @@ def fock_at(mf, kpts_abs: np.ndarray) -> np.ndarray:
     return np.asarray(fock)
 
 
-def time_reversal_partners(kpts_frac: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """(computed, source): the k-points to compute, and for every k-point the index (into ``computed``) of
-    the one it equals or is the time-reversed image of (-k modulo a reciprocal lattice vector)."""
-    key = {tuple(np.round(np.mod(k, 1.0), 9) % 1.0): i for i, k in enumerate(kpts_frac)}
-    computed, source = [], np.empty(len(kpts_frac), dtype=np.int64)
-    where = {}
-    for i, k in enumerate(kpts_frac):
-        partner = key.get(tuple(np.round(np.mod(-k, 1.0), 9) % 1.0))
-        if partner is not None and partner in where:
-            source[i] = -1 - where[partner]  # negative: the conjugate of a computed one
-            continue
-        where[i] = len(computed)
-        source[i] = len(computed)
-        computed.append(i)
-    return np.asarray(computed, dtype=np.int64), source
-
-
 def fock_on_mesh(mf, kpts_frac: np.ndarray) -> np.ndarray:
     """``fock_at`` on a k-mesh, computing one of each pair k, -k: with a real basis and no spin-orbit
     coupling H(-k) = H(k)* (time reversal), so half of a Γ-centred mesh gives all of it."""
     computed, source = time_reversal_partners(np.asarray(kpts_frac, dtype=float))
-    fock = fock_at(mf, mf.cell.get_abs_kpts(np.asarray(kpts_frac)[computed]))
-    return np.stack([fock[s] if s >= 0 else fock[-1 - s].conj() for s in source])
+    return expand(fock_at(mf, mf.cell.get_abs_kpts(np.asarray(kpts_frac)[computed])), source)
 
 
 def pyscf_band_energies(mf, kpts_frac) -> np.ndarray:

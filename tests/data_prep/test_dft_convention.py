@@ -129,7 +129,8 @@ def test_dense_mesh_fock_by_time_reversal_equals_direct():
     from ase.build import bulk
 
     from data_prep.dft import DFTSettings, run_scf
-    from data_prep.dft.runner import fock_at, fock_on_mesh, time_reversal_partners
+    from data_prep.dft.runner import fock_at, fock_on_mesh
+    from data_prep.dft.time_reversal import time_reversal_partners
 
     atoms = bulk("Si", "diamond", a=5.43)
     atoms.positions[1] += [0.05, -0.03, 0.02]  # no inversion symmetry: H(k) is complex
