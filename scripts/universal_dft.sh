@@ -30,7 +30,8 @@ start)
     nohup setsid bash -c "
         echo 19 > /proc/self/autogroup 2>/dev/null || true
         for pass in 1 2 3 4; do
-            python -m data_prep.embedded.build_universal todo --structures '$work/structures' --out '$work/todo'
+            python -m data_prep.embedded.build_universal todo --structures '$work/structures' --out '$work/todo' \
+                --dft '$work/dft-d120'
             nice -n 19 deeph-prep dft '$work/todo' --out '$work/dft-d120' --alias-radius 13 \
                 --workers 2 --threads 1 --timeout 2400 >> '$work/dft-d120.log' 2>&1
         done" > "$work/run.out" 2>&1 &

@@ -223,6 +223,8 @@ def run_dft(atoms, settings: DFTSettings = DFTSettings(), where: str = "structur
         "scf_cycles": int(getattr(mf, "cycles", -1)),
         "scf_fallback": getattr(mf, "scf_fallback", None),
         "scf_initial_guess": getattr(mf, "initial_guess", "minao"),
+        # grid work on one k-point of each pair k, -k (time_reversal.py); absent in data computed before
+        "scf_time_reversal": type(mf._numint).__name__ == "HalfMeshMultiGrid",
         "max_imag_h_ev": max_imag,
         "timings_s": {"scf": round(t_scf, 3), "dense_fock": round(t_dense, 3), "overlap": round(t_ovlp, 3)},
     }

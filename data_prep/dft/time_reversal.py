@@ -1,11 +1,14 @@
 """Half of a k-mesh is enough: with real orbitals and no spin-orbit coupling every matrix at -k is the complex
 conjugate of the one at k (time reversal), and so is the density matrix, while the densities they make are equal.
 
-``HalfMeshMultiGrid`` uses this inside the SCF: PySCF's multigrid evaluates the orbitals on the real-space grid
+``half_mesh_multigrid`` uses this inside the SCF: PySCF's multigrid evaluates the orbitals on the real-space grid
 at every k-point of the mesh in every cycle (the steep semicore functions of the d-shell elements on the finest
 grid dominate the cost), although the density from k and from -k is the same function. It computes the density,
-the potential matrices and the pseudopotential at one of each pair and conjugates for the other: the same
-numbers to round-off, about half of the grid work. The k-points the SCF diagonalises are unchanged.
+the potential matrices and the pseudopotential at one of each pair and conjugates for the other, as the dense
+mesh step (``runner.fock_on_mesh``) always did. The k-points the SCF diagonalises are unchanged.
+
+Exact in theory; in practice PySCF's grid matrices at k and at the mesh's equivalent point -k + G differ by the
+grid's integration error, so the two SCFs differ by that much (``bench/scf_half_mesh.py``, docs/data.md).
 """
 
 from __future__ import annotations

@@ -93,18 +93,24 @@ def with_complicated_share(order: list[dict], every: int = COMPLICATED_SHARE) ->
     return out
 
 
-def todo(structures: Path, folder: Path, out: Path = OUT) -> int:
+def todo(structures: Path, folder: Path, out: Path = OUT, dft: Path | None = None) -> int:
     """Write ``folder/manifest.jsonl``: unshipped structures not failed twice, in coverage order with a share of
-    complicated cases (``with_complicated_share``), the retries of once-failed ones last. Returns their count."""
+    complicated cases (``with_complicated_share``), the retries of once-failed ones last. Returns their count.
+    ``dft``: the run's output folder, whose failures not yet shipped count too (a restarted run does not redo
+    what failed in it an hour ago)."""
     record = _read_record(out)
+    failures = {sid: list(errors) for sid, errors in record.get("failures", {}).items()}
+    for sid, errors in (_failures(dft) if dft is not None else {}).items():
+        known = failures.setdefault(sid, [])
+        known.extend(e for e in errors if e not in known)
     shipped = set(current_structures(record))
-    done_with = shipped | set(given_up(record)) | set(record.get("unshippable", {}))
+    twice = {sid for sid, errors in failures.items() if len(errors) >= 2}
+    done_with = shipped | twice | set(record.get("unshippable", {}))
     entries = [m for m in _manifest(structures) if m["id"] not in done_with]
     entries = with_complicated_share(coverage_order(
         entries, {m["id"]: estimated_cost(m, structures) for m in entries},
         Counter(e for sid in shipped for e in record["structures"][sid]["elements"])))
-    failed_once = record.get("failures", {})
-    entries.sort(key=lambda m: m["id"] in failed_once)  # retries last: they fail again most often (stable sort)
+    entries.sort(key=lambda m: m["id"] in failures)  # retries last: they fail again most often (stable sort)
     folder.mkdir(parents=True, exist_ok=True)
     lines = [json.dumps({**m, "file": os.path.relpath(structures / m["file"], folder)}) for m in entries]
     tmp = folder / "manifest.jsonl.tmp"
@@ -244,6 +250,7 @@ def main(argv=None) -> int:
     t = sub.add_parser("todo", help="write the manifest of structures still to compute, in coverage order")
     t.add_argument("--structures", required=True, help="the catalogue folder (manifest.jsonl)")
     t.add_argument("--out", required=True, help="folder for the todo manifest.jsonl (give it to deeph-prep dft)")
+    t.add_argument("--dft", help="the deeph-prep dft output folder: its unshipped failures count too")
     r = sub.add_parser("retire", help="retire shipped structures computed with an outdated recipe (recomputed later)")
     r.add_argument("ids", nargs="+")
     r.add_argument("--reason", required=True)
@@ -256,7 +263,7 @@ def main(argv=None) -> int:
                    help="`deeph-prep check --json` result files to record as the DFT fidelity sample")
     args = p.parse_args(argv)
     if args.command == "todo":
-        n = todo(Path(args.structures), Path(args.out), OUT)
+        n = todo(Path(args.structures), Path(args.out), OUT, Path(args.dft) if args.dft else None)
         print(f"{n} structures to compute -> {Path(args.out) / 'manifest.jsonl'}")
         return 0
     if args.command == "retire":

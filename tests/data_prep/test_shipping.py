@@ -93,6 +93,8 @@ def test_finished_structures_ship_in_chunks_and_failures_are_kept_across_runs(tm
     # the same error again in a later run (its line appended to the file that still holds the first one)
     with open(dft / "failures.jsonl", "a") as f:
         f.write(json.dumps({**attempt, "time": "2026-12-06 09:00:00"}) + "\n")
+    assert todo(structures, tmp_path / "todo", out, dft=dft) == 1  # a restarted run sees its own failures
+    assert todo(structures, tmp_path / "todo", out) == 2  # only the shipped record: failed once
     shutil.copytree(sources[5], dft / pending)
     assert ship(structures, dft, chunk_size=2, out=out, **quiet) == []  # one finished: waits for a full chunk
     assert ship(structures, dft, chunk_size=2, out=out, flush=True, **quiet) == ["chunk-002.tar.xz"]
