@@ -62,7 +62,8 @@ def fermi_level(mo_energies: list[np.ndarray], n_electrons: int, sigma: float) -
         lo, hi = (mid, hi) if count(mid) < target else (lo, mid)
     return float(0.5 * (lo + hi))
 
-WIDE_SMEARING_EV = 0.5  # first stage of the fallback for SCFs that do not converge at the recipe's smearing
+DAMPED_START = (0.9, 25)  # (PySCF damp, diis_start_cycle): first fallback, Fock damping before DIIS starts
+WIDE_SMEARING_EV = 0.5  # second fallback: converge with this smearing first, then at the recipe's
 
 
 def make_scf(cell, kpts, settings: DFTSettings):
@@ -135,6 +136,14 @@ def run_scf(atoms, settings: DFTSettings = DFTSettings(), where: str = "structur
     settled = _kernel(mf, dm0)
     fallback = None
     if not mf.converged:
+        # Large charge transfer between a d metal and its anion (MnTe: ~6 electrons move between Mn 3d and Te 5p
+        # from one cycle to the next, 100 eV apart in energy): DIIS extrapolates the swings. Damping the Fock
+        # matrix hard at first lets the density settle near the answer before DIIS takes over.
+        mf = make_scf(cell, cell.make_kpts(kmesh), settings)
+        mf.damp, mf.diis_start_cycle = DAMPED_START
+        settled = _kernel(mf, dm0)
+        fallback = f"damped start (Fock damping {DAMPED_START[0]:g} for {DAMPED_START[1]} cycles)"
+    if not mf.converged:
         # Charge sloshing in d-metals: occupations flip at the Fermi level from cycle to cycle. Converge with a
         # wider Fermi smearing first, then restart at the recipe's smearing (damped) from that density: what is
         # stored is still the recipe's own self-consistent solution.
@@ -144,7 +153,8 @@ def run_scf(atoms, settings: DFTSettings = DFTSettings(), where: str = "structur
         if not _kernel(mf_wide, start):
             raise SCFNotConvergedError(
                 f"{where}: SCF diverges (density still changing by > {DIVERGING_DDM:g} per cycle, median, after "
-                f"{DIVERGING_AFTER} cycles, also with {wide.smearing:g} eV smearing; k-mesh {kmesh})")
+                f"{DIVERGING_AFTER} cycles, also with a damped start and with {wide.smearing:g} eV smearing; "
+                f"k-mesh {kmesh})")
         mf = make_scf(cell, cell.make_kpts(kmesh), settings)
         mf.damp, mf.diis_start_cycle = 0.3, 2
         _kernel(mf, mf_wide.make_rdm1())
