@@ -7,7 +7,9 @@ session. So the work is split in two commands that a session repeats:
   ``deeph-prep dft`` to compute, in coverage order: the least covered element takes its cheapest remaining
   structure (cost estimated from the basis size), then the next, so each session adds every element;
 * ``ship``: packs finished structures that are not yet shipped into new chunks of ``CHUNK_SIZE`` (``--flush``
-  also packs a last, smaller chunk: use it before a session ends) and records failures in ``dataset.json``.
+  also packs a last, smaller chunk: use it before a session ends) and records failures in ``dataset.json``;
+* ``retry MATCH --reason R``: after a new fallback, structures whose failures all contain MATCH are tried again,
+  in coverage order (their old errors are kept under ``superseded_failures``).
 
 Chunks never change after they are shipped. A structure that failed once is retried by the next run (the batch
 run's documented fallbacks apply); after two failures it is recorded, with its errors, and not tried again.
@@ -39,13 +41,17 @@ def _manifest(structures: Path) -> list[dict]:
     return [json.loads(line) for line in (structures / "manifest.jsonl").read_text().splitlines() if line.strip()]
 
 
-def _failures(dft: Path) -> dict[str, list[str]]:
+def _failures(dft: Path, record: dict | None = None) -> dict[str, list[str]]:
+    """Failures in the run folder ``dft``, without those ``retry`` superseded in ``record``."""
+    superseded = {sid: set(s["errors"]) for sid, s in (record or {}).get("superseded_failures", {}).items()}
     out: dict[str, list[str]] = {}
     for path in sorted(dft.glob("failures*.jsonl")):
         for line in path.read_text().splitlines():
             if line.strip():
                 rec = json.loads(line)  # one line per attempt; its time tells two equal errors apart
-                out.setdefault(rec["id"], []).append(f"{rec.get('time', '?')}: {rec['error']}")
+                error = f"{rec.get('time', '?')}: {rec['error']}"
+                if error not in superseded.get(rec["id"], ()):
+                    out.setdefault(rec["id"], []).append(error)
     return out
 
 
@@ -100,7 +106,7 @@ def todo(structures: Path, folder: Path, out: Path = OUT, dft: Path | None = Non
     what failed in it an hour ago)."""
     record = _read_record(out)
     failures = {sid: list(errors) for sid, errors in record.get("failures", {}).items()}
-    for sid, errors in (_failures(dft) if dft is not None else {}).items():
+    for sid, errors in (_failures(dft, record) if dft is not None else {}).items():
         known = failures.setdefault(sid, [])
         known.extend(e for e in errors if e not in known)
     shipped = set(current_structures(record))
@@ -160,7 +166,7 @@ def ship(structures: Path, dft: Path, chunk_size: int = CHUNK_SIZE, out: Path = 
     record.setdefault("chunks", [])
     record.setdefault("structures", {})
     failures = record.setdefault("failures", {})
-    for sid, errors in _failures(dft).items():
+    for sid, errors in _failures(dft, record).items():
         known = failures.setdefault(sid, [])
         known.extend(e for e in errors if e not in known)  # a failure file is read again by every later ship
     held = current_structures(record)
@@ -220,6 +226,21 @@ def retire(ids: list[str], reason: str, out: Path = OUT) -> int:
     return len(retired)
 
 
+def retry(match: str, reason: str, out: Path = OUT) -> int:
+    """Hand structures whose recorded failures all contain ``match`` to the next runs again as if never tried
+    (a new fallback for that failure): their errors move to ``superseded_failures`` with ``reason``, and failure
+    files that still list them are read without them. Returns how many structures are retried."""
+    record = _read_record(out)
+    failures = record.get("failures", {})
+    ids = [sid for sid, errors in failures.items() if errors and all(match in e for e in errors)]
+    superseded = record.setdefault("superseded_failures", {})
+    for sid in ids:
+        earlier = superseded.get(sid, {"errors": []})["errors"]
+        superseded[sid] = {"reason": f"{time.strftime('%Y-%m-%d')}: {reason}", "errors": earlier + failures.pop(sid)}
+    _write_record(out / "dataset.json", record)
+    return len(ids)
+
+
 def dft_facts(folder: Path) -> dict:
     """What the card reports of one finished DFT folder: cost, SCF cycles, electrons and basis size."""
     from ..deeph_format import read_deeph
@@ -254,6 +275,9 @@ def main(argv=None) -> int:
     r = sub.add_parser("retire", help="retire shipped structures computed with an outdated recipe (recomputed later)")
     r.add_argument("ids", nargs="+")
     r.add_argument("--reason", required=True)
+    y = sub.add_parser("retry", help="try structures again whose failures all contain MATCH (after a new fallback)")
+    y.add_argument("match", help="text every recorded error of the structure contains, e.g. SCFNotConvergedError")
+    y.add_argument("--reason", required=True)
     s = sub.add_parser("ship", help="pack finished structures into chunks, record failures and fidelity")
     s.add_argument("--structures", required=True, help="the catalogue folder (manifest.jsonl)")
     s.add_argument("--dft", required=True, help="the deeph-prep dft output folder")
@@ -265,6 +289,9 @@ def main(argv=None) -> int:
     if args.command == "todo":
         n = todo(Path(args.structures), Path(args.out), OUT, Path(args.dft) if args.dft else None)
         print(f"{n} structures to compute -> {Path(args.out) / 'manifest.jsonl'}")
+        return 0
+    if args.command == "retry":
+        print(f"{retry(args.match, args.reason, OUT)} structures handed out again")
         return 0
     if args.command == "retire":
         print(f"{retire(args.ids, args.reason, OUT)} structures retired (recomputed by the next runs)")

@@ -59,7 +59,7 @@ def test_finished_structures_ship_in_chunks_and_failures_are_kept_across_runs(tm
     structures ship in full chunks, a lone one waits unless flushed, failures survive the run's own files and a
     structure that failed twice is not handed to the next run again."""
     from data_prep.cli import main as deeph_prep
-    from data_prep.embedded.build_universal import record_fidelity, retire, ship, todo
+    from data_prep.embedded.build_universal import record_fidelity, retire, retry, ship, todo
     from data_prep.embedded.card import card
     from data_prep.embedded.datasets import current_structures, extract_chunked
 
@@ -142,6 +142,16 @@ def test_finished_structures_ship_in_chunks_and_failures_are_kept_across_runs(tm
     assert record["retired"] == {} and current_structures(record)[ids[3]] == "chunk-003.tar.xz"
     assert sorted(p.name for p in extract_chunked(out, tmp_path / "cache").iterdir()) == sorted(set(ids) - {failed})
     assert "5 structures shipped" in card(folder=out)
+
+    # a new fallback for its error: the structure that failed twice is handed out again, first, not last
+    (dft / "failures.jsonl").write_text("".join(json.dumps({**attempt, "time": t}) + "\n"
+                                                for t in ("2026-12-05 10:00:00", "2026-12-06 09:00:00")))
+    assert retry("timed out", "longer time limit", out) == 0  # not its error
+    assert retry("SCF not converged", "damped start", out) == 1
+    assert todo(structures, tmp_path / "todo", out, dft=dft) == 1  # the run folder's old lines no longer count
+    ship(structures, dft, chunk_size=2, out=out, flush=True, **quiet)  # nor when the next ship reads them
+    record = json.loads((out / "dataset.json").read_text())
+    assert failed not in record["failures"] and len(record["superseded_failures"][failed]["errors"]) == 2
 
     (out / "chunk-001.tar.xz").write_bytes((out / "chunk-001.tar.xz").read_bytes()[:-10] + b"0" * 10)
     with pytest.raises(ValueError, match="checksum"):
