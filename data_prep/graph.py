@@ -36,6 +36,9 @@ def _non_periodic_box(positions: np.ndarray, pbc: np.ndarray, cell: np.ndarray) 
 
 
 MIN_DISTANCE = 0.1  # Å; closer atoms (or periodic images) are an input error
+# A structure's first shell: bonds up to this factor times its shortest bond. Below the second shell of
+# bcc/CsCl (2/√3 = 1.155) and of the other catalogue prototypes, above the spread of rattled cells.
+FIRST_SHELL = 1.1
 
 
 def neighbor_graph(

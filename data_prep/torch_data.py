@@ -19,7 +19,7 @@ import torch
 from torch_geometric.data import Data
 
 from .basis import BasisTable, check_elements
-from .graph import neighbor_graph
+from .graph import FIRST_SHELL, neighbor_graph
 from .records import block_offsets
 
 
@@ -105,6 +105,17 @@ def structure_to_data(
         "structure_id": structure_id,
     }
     return record_to_data(rec, basis, dtype)
+
+
+def first_shell_edges(data) -> torch.Tensor:
+    """(E,) bool: the edges of each graph no longer than ``FIRST_SHELL`` times that graph's shortest edge."""
+    length = edge_vectors(data).norm(dim=1)
+    graph = getattr(data, "batch", None)
+    owner = torch.zeros_like(data.edge_index[0]) if graph is None else graph[data.edge_index[0]]
+    n_graphs = int(owner.max()) + 1 if len(owner) else 0
+    shortest = torch.full((n_graphs,), float("inf"), dtype=length.dtype, device=length.device)
+    shortest = shortest.scatter_reduce(0, owner, length, reduce="amin")
+    return length <= FIRST_SHELL * shortest[owner]
 
 
 def edge_vectors(data) -> torch.Tensor:

@@ -103,6 +103,7 @@ class HamiltonianModule(pl.LightningModule):
         block_stats: dict | str | None = None,
         target_gauge: str = "raw",
         onsite_weight: float = 1.0,
+        first_shell_weight: float = 1.0,
         atom_onsite: dict | None = None,
         huckel_k: float = HUCKEL_K,
     ):
@@ -124,7 +125,8 @@ class HamiltonianModule(pl.LightningModule):
         # training settings only: the network, basis and cutoff are stored once, in checkpoint["deeph"]
         self.save_hyperparameters(
             {"loss": loss, "optimizer": optimizer, "scheduler": scheduler, "ema_decay": ema_decay,
-             "per_pair_metrics": per_pair_metrics, "onsite_weight": float(onsite_weight)}
+             "per_pair_metrics": per_pair_metrics, "onsite_weight": float(onsite_weight),
+             "first_shell_weight": float(first_shell_weight)}
         )
         self.net_config = net
         self.target_gauge = check_gauge(target_gauge, "model.target_gauge")  # stored once, in checkpoint["deeph"]
@@ -174,8 +176,8 @@ class HamiltonianModule(pl.LightningModule):
 
         out = {k: (v.float() if v.dtype in (torch.float16, torch.bfloat16) else v) for k, v in out.items()}
         fn = {"mse": losses.mse_loss, "mae": losses.mae_loss, "gauge": losses.gauge_invariant_loss}[self.hparams.loss]
-        w = float(self.hparams.onsite_weight)
-        return fn(out, batch, self.basis, w), losses.entry_count(batch, self.basis, w).to(torch.float64)
+        w, fs = float(self.hparams.onsite_weight), float(self.hparams.get("first_shell_weight", 1.0))
+        return fn(out, batch, self.basis, w, fs), losses.entry_count(batch, self.basis, w, fs).to(torch.float64)
 
     def _predict(self, net, batch) -> dict:
         """The network's blocks; for standardised (atoms) targets projected onto <H, S> = 0 (onto the atoms'

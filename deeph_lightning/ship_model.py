@@ -54,6 +54,10 @@ def report_section(label: str, report: dict) -> list[str]:
              f"MAE **{_f(report['mae_meV'], 2)} meV** (on-site {_f(report['onsite']['mae_meV'])}, hopping "
              f"{_f(report['hopping']['mae_meV'], 2)}); gauge-invariant {_f(g.get('mae_meV'), 2)} meV (on-site "
              f"{_f(g.get('onsite', {}).get('mae_meV'))}, hopping {_f(g.get('hopping', {}).get('mae_meV'), 2)})."]
+    if report.get("first_shell"):
+        f = report["first_shell"]
+        lines[-1] += (f" First-shell hoppings (nearest-neighbour bonds, the largest blocks): MAE {_f(f['mae_meV'])} meV, "
+                      f"{_f(100 * f['relative'])} % of their mean |H|.")
     if report.get("band_errors"):
         b = report["band_errors"]
         lines[-1] += (f" Band error within E_F ± window: median {_f(b['median_of_mae_meV'])}, worst "

@@ -68,6 +68,7 @@ def run(args) -> int:
             report.skip(sid, str(err))
             continue
         report.add_structure(sid, ref.numbers, pred_h, ref_h, overlaps=ref.overlaps, **mus,
+                             positions=ref.positions, cell=ref.cell,
                              band_errors=bands if bands and "error" not in bands else None, formula=formula(ref),
                              **({"band_error_skipped": bands["error"]} if bands and "error" in bands else {}))
     report.write(args.out)

@@ -198,7 +198,8 @@ def run(args) -> int:
         except ValueError as err:
             report.skip(sid, str(err))
             continue
-        report.add_structure(sid, st.numbers, pred, ref_h, band_errors=bands, overlaps=st.overlaps, **mus, **extra)
+        report.add_structure(sid, st.numbers, pred, ref_h, band_errors=bands, overlaps=st.overlaps,
+                             positions=st.positions, cell=st.cell, **mus, **extra)
     report.meta["seconds"] = round(time.perf_counter() - t0, 2)
     report.write(args.out)
     print(report.table())

@@ -44,6 +44,24 @@ def test_report_matches_an_independent_count(si_integrals):
     assert "Si" in rep.table() and "skipped fe" in rep.table()
 
 
+def test_first_shell_is_the_four_bonds_of_each_diamond_atom(si_integrals):
+    st, _ = si_integrals
+    rep = BlockErrorReport()
+    rep.add_structure("si", st.numbers, _shifted(st).hamiltonians, st.hamiltonians, positions=st.positions,
+                      cell=st.cell)
+    out = rep.to_json()
+    bond = {k: np.linalg.norm(st.positions[k[4]] + np.array(k[:3]) @ st.cell - st.positions[k[3]]) for k in st.overlaps}
+    shell = [k for k, d in bond.items() if 0 < d < 2.5]  # Si-Si 2.35 Å; the second shell is at 3.84 Å
+    assert len(shell) == 2 * 4
+    ds = np.concatenate([SHIFT * st.overlaps[k].ravel() for k in shell])
+    href = np.concatenate([st.hamiltonians[k].ravel() for k in shell])
+    assert out["first_shell"]["n_values"] == ds.size
+    assert out["first_shell"]["mae_meV"] == pytest.approx(1000 * np.abs(ds).mean(), rel=1e-9)
+    assert out["first_shell"]["relative"] == pytest.approx(np.abs(ds).sum() / np.abs(href).sum(), rel=1e-9)
+    assert out["structures"][0]["first_shell"]["mae_meV"] == pytest.approx(out["first_shell"]["mae_meV"])
+    assert "first-shell hoppings" in rep.table()
+
+
 def test_bands_cli_with_reference(folders, tmp_path, capsys):
     ref, pred = folders
     out = tmp_path / "bands"

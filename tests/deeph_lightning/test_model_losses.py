@@ -66,3 +66,28 @@ def test_onsite_weight_counts_each_onsite_entry_w_times(batch):
     assert float(losses.entry_count(batch, BASIS, w)) == len(repeated)
     assert losses.gauge_invariant_loss(pred, batch, BASIS, onsite_weight=w) != losses.gauge_invariant_loss(pred, batch, BASIS)
     torch.testing.assert_close(losses.mae_loss(pred, batch, BASIS, onsite_weight=1.0), losses.mae_loss(pred, batch, BASIS))
+
+
+def test_first_shell_weight_counts_each_nearest_neighbour_entry_w_times(batch):
+    """model.first_shell_weight: hopping entries of each structure's bonds up to 1.1x its own shortest bond
+    (measured here independently, structure by structure) are repeated w times in the mean."""
+    pred = block_set(3, batch)
+    i, j = batch.edge_index
+    vec = batch.pos[j] - batch.pos[i] + torch.einsum("ek,ekc->ec", batch.cell_shift, batch.cell[batch.batch[i]])
+    length, owner = vec.norm(dim=1), batch.batch[i]
+    near = torch.zeros_like(length, dtype=torch.bool)
+    for g in range(batch.num_graphs):
+        mine = owner == g
+        near |= mine & (length <= 1.1 * length[mine].min())
+    assert 0 < int(near.sum()) < len(near) and len(set(owner[near].tolist())) == batch.num_graphs
+    mask_n = losses.block_mask(BASIS, batch.atomic_numbers)
+    mask_e = losses.block_mask(BASIS, batch.atomic_numbers, batch.edge_index)
+    diff_e = pred["h_edge"] - batch.h_edge
+    on = (pred["h_node"] - batch.h_node)[mask_n]
+    w = 5
+    repeated = torch.cat([on, diff_e[mask_e & ~near[:, None, None]]] + [diff_e[mask_e & near[:, None, None]]] * w)
+    torch.testing.assert_close(losses.mae_loss(pred, batch, BASIS, first_shell_weight=w), repeated.abs().mean())
+    torch.testing.assert_close(losses.mse_loss(pred, batch, BASIS, first_shell_weight=w), repeated.square().mean())
+    assert float(losses.entry_count(batch, BASIS, first_shell_weight=w)) == len(repeated)
+    exact = {"h_node": batch.h_node + 0.8 * batch.s_node, "h_edge": batch.h_edge + 0.8 * batch.s_edge}
+    assert losses.gauge_invariant_loss(exact, batch, BASIS, first_shell_weight=w) < 1e-20
