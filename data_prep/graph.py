@@ -108,3 +108,11 @@ def reverse_edges(edge_index: np.ndarray, cell_shift: np.ndarray) -> np.ndarray:
 def edge_vectors_np(cell: np.ndarray, positions: np.ndarray, edge_index: np.ndarray, cell_shift: np.ndarray):
     i, j = edge_index
     return positions[j] - positions[i] + cell_shift @ cell
+
+
+def block_bond_lengths(keys: np.ndarray, positions: np.ndarray, cell: np.ndarray) -> np.ndarray:
+    """(N,) bond lengths (Å) of DeepH block keys (N, 5) = (Rx, Ry, Rz, i, j), atom j in cell R."""
+    keys = np.asarray(keys, dtype=np.int64).reshape(-1, 5)
+    vectors = edge_vectors_np(np.asarray(cell, dtype=float), np.asarray(positions, dtype=float), keys[:, 3:].T,
+                              keys[:, :3])
+    return np.linalg.norm(vectors, axis=1)

@@ -33,7 +33,7 @@ import numpy as np
 from data_prep.basis import element_symbol
 from data_prep.deeph_format import Blocks
 from data_prep.gauge import gauge_mu
-from data_prep.graph import FIRST_SHELL
+from data_prep.graph import FIRST_SHELL, block_bond_lengths
 
 
 class _Acc:
@@ -157,9 +157,7 @@ class BlockErrorReport:
             "structures": self.structures,
         }
         if self.kinds["first_shell"].count:
-            out["first_shell"] = {**self.kinds["first_shell"].to_json(),
-                                  "relative": self.kinds["first_shell"].abs_sum / self.first_shell_size,
-                                  "definition": f"hoppings of bonds up to {FIRST_SHELL} x each structure's shortest"}
+            out["first_shell"] = self._first_shell_json()
         if self.kinds["gauge"].count:
             out["gauge_invariant"] = {
                 "definition": "MAE of dH - c*S, c = <dH,S>/<S,S> per structure (the best rigid shift removed)",
@@ -175,6 +173,10 @@ class BlockErrorReport:
             out["band_errors"] = {"n_structures": len(bands), "mean_of_mae_meV": float(np.mean(bands)),
                                   "median_of_mae_meV": float(np.median(bands)), "worst_mae_meV": float(np.max(bands))}
         return out
+
+    def _first_shell_json(self) -> dict:
+        return {**self.kinds["first_shell"].to_json(), "relative": self.kinds["first_shell"].abs_sum / self.first_shell_size,
+                "definition": f"hoppings of bonds up to {FIRST_SHELL} x each structure's shortest"}
 
     def structures_csv(self) -> str:
         buf = io.StringIO()
@@ -203,7 +205,7 @@ class BlockErrorReport:
                          + f" meV (raw: on-site {_fmt(self.kinds['onsite'].to_json()['mae_meV'])}, hopping "
                          + f"{_fmt(self.kinds['hopping'].to_json()['mae_meV'])} meV)")
         if self.kinds["first_shell"].count:
-            shell = self.to_json()["first_shell"]
+            shell = self._first_shell_json()
             lines.append(f"first-shell hoppings (bonds up to {FIRST_SHELL} x the shortest): MAE "
                          f"{_fmt(shell['mae_meV'])} meV, {100 * shell['relative']:.1f} % of their mean |H|")
         skipped = [s for s in self.structures if s["status"] == "skipped"]
@@ -232,13 +234,11 @@ def _fmt(x, digits: int = 3) -> str:
 def first_shell(blocks: Blocks, positions: np.ndarray, cell: np.ndarray) -> set:
     """Keys of the hoppings no longer than ``FIRST_SHELL`` times the shortest (Å, rows of ``cell`` are the
     lattice vectors, keys (Rx, Ry, Rz, i, j) with atom j in cell R)."""
-    positions, cell = np.asarray(positions, dtype=float), np.asarray(cell, dtype=float)
-    lengths = {key: float(np.linalg.norm(positions[key[4]] + np.asarray(key[:3]) @ cell - positions[key[3]]))
-               for key in blocks if not _onsite(key)}
-    if not lengths:
+    hoppings = [key for key in blocks if not _onsite(key)]
+    if not hoppings:
         return set()
-    shortest = min(lengths.values())
-    return {key for key, d in lengths.items() if d <= FIRST_SHELL * shortest}
+    lengths = block_bond_lengths(np.array(hoppings), positions, cell)
+    return {key for key, d in zip(hoppings, lengths) if d <= FIRST_SHELL * lengths.min()}
 
 
 def _onsite(key) -> bool:

@@ -17,6 +17,7 @@ import numpy as np
 
 from data_prep.basis import element_symbol, openmx_to_v1_order
 from data_prep.deeph_format import DeepHStructure
+from data_prep.graph import block_bond_lengths
 from data_prep.pair_sets import on_one_pair_set
 
 SUFFIXES = (".TSHS", ".nc")
@@ -49,7 +50,7 @@ def to_sisl(st: DeepHStructure):
     if not st.pbc.all() and np.any(keys[:, :3][:, ~st.pbc]):
         raise ValueError(f"{st.source or 'structure'}: blocks with R along a non-periodic direction")
     nsc = 2 * np.abs(keys[:, :3]).max(axis=0, initial=0) + 1
-    bond = np.linalg.norm(st.positions[keys[:, 4]] + keys[:, :3] @ st.cell - st.positions[keys[:, 3]], axis=1)
+    bond = block_bond_lengths(keys, st.positions, st.cell)
     radius = np.full(st.n_atoms, 0.5)  # Å; sisl wants every orbital pair that has a block within R_i + R_j
     np.maximum.at(radius, keys[:, 3], 0.5 * bond + 1e-3)
     np.maximum.at(radius, keys[:, 4], 0.5 * bond + 1e-3)

@@ -37,18 +37,22 @@ def edge_weights(batch, first_shell_weight: float = 1.0):
 def entry_count(batch, basis: BasisTable, onsite_weight: float = 1.0, first_shell_weight: float = 1.0) -> torch.Tensor:
     """The (weighted) number of real orbital entries a loss averages over: on-site entries count
     ``onsite_weight`` times, first-shell hopping entries ``first_shell_weight`` times."""
+    return _weighted_count(batch, basis, onsite_weight, edge_weights(batch, first_shell_weight))
+
+
+def _weighted_count(batch, basis: BasisTable, onsite_weight: float, w_edge) -> torch.Tensor:
     z, ei = batch.atomic_numbers, batch.edge_index
-    edge = block_mask(basis, z, ei)
-    return onsite_weight * block_mask(basis, z).sum() + (edge_weights(batch, first_shell_weight) * edge).sum()
+    return onsite_weight * block_mask(basis, z).sum() + (w_edge * block_mask(basis, z, ei)).sum()
 
 
 def _masked_mean(out: dict, batch, basis: BasisTable, elementwise, onsite_weight: float = 1.0,
                  first_shell_weight: float = 1.0) -> torch.Tensor:
+    w_edge = edge_weights(batch, first_shell_weight)
     total = 0.0
     for key, pred, target, mask, _ in _masked_pairs(out, batch, basis):
-        w = onsite_weight if key == "node" else edge_weights(batch, first_shell_weight)
+        w = onsite_weight if key == "node" else w_edge
         total = total + (w * elementwise((pred - target) * mask)).sum()
-    return total / entry_count(batch, basis, onsite_weight, first_shell_weight).to(total.dtype)
+    return total / _weighted_count(batch, basis, onsite_weight, w_edge).to(total.dtype)
 
 
 def mse_loss(out: dict, batch, basis: BasisTable, onsite_weight: float = 1.0,
@@ -78,8 +82,8 @@ def gauge_invariant_loss(out: dict, batch, basis: BasisTable, onsite_weight: flo
     batch's masked entries, weighted like ``mse_loss``). Invariant to H_target -> H_target + c_b·S per structure b."""
     r_node, r_edge, _ = gauge_free_residuals(out, batch, basis)
     z, ei = batch.atomic_numbers, batch.edge_index
+    w_edge = edge_weights(batch, first_shell_weight)
     total = 0.0
-    for r, mask, w in ((r_node, block_mask(basis, z), onsite_weight),
-                       (r_edge, block_mask(basis, z, ei), edge_weights(batch, first_shell_weight))):
+    for r, mask, w in ((r_node, block_mask(basis, z), onsite_weight), (r_edge, block_mask(basis, z, ei), w_edge)):
         total = total + (w * (r * mask.to(r.dtype)).square()).sum()
-    return total / entry_count(batch, basis, onsite_weight, first_shell_weight).to(total.dtype)
+    return total / _weighted_count(batch, basis, onsite_weight, w_edge).to(total.dtype)
