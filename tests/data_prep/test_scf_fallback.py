@@ -36,6 +36,17 @@ def test_damped_start_converges_a_charge_transfer_scf_that_diis_does_not():
 
 
 @pytest.mark.slow
+def test_the_first_attempt_stops_at_its_own_cycle_cap(monkeypatch):
+    # the plain attempt gets FIRST_ATTEMPT_CYCLES, not max_cycle: with 3 (Al needs 4 from MINAO) the damped start
+    # takes over although max_cycle would have let the plain attempt finish
+    import data_prep.dft.runner as runner
+
+    monkeypatch.setattr(runner, "FIRST_ATTEMPT_CYCLES", 3)
+    mf, _ = run_scf(AL, DFTSettings(kmesh=(3, 3, 3)), "Al")
+    assert mf.converged and mf.scf_fallback == "damped start (Fock damping 0.9 for 25 cycles)"
+
+
+@pytest.mark.slow
 def test_unconverged_scf_is_an_error_naming_the_structure():
     with pytest.raises(SCFNotConvergedError, match=r"Al: SCF did not converge in 2 cycles \(k-mesh \(3, 3, 3\)\)"):
         run_scf(AL, DFTSettings(kmesh=(3, 3, 3), max_cycle=2), "Al")
