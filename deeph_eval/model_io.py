@@ -109,3 +109,28 @@ def dft_settings(loaded: LoadedModel, basis_override: str | None = None):
     if recipe.get("xc"):
         kw["xc"] = recipe["xc"]
     return DFTSettings(**kw)
+
+
+class OutsideTrainingWarning(UserWarning):
+    """A structure has nearest-neighbour bonds of an element pair the model's training set never bonded, or
+    shorter than any it had."""
+
+
+def outside_training(loaded: LoadedModel, data) -> list[str]:
+    """The nearest-neighbour bonds of graph ``data`` outside the checkpoint's ``training_bonds``
+    (``data_prep.bonds.unfamiliar_bonds``); [] for checkpoints without the record."""
+    table = loaded.training_bonds
+    if table is None:
+        return []
+    from data_prep.bonds import first_shell_bonds, unfamiliar_bonds
+    from data_prep.torch_data import edge_vectors
+
+    lengths = edge_vectors(data).norm(dim=1).double().numpy()
+    return unfamiliar_bonds(table, first_shell_bonds(data.atomic_numbers.numpy(), data.edge_index.numpy(), lengths))
+
+
+def warn_outside_training(name: str, bonds: list[str]) -> None:
+    if bonds:
+        warnings.warn(f"{name}: bonds outside the model's training set: {'; '.join(bonds)}. Expect the largest errors "
+                      "in these blocks (docs/evaluation.md, 'Bonds the model never saw')", OutsideTrainingWarning,
+                      stacklevel=3)

@@ -25,7 +25,7 @@ import numpy as np
 
 from data_prep.deeph_format import Blocks, DeepHStructure
 
-from .model_io import check_known_elements
+from .model_io import check_known_elements, outside_training, warn_outside_training
 
 if TYPE_CHECKING:  # torch is imported where a prediction runs, so that command lines start fast
     import torch
@@ -95,8 +95,11 @@ def structure_graph(loaded: LoadedModel, structure):
                              structure_id=name)
 
 
-def predict_many(loaded: LoadedModel, structures: Iterable, *, max_graph_size: int = DEFAULT_MAX_GRAPH_SIZE) -> Iterator[Blocks]:
-    """Predicted blocks of each structure, in order; small structures share a forward pass."""
+def predict_many(loaded: LoadedModel, structures: Iterable, *, max_graph_size: int = DEFAULT_MAX_GRAPH_SIZE,
+                 outside: list | None = None) -> Iterator[Blocks]:
+    """Predicted blocks of each structure, in order; small structures share a forward pass. Nearest-neighbour
+    bonds outside the checkpoint's training set (``model_io.outside_training``) are warned about, or, with a list
+    ``outside``, appended to it (one list of phrases per structure, in order, before its blocks are yielded)."""
     import torch
     from torch_geometric.data import Batch
 
@@ -119,6 +122,11 @@ def predict_many(loaded: LoadedModel, structures: Iterable, *, max_graph_size: i
 
     for st in structures:
         data = structure_graph(loaded, st)
+        bonds = outside_training(loaded, data)
+        if outside is None:
+            warn_outside_training(data.structure_id, bonds)
+        else:
+            outside.append(bonds)
         n = data.num_nodes + data.edge_index.shape[1]
         if pending and size + n > max_graph_size:
             yield from flush()

@@ -31,6 +31,7 @@ from pathlib import Path
 import numpy as np
 
 from data_prep.basis import element_symbol
+from data_prep.bonds import pair_key
 from data_prep.deeph_format import Blocks
 from data_prep.gauge import gauge_mu
 from data_prep.graph import FIRST_SHELL, block_bond_lengths
@@ -63,6 +64,8 @@ class BlockErrorReport:
         self.kinds = {k: _Acc() for k in ("onsite", "hopping", "gauge_onsite", "gauge_hopping", "gauge",
                                           "first_shell", "gauge_first_shell")}
         self.first_shell_size = 0.0  # sum of |H_ref| over the first-shell entries, for the relative error
+        self.first_shell_pairs: dict[str, list] = defaultdict(lambda: [_Acc(), 0.0])  # per pair: errors, sum |H_ref|
+        self.training_bonds: dict | None = None  # the checkpoint's (data_prep.bonds.bond_table), when it has one
         self.per_element: dict[str, _Acc] = defaultdict(_Acc)
         self.per_pair: dict[str, _Acc] = defaultdict(_Acc)
         self.per_element_all: dict[str, _Acc] = defaultdict(_Acc)
@@ -92,14 +95,17 @@ class BlockErrorReport:
             if _onsite(key):
                 self.per_element[element_symbol(zi)].add(err)
             else:
-                a, b = sorted((zi, zj))
-                self.per_pair[f"{element_symbol(a)}-{element_symbol(b)}"].add(err)
+                self.per_pair[pair_key(zi, zj)].add(err)
             for z in {zi, zj}:
                 self.per_element_all[element_symbol(z)].add(err)
             self.kinds["onsite" if _onsite(key) else "hopping"].add(err)
             if key in shell:
+                size = float(np.abs(ref).sum()) * 1000.0
                 shell_acc.add(err)
-                shell_size += float(np.abs(ref).sum()) * 1000.0
+                shell_size += size
+                pair = self.first_shell_pairs[pair_key(zi, zj)]
+                pair[0].add(err)
+                pair[1] += size
             acc.add(err)
             self.overall.add(err)
         if acc.count == 0:
@@ -175,8 +181,25 @@ class BlockErrorReport:
         return out
 
     def _first_shell_json(self) -> dict:
-        return {**self.kinds["first_shell"].to_json(), "relative": self.kinds["first_shell"].abs_sum / self.first_shell_size,
-                "definition": f"hoppings of bonds up to {FIRST_SHELL} x each structure's shortest"}
+        out = {**self.kinds["first_shell"].to_json(), "relative": self.kinds["first_shell"].abs_sum / self.first_shell_size,
+               "definition": f"hoppings of bonds up to {FIRST_SHELL} x each structure's shortest"}
+        per_pair = {}
+        for key, (acc, size) in sorted(self.first_shell_pairs.items()):
+            per_pair[key] = {**acc.to_json(), "relative": acc.abs_sum / size if size else None}
+            if self.training_bonds is not None:
+                per_pair[key]["training_bonds"] = (self.training_bonds.get(key) or [0])[0]
+        out["per_pair"] = per_pair
+        if self.training_bonds is not None:
+            for name, trained in (("pairs_bonded_in_training", True), ("pairs_never_bonded_in_training", False)):
+                acc, size = _Acc(), 0.0
+                for key, (a, s) in self.first_shell_pairs.items():
+                    if (key in self.training_bonds) == trained:
+                        acc.add_acc(a)
+                        size += s
+                if acc.count:
+                    out[name] = {**acc.to_json(), "relative": acc.abs_sum / size,
+                                 "pairs": sorted(k for k in self.first_shell_pairs if (k in self.training_bonds) == trained)}
+        return out
 
     def structures_csv(self) -> str:
         buf = io.StringIO()
@@ -208,6 +231,11 @@ class BlockErrorReport:
             shell = self._first_shell_json()
             lines.append(f"first-shell hoppings (bonds up to {FIRST_SHELL} x the shortest): MAE "
                          f"{_fmt(shell['mae_meV'])} meV, {100 * shell['relative']:.1f} % of their mean |H|")
+            for name, what in (("pairs_bonded_in_training", "pairs bonded in training"),
+                               ("pairs_never_bonded_in_training", "pairs never bonded in training")):
+                if name in shell:
+                    lines.append(f"  of {what} ({len(shell[name]['pairs'])}): MAE {_fmt(shell[name]['mae_meV'])} meV, "
+                                 f"{100 * shell[name]['relative']:.1f} %")
         skipped = [s for s in self.structures if s["status"] == "skipped"]
         lines.append(f"{len(self.structures) - len(skipped)} structures evaluated, {len(skipped)} skipped")
         lines += [f"  skipped {s['id']}: {s['reason']}" for s in skipped]

@@ -249,6 +249,12 @@ class DeepHDataModule(pl.LightningDataModule):
 
         return block_statistics((target(k) for k in range(len(graphs))), self.basis, decay=decay)
 
+    def training_bonds(self) -> dict:
+        """The train split's nearest-neighbour bonds per element pair (``data_prep.bonds.bond_table``)."""
+        from data_prep.bonds import bond_table, record_bonds
+
+        return bond_table(record_bonds(self.records[i]) for i in self.records.split("train", self.split_set))
+
     def padded_sizes(self, split: str) -> np.ndarray:
         """Matrix elements each structure occupies in the model ((atoms + edges) · M²)."""
         meta = self.metadata

@@ -148,6 +148,9 @@ class HamiltonianModule(pl.LightningModule):
         # the training data's DFT recipe (metadata.json "dft_recipe": basis, xc, pseudo, code), saved in
         # checkpoints so evaluation can compute S(R) for new structures without the dataset
         self.dft_recipe: dict | None = None
+        # the training split's nearest-neighbour bonds per element pair (data_prep.bonds), set by the training code,
+        # saved in checkpoints so evaluation can name the bonds of a structure that training never had
+        self.training_bonds: dict | None = None
         self._acc: dict[str, BlockErrorAccumulator] = {}
 
     # --- forward / loss ---------------------------------------------------------------------------
@@ -319,5 +322,5 @@ class HamiltonianModule(pl.LightningModule):
             self.net_config, self.basis, self.cutoff, has_ema=self.ema is not None,
             dtype=next(self.net.parameters()).dtype, config=self.run_config, dft_recipe=self.dft_recipe,
             wandb_run_id=wandb_id, global_step=self.global_step, target_gauge=self.target_gauge,
-            atom_onsite=self.atom_onsite, huckel_k=self.huckel_k,
+            atom_onsite=self.atom_onsite, huckel_k=self.huckel_k, training_bonds=self.training_bonds,
         )

@@ -118,6 +118,7 @@ def run(cfg: DictConfig, extra_callbacks: list | None = None) -> dict:
     model = build("model", cfg.model, basis=datamodule.basis.to_dict(), cutoff=datamodule.cutoff, **extra)
     model.run_config = OmegaConf.to_container(cfg, resolve=True)
     model.dft_recipe = datamodule.metadata.get("dft_recipe")
+    model.training_bonds = datamodule.training_bonds()
 
     requeue = SlurmRequeue(cfg.trainer.get("default_root_dir") or output_dir)
     callbacks = instantiate_group(cfg.get("callbacks")) + list(extra_callbacks or []) + [requeue]

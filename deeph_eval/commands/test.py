@@ -154,6 +154,7 @@ def run(args) -> int:
     if args.bands:
         warn_if_mixed(gauge, "raw", args.band_align, f"{args.ckpt} band errors")
     report = BlockErrorReport()
+    report.training_bonds = loaded.training_bonds
     report.meta = {"checkpoint": str(args.ckpt), "data": str(args.data), "split": args.split,
                    "split_set": args.split_set, "model_cutoff_A": loaded.cutoff, "dtype": args.dtype,
                    "target_gauge": gauge,
@@ -181,9 +182,13 @@ def run(args) -> int:
             report.skip(sid, str(err))
             continue
         usable.append((sid, st, recipe))
-    for (sid, st, recipe), pred in zip(usable, predict_many(loaded, [u[1] for u in usable],
-                                                              max_graph_size=args.max_graph_size)):
+    outside: list[list[str]] = []
+    for n, ((sid, st, recipe), pred) in enumerate(zip(usable, predict_many(loaded, [u[1] for u in usable],
+                                                                         max_graph_size=args.max_graph_size,
+                                                                         outside=outside))):
         extra: dict = {"formula": formula(st)}
+        if outside[n]:
+            extra["outside_training"] = outside[n]
         if st.overlaps is not None:
             pred = model_hamiltonian(loaded, st.numbers, pred, st.overlaps)
         bands = None
@@ -203,5 +208,9 @@ def run(args) -> int:
     report.meta["seconds"] = round(time.perf_counter() - t0, 2)
     report.write(args.out)
     print(report.table())
+    unfamiliar = sum(1 for s in report.structures if s.get("outside_training"))
+    if unfamiliar:
+        print(f"{unfamiliar} structure(s) have nearest-neighbour bonds outside the model's training set "
+              f"(\"outside_training\" in {args.out})")
     print(f"wrote {args.out} and {Path(args.out).with_suffix('.csv')}")
     return 0

@@ -18,6 +18,8 @@ A checkpoint is a Lightning checkpoint whose ``checkpoint["deeph"]`` (written by
                              ``data_prep.gauge``); absent in older files: "raw"
     atom_onsite              atoms, huckel: {"Z": isolated-atom on-site H, n_orb x n_orb eV}, else None
     huckel_k                 huckel: the extended-Hückel K of H0, else None
+    training_bonds           the training split's nearest-neighbour bonds, {"A-B": [bonds, shortest Å, longest Å,
+                             structures]} (``data_prep.bonds.bond_table``); absent in older files
     wandb_run_id, global_step
 
 A checkpoint is data: it is read with ``torch.load(weights_only=True)`` and the network is rebuilt from
@@ -72,6 +74,12 @@ class LoadedModel:
         """"raw", "standardised" (predicted H - μ·S with <H,S> = 0 per structure), "atoms" or "huckel" (the
         network predicts H minus ``reference_blocks``, standardised; ``data_prep.gauge``)."""
         return self.meta.get("target_gauge", "raw")
+
+    @property
+    def training_bonds(self) -> dict | None:
+        """The training split's nearest-neighbour bonds per element pair (``data_prep.bonds.bond_table``), None
+        for older checkpoints."""
+        return self.meta.get("training_bonds")
 
     def reference_blocks(self, numbers, overlaps=None, keys=None) -> dict | None:
         """The reference of the gauge a structure's prediction is in (``data_prep.gauge``; None for raw and
@@ -142,7 +150,8 @@ def build_net(net: dict, basis: BasisTable, cutoff: float) -> torch.nn.Module:
 # --- writing ------------------------------------------------------------------------------------------------
 def describe(net: dict, basis: BasisTable, cutoff: float, *, has_ema: bool, dtype: torch.dtype,
              config: dict | None, dft_recipe: dict | None, wandb_run_id: str | None, global_step: int,
-             target_gauge: str = "raw", atom_onsite: dict | None = None, huckel_k: float | None = None) -> dict:
+             target_gauge: str = "raw", atom_onsite: dict | None = None, huckel_k: float | None = None,
+             training_bonds: dict | None = None) -> dict:
     """``checkpoint["deeph"]`` for a network ``build_net(net, basis, cutoff)`` and its run."""
     return {
         "format": FORMAT,
@@ -160,6 +169,7 @@ def describe(net: dict, basis: BasisTable, cutoff: float, *, has_ema: bool, dtyp
         "target_gauge": target_gauge,
         "atom_onsite": atom_onsite,
         "huckel_k": huckel_k,
+        "training_bonds": training_bonds,
         "wandb_run_id": wandb_run_id,
         "global_step": int(global_step),
     }

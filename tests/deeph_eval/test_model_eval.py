@@ -257,3 +257,42 @@ def test_clear_errors(trained_model, tmp_path, capsys):
                  str(tmp_path / "r.json")]) == 2
     assert "units" in capsys.readouterr().err
     assert not (tmp_path / "r.json").exists()
+
+
+def test_the_checkpoint_records_its_training_bonds_and_evaluation_names_bonds_outside_them(trained_model, loaded,
+                                                                                          tmp_path, capsys):
+    import warnings
+
+    from data_prep.bonds import bond_table, record_bonds
+    from data_prep.lmdb_dataset import LmdbDataset
+    from deeph_eval.model_io import OutsideTrainingWarning
+    from pyscf_integrals import integral_structure
+
+    ckpt, _, data, folders = trained_model
+    ds = LmdbDataset(data)
+    assert loaded.training_bonds == bond_table(record_bonds(ds[i]) for i in ds.split("train"))
+    assert set(loaded.training_bonds) == {"Si-Si", "H-Li"}
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", OutsideTrainingWarning)
+        predict_blocks(loaded, bulk("Si", "diamond", a=5.43))  # the training structure: nothing to say
+    with pytest.warns(OutsideTrainingWarning, match=r"Li-Si at 2\.50 Å \(no Li-Si nearest-neighbour bond in training\)"):
+        predict_blocks(loaded, bulk("LiSi", "rocksalt", a=5.0))
+    # deeph-eval test: first-shell errors per pair with the pair's training bonds; a compressed Si cell is named
+    root = tmp_path / "folders"
+    for f in folders:
+        write_deeph(read_deeph(f), root / f.name)
+    squeezed, _ = integral_structure(bulk("Si", "diamond", a=4.6), n_electrons=8)
+    write_deeph(squeezed, root / "si_squeezed")
+    out = tmp_path / "report.json"
+    assert main(["test", "--ckpt", str(ckpt), "--data", str(root), "--out", str(out)]) == 0
+    assert "1 structure(s) have nearest-neighbour bonds outside the model's training set" in capsys.readouterr().out
+    rep = json.loads(out.read_text())
+    by_id = {s["id"]: s for s in rep["structures"]}
+    assert by_id["si_squeezed"]["outside_training"] == ["Si-Si at 1.99 Å (training's shortest Si-Si bond: 2.35 Å)"]
+    assert "outside_training" not in by_id["si"]
+    shell = rep["first_shell"]
+    assert {k: v["training_bonds"] for k, v in shell["per_pair"].items()} == {"H-Li": 6, "Si-Si": 4}
+    assert sum(v["n_values"] for v in shell["per_pair"].values()) == shell["n_values"]
+    assert shell["pairs_bonded_in_training"]["pairs"] == ["H-Li", "Si-Si"]
+    assert shell["pairs_bonded_in_training"]["mae_meV"] == pytest.approx(shell["mae_meV"], rel=1e-12)
+    assert "pairs_never_bonded_in_training" not in shell
