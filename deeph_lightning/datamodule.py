@@ -98,6 +98,7 @@ class DeepHDataModule(pl.LightningDataModule):
         pin_memory: bool = False,
         seed: int = 0,
         dtype: str = "float32",
+        train_fraction: float = 1.0,
     ):
         super().__init__()
         self.path = Path(path).expanduser()
@@ -106,6 +107,9 @@ class DeepHDataModule(pl.LightningDataModule):
         self.split_seed = split_seed
         self.split_fractions = tuple(split_fractions)
         self.split_set = split_set
+        self.train_fraction = float(train_fraction)
+        if not 0.0 < self.train_fraction <= 1.0:
+            raise DataConfigError(f"data.train_fraction must be in (0, 1], got {train_fraction}")
         self.global_budget = int(global_budget)
         self.val_budget = int(val_budget or global_budget)
         self.max_structures = max_structures
@@ -207,8 +211,18 @@ class DeepHDataModule(pl.LightningDataModule):
     def setup(self, stage: str | None = None) -> None:
         for name in ("train", "val", "test"):
             if name not in self.datasets:
-                idx = self.records.split(name, self.split_set)
+                idx = self.split_indices(name)
                 self.datasets[name] = LmdbGraphDataset(self.path, idx, dtype=self.torch_dtype, basis=self.basis)
+
+    def split_indices(self, name: str) -> list[int]:
+        """Record indices of split ``name``; for ``train`` with ``train_fraction`` < 1 the first
+        round(fraction · n) of a permutation seeded by ``split_seed`` (so smaller fractions are subsets of
+        larger ones: learning curves), validation and test unchanged."""
+        idx = list(self.records.split(name, self.split_set))
+        if name != "train" or self.train_fraction == 1.0:
+            return idx
+        keep = max(1, round(self.train_fraction * len(idx)))
+        return sorted(np.random.default_rng(self.split_seed).permutation(idx)[:keep].tolist())
 
     def atom_onsite_table(self) -> dict[str, list]:
         """{"Z": isolated-atom on-site H (n_orb x n_orb, eV)} of every element of the basis, for the dataset's DFT
@@ -231,7 +245,7 @@ class DeepHDataModule(pl.LightningDataModule):
         from .models.block_scale import block_statistics
         from .models.gauge import ATOM_GAUGES, atom_reference_tensor, gauge_targets
 
-        idx = list(self.records.split("train", self.split_set))
+        idx = self.split_indices("train")
         if not idx:
             raise DataConfigError(f"{self.path}: the train split is empty")
         if len(idx) > max_structures:
@@ -253,12 +267,12 @@ class DeepHDataModule(pl.LightningDataModule):
         """The train split's nearest-neighbour bonds per element pair (``data_prep.bonds.bond_table``)."""
         from data_prep.bonds import bond_table, record_bonds
 
-        return bond_table(record_bonds(self.records[i]) for i in self.records.split("train", self.split_set))
+        return bond_table(record_bonds(self.records[i]) for i in self.split_indices("train"))
 
     def padded_sizes(self, split: str) -> np.ndarray:
         """Matrix elements each structure occupies in the model ((atoms + edges) · M²)."""
         meta = self.metadata
-        idx = np.asarray(self.records.split(split, self.split_set), dtype=np.int64)
+        idx = np.asarray(self.split_indices(split), dtype=np.int64)
         blocks = np.asarray(meta["n_atoms"])[idx] + np.asarray(meta["n_edges"])[idx]
         return blocks * self.basis.n_union**2
 

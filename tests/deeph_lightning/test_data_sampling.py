@@ -83,3 +83,26 @@ def test_datamodule_errors_name_the_problem(train_lmdb, tmp_path):
         DeepHDataModule(path=str(train_lmdb), cutoff=1.234).cutoff
     with pytest.raises(DataConfigError, match="does not exist.*deeph-prep pack"):
         DeepHDataModule(path=str(tmp_path / "missing.lmdb")).prepare_data()
+
+
+def test_train_fraction_trains_on_nested_subsets_and_keeps_val_and_test(train_lmdb):
+    ds = LmdbDataset(train_lmdb)
+    full = ds.metadata["splits"]["train"]
+    kept = {}
+    for fraction in (0.5, 0.75, 1.0):
+        dm = DeepHDataModule(path=str(train_lmdb), global_budget=10**9, train_fraction=fraction)
+        dm.prepare_data()
+        dm.setup("fit")
+        kept[fraction] = dm.datasets["train"].indices
+        assert len(kept[fraction]) == max(1, round(fraction * len(full)))
+        for split in ("val", "test"):
+            assert dm.datasets[split].indices == ds.metadata["splits"][split]
+        batch = next(iter(dm.train_dataloader()))  # the sampler sizes the subset, not the whole split
+        assert sorted(batch.structure_id) == sorted(ds.metadata["ids"][i] for i in kept[fraction])
+        # what the model records about its training data is about the subset
+        from data_prep.bonds import bond_table, record_bonds
+
+        assert dm.training_bonds() == bond_table(record_bonds(ds[i]) for i in kept[fraction])
+    assert set(kept[0.5]) < set(kept[0.75]) < set(kept[1.0]) == set(full)
+    with pytest.raises(DataConfigError, match="train_fraction"):
+        DeepHDataModule(path=str(train_lmdb), train_fraction=0.0)
