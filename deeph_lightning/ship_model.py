@@ -58,6 +58,11 @@ def report_section(label: str, report: dict) -> list[str]:
         f = report["first_shell"]
         lines[-1] += (f" First-shell hoppings (nearest-neighbour bonds, the largest blocks): MAE {_f(f['mae_meV'])} meV, "
                       f"{_f(100 * f['relative'])} % of their mean |H|.")
+        for key, what in (("pairs_never_bonded_in_training", "never bonded in training"),
+                          ("pairs_bonded_in_training", "bonded in training")):
+            if f.get(key):
+                lines[-1] += (f" Of element pairs {what} ({', '.join(f[key]['pairs'])}): {_f(f[key]['mae_meV'])} meV, "
+                              f"{_f(100 * f[key]['relative'])} %.")
     if report.get("band_errors"):
         b = report["band_errors"]
         lines[-1] += (f" Band error within E_F ± window: median {_f(b['median_of_mae_meV'])}, worst "
@@ -93,6 +98,9 @@ def card(name: str, summary: str, meta: dict, reports: dict[str, dict], check: d
         + ", ".join(f"{k} {v}" for k, v in net.items() if k != "_target_" and not isinstance(v, (dict, list))) + " |",
         f"| target gauge | {meta.get('target_gauge', 'raw')} |",
         f"| budget | {budget}; trained {meta.get('global_step')} steps |",
+        f"| nearest-neighbour pairs in training | "
+        + (f"{len(meta['training_bonds'])} (`checkpoint['deeph']['training_bonds']`; evaluation warns about others) |"
+           if meta.get("training_bonds") is not None else "not recorded |"),
         f"| check (test suite) | {check['dataset']}:{check['id']}: MAE {check['mae_meV']:.3f} meV |",
         "",
     ]
