@@ -10,7 +10,10 @@ from __future__ import annotations
 import argparse
 import importlib
 import sys
+import warnings
 from typing import Sequence
+
+OWN_PACKAGES = ("data_prep", "deeph_eval", "deeph_lightning")
 
 
 class OneLineParser(argparse.ArgumentParser):
@@ -28,8 +31,23 @@ def build_parser(prog: str, description: str, package: str, commands: Sequence[s
     return parser
 
 
+def one_line_warnings(prefix: str):
+    """``warnings.formatwarning`` that prints our own warnings as one line, ``<prefix>: warning: <message>``
+    (where the warning was raised in our code is no use to someone running a command); others unchanged."""
+    default = warnings.formatwarning
+
+    def formatwarning(message, category, filename, lineno, line=None):
+        if category.__module__.split(".")[0] in OWN_PACKAGES:
+            return f"{prefix}: warning: {' '.join(str(message).split())}\n"
+        return default(message, category, filename, lineno, line)
+
+    return formatwarning
+
+
 def run(parser: argparse.ArgumentParser, argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
+    default_format = warnings.formatwarning
+    warnings.formatwarning = one_line_warnings(f"{parser.prog} {args.command}")
     try:
         return int(args.func(args) or 0)
     except (ValueError, OSError, KeyError) as err:
@@ -39,3 +57,5 @@ def run(parser: argparse.ArgumentParser, argv: list[str] | None = None) -> int:
         line = " ".join(str(msg).split())
         print(f"{parser.prog} {args.command}: error: {line}", file=sys.stderr)
         return 2
+    finally:
+        warnings.formatwarning = default_format

@@ -98,7 +98,7 @@ def card(name: str, summary: str, meta: dict, reports: dict[str, dict], check: d
         + ", ".join(f"{k} {v}" for k, v in net.items() if k != "_target_" and not isinstance(v, (dict, list))) + " |",
         f"| target gauge | {meta.get('target_gauge', 'raw')} |",
         f"| budget | {budget}; trained {meta.get('global_step')} steps |",
-        f"| nearest-neighbour pairs in training | "
+        "| nearest-neighbour pairs in training | "
         + (f"{len(meta['training_bonds'])} (`checkpoint['deeph']['training_bonds']`; evaluation warns about others) |"
            if meta.get("training_bonds") is not None else "not recorded |"),
         f"| check (test suite) | {check['dataset']}:{check['id']}: MAE {check['mae_meV']:.3f} meV |",
