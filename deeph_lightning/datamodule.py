@@ -108,6 +108,7 @@ class DeepHDataModule(pl.LightningDataModule):
         self.split_fractions = tuple(split_fractions)
         self.split_set = split_set
         self.train_fraction = float(train_fraction)
+        self._train_order: list[int] | None = None
         if not 0.0 < self.train_fraction <= 1.0:
             raise DataConfigError(f"data.train_fraction must be in (0, 1], got {train_fraction}")
         self.global_budget = int(global_budget)
@@ -216,13 +217,29 @@ class DeepHDataModule(pl.LightningDataModule):
 
     def split_indices(self, name: str) -> list[int]:
         """Record indices of split ``name``; for ``train`` with ``train_fraction`` < 1 the first
-        round(fraction · n) of a permutation seeded by ``split_seed`` (so smaller fractions are subsets of
-        larger ones: learning curves), validation and test unchanged."""
+        round(fraction · n) of ``train_order``, validation and test unchanged."""
         idx = list(self.records.split(name, self.split_set))
         if name != "train" or self.train_fraction == 1.0:
             return idx
+        if self._train_order is None:
+            self._train_order = self.train_order(idx)
         keep = max(1, round(self.train_fraction * len(idx)))
-        return sorted(np.random.default_rng(self.split_seed).permutation(idx)[:keep].tolist())
+        return sorted(self._train_order[:keep])
+
+    def train_order(self, idx: list[int]) -> list[int]:
+        """The order ``train_fraction`` takes training structures in: a permutation seeded by ``split_seed``,
+        except that the structures that first bring in an element not yet taken go ahead (in that order), so
+        any subset of at least that many structures has every element of the split (an element missing from
+        training is an untrained embedding, not a smaller dataset), and smaller subsets are inside larger ones
+        (learning curves)."""
+        order = np.random.default_rng(self.split_seed).permutation(idx).tolist()
+        seen: set[int] = set()
+        first, rest = [], []
+        for i in order:
+            elements = set(self.records[i]["atomic_numbers"].tolist())
+            (first if elements - seen else rest).append(i)
+            seen |= elements
+        return first + rest
 
     def atom_onsite_table(self) -> dict[str, list]:
         """{"Z": isolated-atom on-site H (n_orb x n_orb, eV)} of every element of the basis, for the dataset's DFT

@@ -104,5 +104,16 @@ def test_train_fraction_trains_on_nested_subsets_and_keeps_val_and_test(train_lm
 
         assert dm.training_bonds() == bond_table(record_bonds(ds[i]) for i in kept[fraction])
     assert set(kept[0.5]) < set(kept[0.75]) < set(kept[1.0]) == set(full)
+
+    def elements(indices):
+        return set().union(*(ds[i]["atomic_numbers"].tolist() for i in indices))
+
+    # the subsets keep every element of the split: the structures that bring in a new element go first
+    assert len(elements(full)) > 1 and elements(kept[0.5]) == elements(full)
+    order = DeepHDataModule(path=str(train_lmdb), train_fraction=0.5)
+    order.prepare_data()
+    first = order.train_order(full)
+    n_first = next(k for k in range(1, len(first) + 1) if elements(first[:k]) == elements(full))
+    assert all(elements(first[:k]) - elements(first[:k - 1]) for k in range(1, n_first + 1))
     with pytest.raises(DataConfigError, match="train_fraction"):
         DeepHDataModule(path=str(train_lmdb), train_fraction=0.0)
