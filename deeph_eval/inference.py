@@ -22,8 +22,8 @@ from . import progress
 from .checks import check_geometry
 from .electrons import INFO_KEYS
 from .gauge import gauge_info, model_hamiltonian
-from .model_io import ModelInputError, check_known_elements, dft_settings
-from .predict import predict_blocks
+from .model_io import ModelInputError, check_known_elements, dft_settings, warn_outside_training
+from .predict import geometry_of, predict_many
 
 if TYPE_CHECKING:
     from deeph_lightning.models.checkpoint import LoadedModel
@@ -130,12 +130,16 @@ def predicted_structure(loaded: LoadedModel, st: DeepHStructure, *, dft_basis: s
         with progress.step(f"S(R): two-centre integrals of {len(st.numbers)} atoms within {overlap_radius} Å"):
             overlaps, settings = exact_overlaps(loaded, st, dft_basis=dft_basis, radius=overlap_radius)
         s_source = f"two-centre integrals, basis {settings.basis}, pairs within {overlap_radius} Å"
+    outside: list[list[str]] = []
     if hamiltonians is None:
         with progress.step(f"H(R): predicting {len(st.numbers)} atoms with the model"):
-            h = model_hamiltonian(loaded, st.numbers, predict_blocks(loaded, st), overlaps)
+            h = model_hamiltonian(loaded, st.numbers, next(predict_many(loaded, [st], outside=outside)), overlaps)
+        warn_outside_training(geometry_of(st)[4], outside[0])
     else:
         h = hamiltonians
-    info = {k: v for k, v in st.info.items() if k not in ("dft",)}
+    info = {k: v for k, v in st.info.items() if k not in ("dft", "outside_training")}
+    if outside and loaded.training_bonds is not None:
+        info["outside_training"] = outside[0]  # the bonds training never had (model_io.outside_training)
     n_e = electron_count(loaded, st, settings, n_electrons)
     info.update(
         n_electrons=n_e,

@@ -277,6 +277,15 @@ def test_the_checkpoint_records_its_training_bonds_and_evaluation_names_bonds_ou
         predict_blocks(loaded, bulk("Si", "diamond", a=5.43))  # the training structure: nothing to say
     with pytest.warns(OutsideTrainingWarning, match=r"Li-Si at 2\.50 Å \(no Li-Si nearest-neighbour bond in training\)"):
         predict_blocks(loaded, bulk("LiSi", "rocksalt", a=5.0))
+    # deeph-eval predict also writes them into the predicted folder's info.json (the training Si: none)
+    bulk("LiSi", "rocksalt", a=5.0).write(tmp_path / "lisi.cif")
+    with pytest.warns(OutsideTrainingWarning):
+        assert main(["predict", "--ckpt", str(ckpt), "--structure", str(tmp_path / "lisi.cif"),
+                     "--out", str(tmp_path / "lisi")]) == 0
+    assert read_deeph(tmp_path / "lisi").info["outside_training"] == [
+        "Li-Si at 2.50 Å (no Li-Si nearest-neighbour bond in training)"]
+    assert main(["predict", "--ckpt", str(ckpt), "--structure", str(folders[0]), "--out", str(tmp_path / "si")]) == 0
+    assert read_deeph(tmp_path / "si").info["outside_training"] == []
     # deeph-eval test: first-shell errors per pair with the pair's training bonds; a compressed Si cell is named
     root = tmp_path / "folders"
     for f in folders:
