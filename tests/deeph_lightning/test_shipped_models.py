@@ -25,3 +25,26 @@ def test_shipped_model_loads_by_name_and_reproduces_its_recorded_error(name):
     assert check_mae(name, check["dataset"], check["id"]) == pytest.approx(check["mae_meV"], rel=1e-4)
     card = (SHIPPED / f"{name}.md").read_text()
     assert f"--ckpt {name}" in card and "| element |" in card
+
+
+def test_the_card_says_which_held_out_bonds_the_model_never_saw(tmp_path):
+    import json
+    import shutil
+
+    from data_prep.embedded import dataset_path
+    from deeph_eval.cli import main as deeph_eval
+    from deeph_lightning.models.checkpoint import read_checkpoint
+    from deeph_lightning.ship_model import card, report_section
+
+    meta = read_checkpoint(SHIPPED / MODELS["universal-mini"]["file"])["deeph"]
+    assert "Al-As" not in meta["training_bonds"]  # AlAs is a held-out composition
+    shutil.copytree(dataset_path("universal-mini") / "AlAs_zincblende_s0_00090", tmp_path / "data" / "AlAs")
+    assert deeph_eval(["test", "--ckpt", "universal-mini", "--data", str(tmp_path / "data"),
+                       "--out", str(tmp_path / "r.json")]) == 0
+    report = json.loads((tmp_path / "r.json").read_text())
+    section = "\n".join(report_section("held out", report))
+    never = report["first_shell"]["pairs_never_bonded_in_training"]
+    assert never["pairs"] == ["Al-As"]
+    assert f"Of element pairs never bonded in training (Al-As): {never['mae_meV']:.1f} meV" in section
+    text = card("universal-mini", "summary", meta, {"held out": report}, MODELS["universal-mini"]["check"])
+    assert f"| nearest-neighbour pairs in training | {len(meta['training_bonds'])} " in text
