@@ -14,7 +14,7 @@ from __future__ import annotations
 import numpy as np
 
 from .basis import element_symbol
-from .graph import FIRST_SHELL, edge_vectors_np
+from .graph import FIRST_SHELL, edge_vectors_np, neighbor_graph
 
 # a bond shorter than this fraction of the shortest the pair had in training is named (the network's output
 # there is an extrapolation; block_scale keeps the fall-off flat below the training bonds)
@@ -40,6 +40,20 @@ def first_shell_bonds(numbers, edge_index, lengths) -> dict[str, tuple[int, floa
         n, lo, hi = out.get(key, (0, np.inf, 0.0))
         out[key] = (n + 1, min(lo, float(r)), max(hi, float(r)))
     return {k: ((n + 1) // 2, lo, hi) for k, (n, lo, hi) in out.items()}
+
+
+# Å: neighbours searched for a structure's first shell (bcc Cs, the longest nearest-neighbour bond of the
+# catalogue's elements, is 5.3 Å)
+BOND_SEARCH_RADIUS = 7.0
+
+
+def structure_bonds(numbers, positions, cell, pbc) -> dict[str, tuple[int, float, float]]:
+    """``first_shell_bonds`` of a structure (Å; lattice vectors as rows) from its own neighbour list."""
+    positions, cell = np.asarray(positions, dtype=float), np.asarray(cell, dtype=float)
+    edge_index, shift, _ = neighbor_graph(cell, positions, np.broadcast_to(np.asarray(pbc, dtype=bool), (3,)),
+                                          BOND_SEARCH_RADIUS)
+    lengths = np.linalg.norm(edge_vectors_np(cell, positions, edge_index, shift), axis=1)
+    return first_shell_bonds(numbers, edge_index, lengths)
 
 
 def record_bonds(rec: dict) -> dict[str, tuple[int, float, float]]:

@@ -242,13 +242,20 @@ def retry(match: str, reason: str, out: Path = OUT) -> int:
 
 
 def dft_facts(folder: Path) -> dict:
-    """What the card reports of one finished DFT folder: cost, SCF cycles, electrons and basis size."""
+    """What the card reports of one finished DFT folder: cost, SCF cycles, electrons, basis size and its
+    nearest-neighbour bonds per element pair ({pair: [bonds, shortest Å]}, ``data_prep.bonds``)."""
     from ..deeph_format import read_deeph
 
     info = json.loads((folder / "info.json").read_text())
-    n_orbitals = int(read_deeph(folder, hamiltonian=False, overlap=False).n_orbitals().sum())
+    st = read_deeph(folder, hamiltonian=False, overlap=False)
     return {"timings_s": info["timings_s"], "scf_cycles": info.get("scf_cycles"),
-            "n_electrons": info["n_electrons"], "n_orbitals": n_orbitals}
+            "n_electrons": info["n_electrons"], "n_orbitals": int(st.n_orbitals().sum()), "bonds": shipped_bonds(st)}
+
+
+def shipped_bonds(st) -> dict[str, list]:
+    from ..bonds import structure_bonds
+
+    return {k: [n, round(lo, 4)] for k, (n, lo, _) in structure_bonds(st.numbers, st.positions, st.cell, st.pbc).items()}
 
 
 def record_fidelity(check_json: Path, out: Path = OUT) -> int:

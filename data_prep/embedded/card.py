@@ -53,6 +53,7 @@ def card(name: str = "universal-mini", folder: Path | None = None) -> str:
         f"Elements ({len(elements)}), structures containing each: "
         + ", ".join(f"{e} {n}" for e, n in sorted(elements.items(), key=lambda kv: (-kv[1], kv[0]))) + ".",
         "",
+        *_bond_lines(meta),
         "Prototypes: " + ", ".join(f"{p} {n}" for p, n in sorted(protos.items(), key=lambda kv: (-kv[1], kv[0]))) + ".",
         "",
         f"Atoms per structure: {_stats([m['n_atoms'] for m in meta])}.",
@@ -99,6 +100,22 @@ def card(name: str = "universal-mini", folder: Path | None = None) -> str:
         lines += [f"| {sid} | {'; '.join(e[:120] for e in errors)} |" for sid, errors in sorted(failures.items())]
         lines += [f"| {sid} | not shippable: {why.split(': ', 1)[-1][:160]} |" for sid, why in sorted(unshippable.items())]
     return "\n".join(lines)
+
+
+def _bond_lines(meta: list[dict]) -> list[str]:
+    """The nearest-neighbour element pairs the structures bond (``dft_facts`` "bonds"), and per element how many
+    different elements it is bonded to: a model learns a pair's hoppings from these bonds (docs/evaluation.md)."""
+    pairs = Counter(p for m in meta for p in m.get("bonds", {}))
+    if not pairs:
+        return []
+    partners: dict[str, set] = {}
+    for pair in pairs:
+        a, b = pair.split("-")
+        partners.setdefault(a, set()).add(b)
+        partners.setdefault(b, set()).add(a)
+    return [f"Nearest-neighbour bonds: {len(pairs)} different element pairs (homonuclear ones included); elements "
+            "each element is bonded to: " + ", ".join(
+                f"{e} {len(p)}" for e, p in sorted(partners.items(), key=lambda kv: (-len(kv[1]), kv[0]))) + ".", ""]
 
 
 START, END = "<!-- card:start -->", "<!-- card:end -->"

@@ -5,15 +5,11 @@ import numpy as np
 import pytest
 from ase.build import bulk
 
-from data_prep.bonds import bond_table, first_shell_bonds, unfamiliar_bonds
-from data_prep.graph import edge_vectors_np, neighbor_graph
+from data_prep.bonds import bond_table, structure_bonds, unfamiliar_bonds
 
 
-def bonds_of(atoms, cutoff=6.0):
-    cell, pos = atoms.cell[:], atoms.positions
-    edge_index, shift, _ = neighbor_graph(cell, pos, atoms.pbc, cutoff)
-    lengths = np.linalg.norm(edge_vectors_np(cell, pos, edge_index, shift), axis=1)
-    return first_shell_bonds(atoms.numbers, edge_index, lengths)
+def bonds_of(atoms):
+    return structure_bonds(atoms.numbers, atoms.positions, atoms.cell[:], atoms.pbc)
 
 
 def test_first_shell_bonds_count_each_bond_once():

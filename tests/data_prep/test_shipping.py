@@ -116,6 +116,16 @@ def test_finished_structures_ship_in_chunks_and_failures_are_kept_across_runs(tm
     assert json.loads((out / "dataset.json").read_text())["fidelity"][ids[0]]["n_values"] > 0  # edge bands seen
     text = card(folder=out)
     assert "5 structures shipped" in text and "1 failed twice" in text
+    # each structure's nearest-neighbour bonds are recorded at shipping, and the card counts the pairs
+    from data_prep.bonds import structure_bonds
+
+    for sid in current_structures(record):
+        st = read_deeph(dft / sid, hamiltonian=False, overlap=False)
+        want = {k: [n, pytest.approx(lo, abs=1e-4)] for k, (n, lo, _) in
+                structure_bonds(st.numbers, st.positions, st.cell, st.pbc).items()}
+        assert record["structures"][sid]["bonds"] == want
+    pairs = {p for sid in current_structures(record) for p in record["structures"][sid]["bonds"]}
+    assert f"Nearest-neighbour bonds: {len(pairs)} different element pairs" in text
     assert "`deeph-prep check` on 1 structures" in text and f"(worst: {ids[0]})" in text
 
     folder = extract_chunked(out, tmp_path / "cache")
