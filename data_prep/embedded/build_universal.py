@@ -5,7 +5,8 @@ session. So the work is split in two commands that a session repeats:
 
 * ``todo``: writes a ``manifest.jsonl`` of the catalogue structures not yet shipped and not failed twice for
   ``deeph-prep dft`` to compute, in coverage order: the least covered element takes its cheapest remaining
-  structure (cost estimated from the basis size), then the next, so each session adds every element;
+  structure (cost estimated from the basis size, halved for each element pair it bonds that no structure before
+  it does), then the next, so each session adds every element and new bonds;
 * ``ship``: packs finished structures that are not yet shipped into new chunks of ``CHUNK_SIZE`` (``--flush``
   also packs a last, smaller chunk: use it before a session ends) and records failures in ``dataset.json``;
 * ``retry MATCH --reason R``: after a new fallback, structures whose failures all contain MATCH are tried again,
@@ -68,19 +69,37 @@ def estimated_cost(entry: dict, structures: Path) -> float:
     return nbf ** 2 * (2.0 if entry.get("dims", 3) < 3 else 1.0)
 
 
-def coverage_order(entries: list[dict], cost: dict[str, float], have: Counter) -> list[dict]:
+def coverage_order(entries: list[dict], cost: dict[str, float], have: Counter,
+                   bonds: dict[str, set] | None = None, have_bonds: set | None = None) -> list[dict]:
     """Round robin over the elements, least covered first (``have``: shipped structures per element): each
-    takes its cheapest remaining structure in turn, so every element gains data from the first hours on."""
+    takes its cheapest remaining structure in turn, so every element gains data from the first hours on.
+    With ``bonds`` (id -> its nearest-neighbour element pairs) "cheapest" is per new pair: cost / (1 + pairs
+    not yet bonded, ``have_bonds`` and the picks before), so a structure that bonds a new pair may cost twice
+    as much: held-out errors are largest on pairs no training structure bonds (docs/evaluation.md)."""
+    bonds = bonds or {}
+    bonded = set(have_bonds or ())
     left = sorted(entries, key=lambda m: (cost[m["id"]], m["index"]))
     have = Counter(have)
     out: list[dict] = []
     while left:
         element = min({e for m in left for e in m["elements"]}, key=lambda e: (have[e], e))
-        pick = next(m for m in left if element in m["elements"])
+        pick = min((m for m in left if element in m["elements"]),
+                   key=lambda m: (cost[m["id"]] / (1 + len(bonds.get(m["id"], set()) - bonded)), m["index"]))
         left.remove(pick)
         out.append(pick)
         have.update(pick["elements"])
+        bonded |= bonds.get(pick["id"], set())
     return out
+
+
+def catalogue_bonds(entry: dict, structures: Path) -> set[str]:
+    """The nearest-neighbour element pairs of a catalogue structure (``data_prep.bonds``)."""
+    from ase.io import read
+
+    from ..bonds import structure_bonds
+
+    atoms = read(structures / entry["file"])
+    return set(structure_bonds(atoms.numbers, atoms.positions, atoms.cell[:], atoms.pbc))
 
 
 COMPLICATED_SHARE = 10  # one structure in this many handed out is a complicated case (while any are left)
@@ -115,7 +134,9 @@ def todo(structures: Path, folder: Path, out: Path = OUT, dft: Path | None = Non
     entries = [m for m in _manifest(structures) if m["id"] not in done_with]
     entries = with_complicated_share(coverage_order(
         entries, {m["id"]: estimated_cost(m, structures) for m in entries},
-        Counter(e for sid in shipped for e in record["structures"][sid]["elements"])))
+        Counter(e for sid in shipped for e in record["structures"][sid]["elements"]),
+        {m["id"]: catalogue_bonds(m, structures) for m in entries},
+        {p for sid in shipped for p in record["structures"][sid].get("bonds", {})}))
     entries.sort(key=lambda m: m["id"] in failures)  # retries last: they fail again most often (stable sort)
     folder.mkdir(parents=True, exist_ok=True)
     lines = [json.dumps({**m, "file": os.path.relpath(structures / m["file"], folder)}) for m in entries]

@@ -185,6 +185,15 @@ def test_todo_order_gives_every_element_a_structure_before_any_gets_a_second():
     assert seen == {"Fe", "H", "Li", "O"}
     assert order.index("s3") < order.index("s2")  # the expensive Fe cell before a third Li one
     assert [m["id"] for m in coverage_order(entries, cost, Counter({"Fe": 5, "H": 5, "O": 5}))][0] == "s0"
+    # with bonds: Li's pick is the cheapest per pair not yet bonded (s1 bonds H-Li, s0 and s2 only Li-Li)
+    bonds = {"s0": {"Li-Li"}, "s1": {"H-Li"}, "s2": {"Li-Li"}, "s3": {"Fe-Fe"}, "s4": {"Fe-O"}, "s5": {"O-O"},
+             "s6": {"Li-O"}}
+    have = Counter({"Fe": 5, "H": 5, "O": 5})
+    cost["s1"] = 1.8
+    assert [m["id"] for m in coverage_order(entries, cost, have, bonds, {"Li-Li"})][0] == "s1"  # 1.8/2 < 1/1
+    assert [m["id"] for m in coverage_order(entries, cost, have, bonds, set())][0] == "s0"  # 1/2 < 1.8/2
+    cost["s1"] = 2.5  # over twice the price of one that bonds nothing new: no longer first
+    assert [m["id"] for m in coverage_order(entries, cost, have, bonds, {"Li-Li"})][0] == "s0"
 
 
 def test_complicated_cases_get_every_tenth_place_while_they_last():
