@@ -558,3 +558,17 @@ def test_train_py_errors_are_one_line(packed, checkpoint, tmp_path):
     assert r.returncode == 2
     one_error_line(r.stderr, str(run_dir), "ckpt_path=auto")
     assert not (run_dir / ".hydra").exists()  # refused before Hydra wrote the new run's config there
+
+
+@pytest.mark.parametrize("bonds", ["C-C", {"C-C": "many"}, {"CC": [1, 1.5, 1.5, 1]}, {"C-C": [1, 1.5]}])
+def test_a_checkpoint_with_malformed_training_bonds_is_refused(checkpoint, sources, tmp_path, capsys, bonds):
+    import torch
+
+    ckpt = torch.load(checkpoint, weights_only=True)
+    assert ckpt["deeph"]["training_bonds"]  # train.py wrote a table
+    ckpt["deeph"]["training_bonds"] = bonds
+    bad = tmp_path / "bad.ckpt"
+    torch.save(ckpt, bad)
+    code, _, err = evaluate(capsys, "predict", "--ckpt", bad, "--structure", sources / NAMES[0], "--out", tmp_path / "p")
+    assert code == 2 and "training_bonds" in one_error_line(err, str(bad))
+    assert not (tmp_path / "p").exists()

@@ -225,7 +225,26 @@ def _check_meta(path: Path, meta) -> dict:
         raise CheckpointError(f"{path}: a huckel-gauge checkpoint without its extended-Hückel K (huckel_k)")
     if meta.get("dtype", "float32") not in DTYPES:
         raise CheckpointError(f"{path}: checkpoint dtype {str(meta.get('dtype'))[:40]!r} is not one of {DTYPES}")
+    problem = _training_bonds_problem(meta.get("training_bonds"))
+    if problem:
+        raise CheckpointError(f"{path}: training_bonds {problem}")
     return meta
+
+
+def _training_bonds_problem(table) -> str | None:
+    """Why ``table`` is not a ``data_prep.bonds.bond_table`` ({"A-B": [bonds, shortest, longest, structures]}),
+    or None (also for None: older checkpoints have none)."""
+    if table is None:
+        return None
+    if not isinstance(table, dict):
+        return f"is a {type(table).__name__}, expected a dict"
+    for key, value in table.items():
+        if not isinstance(key, str) or key.count("-") != 1:
+            return f"key {str(key)[:40]!r} is not an element pair 'A-B'"
+        if (not isinstance(value, (list, tuple)) or len(value) != 4
+                or not all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in value)):
+            return f"[{key}] = {str(value)[:60]!r} is not [bonds, shortest Å, longest Å, structures]"
+    return None
 
 
 def _one_line(err: Exception, limit: int = 300) -> str:
