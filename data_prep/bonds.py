@@ -5,8 +5,8 @@ A model learns a pair's hoppings from the bonds of that pair it was trained on. 
 compositions nearly every nearest-neighbour pair is one training never bonded, and those are the largest
 errors (C-H in CH4, Be-O; docs/evaluation.md). So checkpoints record the training bonds (``bond_table``) and
 evaluation names a structure's bonds that are of an unseen pair or shorter than any the pair had
-(``unfamiliar_bonds``). "Nearest-neighbour" is ``graph.FIRST_SHELL`` times each structure's shortest bond, as
-in the error reports.
+(``unfamiliar_bonds``). "Nearest-neighbour" is ``graph.first_shell_mask`` (up to ``graph.FIRST_SHELL`` times each
+structure's shortest bond), as in the error reports.
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ from __future__ import annotations
 import numpy as np
 
 from .basis import element_symbol
-from .graph import FIRST_SHELL, edge_vectors_np, neighbor_graph
+from .graph import edge_vectors_np, first_shell_mask, neighbor_graph
 
 # a bond shorter than this fraction of the shortest the pair had in training is named (the network's output
 # there is an extrapolation; block_scale keeps the fall-off flat below the training bonds)
@@ -33,7 +33,7 @@ def first_shell_bonds(numbers, edge_index, lengths) -> dict[str, tuple[int, floa
     numbers, lengths = np.asarray(numbers), np.asarray(lengths, dtype=float)
     if len(lengths) == 0:
         return {}
-    near = lengths <= FIRST_SHELL * lengths.min()
+    near = first_shell_mask(lengths)
     i, j = np.asarray(edge_index)[:, near]
     out: dict[str, tuple[int, float, float]] = {}
     for key, r in zip((pair_key(a, b) for a, b in zip(numbers[i], numbers[j])), lengths[near]):

@@ -41,6 +41,13 @@ MIN_DISTANCE = 0.1  # Å; closer atoms (or periodic images) are an input error
 FIRST_SHELL = 1.1
 
 
+def first_shell_mask(lengths: np.ndarray) -> np.ndarray:
+    """(N,) bool: the bonds of one structure no longer than ``FIRST_SHELL`` times its shortest (all False when
+    there are none). ``torch_data.first_shell_edges`` is the same rule per graph of a torch batch."""
+    lengths = np.asarray(lengths, dtype=float)
+    return lengths <= FIRST_SHELL * lengths.min() if len(lengths) else np.zeros(0, dtype=bool)
+
+
 def neighbor_graph(
     cell: np.ndarray, positions: np.ndarray, pbc: np.ndarray, cutoff: float
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:

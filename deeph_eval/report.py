@@ -34,7 +34,7 @@ from data_prep.basis import element_symbol
 from data_prep.bonds import pair_key
 from data_prep.deeph_format import Blocks
 from data_prep.gauge import gauge_mu
-from data_prep.graph import FIRST_SHELL, block_bond_lengths
+from data_prep.graph import FIRST_SHELL, block_bond_lengths, first_shell_mask
 
 
 class _Acc:
@@ -266,7 +266,7 @@ def first_shell(blocks: Blocks, positions: np.ndarray, cell: np.ndarray) -> set:
     if not hoppings:
         return set()
     lengths = block_bond_lengths(np.array(hoppings), positions, cell)
-    return {key for key, d in zip(hoppings, lengths) if d <= FIRST_SHELL * lengths.min()}
+    return {key for key, near in zip(hoppings, first_shell_mask(lengths)) if near}
 
 
 def _onsite(key) -> bool:

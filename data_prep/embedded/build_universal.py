@@ -56,15 +56,13 @@ def _failures(dft: Path, record: dict | None = None) -> dict[str, list[str]]:
     return out
 
 
-def estimated_cost(entry: dict, structures: Path) -> float:
-    """Relative DFT cost of a catalogue entry: basis functions squared, doubled for cells with vacuum."""
-    from ase.io import read
-
+def estimated_cost(entry: dict, atoms) -> float:
+    """Relative DFT cost of a catalogue entry (its structure ``atoms``): basis functions squared, doubled for
+    cells with vacuum."""
     from ..dft.structure import element_basis
     from ..dft.settings import DFTSettings
 
     basis = DFTSettings().basis
-    atoms = read(structures / entry["file"])
     nbf = sum(sum(2 * shell[0] + 1 for shell in element_basis(basis, s)) for s in atoms.get_chemical_symbols())
     return nbf ** 2 * (2.0 if entry.get("dims", 3) < 3 else 1.0)
 
@@ -90,16 +88,6 @@ def coverage_order(entries: list[dict], cost: dict[str, float], have: Counter,
         have.update(pick["elements"])
         bonded |= bonds.get(pick["id"], set())
     return out
-
-
-def catalogue_bonds(entry: dict, structures: Path) -> set[str]:
-    """The nearest-neighbour element pairs of a catalogue structure (``data_prep.bonds``)."""
-    from ase.io import read
-
-    from ..bonds import structure_bonds
-
-    atoms = read(structures / entry["file"])
-    return set(structure_bonds(atoms.numbers, atoms.positions, atoms.cell[:], atoms.pbc))
 
 
 COMPLICATED_SHARE = 10  # one structure in this many handed out is a complicated case (while any are left)
@@ -132,10 +120,15 @@ def todo(structures: Path, folder: Path, out: Path = OUT, dft: Path | None = Non
     twice = {sid for sid, errors in failures.items() if len(errors) >= 2}
     done_with = shipped | twice | set(record.get("unshippable", {}))
     entries = [m for m in _manifest(structures) if m["id"] not in done_with]
+    from ase.io import read
+
+    from ..bonds import structure_bonds
+
+    atoms = {m["id"]: read(structures / m["file"]) for m in entries}  # each catalogue file read once
     entries = with_complicated_share(coverage_order(
-        entries, {m["id"]: estimated_cost(m, structures) for m in entries},
+        entries, {m["id"]: estimated_cost(m, atoms[m["id"]]) for m in entries},
         Counter(e for sid in shipped for e in record["structures"][sid]["elements"]),
-        {m["id"]: catalogue_bonds(m, structures) for m in entries},
+        {sid: set(structure_bonds(a.numbers, a.positions, a.cell[:], a.pbc)) for sid, a in atoms.items()},
         {p for sid in shipped for p in record["structures"][sid].get("bonds", {})}))
     entries.sort(key=lambda m: m["id"] in failures)  # retries last: they fail again most often (stable sort)
     folder.mkdir(parents=True, exist_ok=True)
