@@ -77,6 +77,13 @@ def card(name: str = "universal-mini", folder: Path | None = None) -> str:
         lines += ["", f"No empty band in the basis ({len(full)}: every band occupied, as for alkaline-earth metals "
                   "with semicore pseudopotentials in a single-ζ basis): their H is the recipe's, their bands at E_F "
                   "are not physical: " + ", ".join(full) + "."]
+    indefinite = sorted(s for s, m in zip(shipped, meta) if m.get("overlap_min_eigenvalue", 1.0) <= 0)
+    if indefinite:
+        lines += ["", f"S(k) of the stored blocks indefinite ({len(indefinite)}; smallest eigenvalue on a 0.2 Å⁻¹ mesh): "
+                  "diffuse orbitals overlap beyond the storage radius, so these structures train "
+                  "the model (their blocks are exact) but bands cannot be computed from their stored H(R), S(R) "
+                  "(`deeph-eval` skips them with that reason): " + ", ".join(
+                      f"{s} {record['structures'][s]['overlap_min_eigenvalue']:.3f}" for s in indefinite) + "."]
     fidelity = record.get("fidelity", {})
     tested = {s: f for s, f in fidelity.items() if f.get("n_values", 1) > 0}
     if tested:

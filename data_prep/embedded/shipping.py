@@ -16,6 +16,8 @@ from ..deeph_format import DeepHStructure, read_deeph, write_deeph
 
 FLOAT32_BAND_TOLERANCE_MEV = 0.1  # largest band change allowed by storing H in float32
 N_CHECK_KPOINTS = 4
+# 1/Å (2π included): the Γ-centred mesh on which S(k) of the stored blocks is checked to be positive definite
+OVERLAP_CHECK_KSPACING = 0.2
 
 
 def _atoms(st: DeepHStructure):
@@ -38,23 +40,56 @@ def exact_overlaps(st: DeepHStructure) -> dict:
     return exact_overlap_blocks(build_cell(_atoms(st), settings, st.source or "structure"), pairs)
 
 
-def float32_band_change_mev(st: DeepHStructure, window: float = 2.0) -> float:
-    """Largest change (meV) of band energies within ``window`` of the band edges when H is rounded to float32."""
+def overlap_check_mesh(cell) -> np.ndarray:
+    """Fractional k-points of the Γ-centred mesh with spacing ``OVERLAP_CHECK_KSPACING``."""
+    recip = 2 * np.pi * np.linalg.norm(np.linalg.inv(np.asarray(cell, dtype=float)).T, axis=1)
+    mesh = [max(1, int(np.ceil(b / OVERLAP_CHECK_KSPACING))) for b in recip]
+    return np.stack(np.meshgrid(*[np.arange(n) / n for n in mesh], indexing="ij"), -1).reshape(-1, 3)
+
+
+def overlap_floor(st: DeepHStructure, kpts: np.ndarray) -> np.ndarray:
+    """Smallest eigenvalue of S(k) of the stored blocks at each k-point. The DFT's own S(k) (all lattice images)
+    is positive definite; the stored blocks end at the storage radius, and where the basis is diffuse (Rb, Cs 5s/6s
+    in SZV-MOLOPT-SR) the overlaps dropped beyond it make S(k) indefinite near the zone boundary."""
+    from ..kspace import bloch_sum
+
+    sk = bloch_sum(st.overlaps, st.n_orbitals(), kpts)
+    return np.array([np.linalg.eigvalsh(0.5 * (s + s.conj().T))[0] for s in sk])
+
+
+def float32_band_change_mev(st: DeepHStructure, kpts: np.ndarray, window: float = 2.0) -> float:
+    """Largest change (meV) of band energies at ``kpts`` within ``window`` of the band edges when H is rounded
+    to float32."""
     from ..dft.fidelity import edge_window
     from ..kspace import band_energies
 
-    kpts = np.random.default_rng(0).random((N_CHECK_KPOINTS, 3))
     n_orb = st.n_orbitals()
     h32 = {k: v.astype(np.float32).astype(np.float64) for k, v in st.hamiltonians.items()}
-    try:
-        e64 = band_energies(st.hamiltonians, st.overlaps, n_orb, kpts)
-    except np.linalg.LinAlgError as err:  # scipy's generalized eigh: Cholesky of S(k) failed
-        raise ValueError(f"{st.source}: S(k) of the stored blocks is not positive definite ({err}); the basis is "
-                         "near linear dependence or its overlaps are truncated, so bands cannot be computed") from None
+    e64 = band_energies(st.hamiltonians, st.overlaps, n_orb, kpts)
     e32 = band_energies(h32, st.overlaps, n_orb, kpts)
     ef = st.fermi_level if st.fermi_level is not None else 0.0
     sel = edge_window(e64, ef, window)
     return float(np.abs(e32 - e64)[sel].max(initial=0.0) * 1000.0)
+
+
+def check_kpoints(st: DeepHStructure) -> tuple[np.ndarray, float]:
+    """(k-points for the float32 check, smallest eigenvalue of S(k) over the check mesh and those k-points).
+
+    The ``N_CHECK_KPOINTS`` random ones where S(k) is positive definite at all of them; else as many of the mesh's
+    k-points where it is, spread over them. None at all: the stored blocks have no spectrum, and the structure is
+    not shipped."""
+    random_k = np.random.default_rng(0).random((N_CHECK_KPOINTS, 3))
+    mesh = overlap_check_mesh(st.cell)
+    floor_mesh, floor_random = overlap_floor(st, mesh), overlap_floor(st, random_k)
+    floor = float(min(floor_mesh.min(), floor_random.min()))
+    if floor_random.min() > 0:
+        return random_k, floor
+    good = mesh[floor_mesh > 0]
+    if not len(good):
+        raise ValueError(f"{st.source}: S(k) of the stored blocks is not positive definite at any k-point of the "
+                         f"check mesh (smallest eigenvalue {floor:.3g}); the basis is near linear dependence or its "
+                         "overlaps are truncated, so bands cannot be computed")
+    return good[np.linspace(0, len(good) - 1, min(N_CHECK_KPOINTS, len(good))).astype(int)], floor
 
 
 def compact(folder: Path, out: Path, catalogue: dict | None = None) -> dict:
@@ -62,7 +97,8 @@ def compact(folder: Path, out: Path, catalogue: dict | None = None) -> dict:
 
     ``catalogue``: the structure's catalogue record, kept in info.json (``data_prep.splits`` reads it)."""
     st = read_deeph(folder)
-    change = float32_band_change_mev(st)
+    kpts, s_floor = check_kpoints(st)
+    change = float32_band_change_mev(st, kpts)
     if change > FLOAT32_BAND_TOLERANCE_MEV:
         raise ValueError(f"{folder}: float32 H changes bands by {change:.3g} meV (> {FLOAT32_BAND_TOLERANCE_MEV})")
     recomputed = exact_overlaps(st)
@@ -71,7 +107,8 @@ def compact(folder: Path, out: Path, catalogue: dict | None = None) -> dict:
     s_dev = max(float(np.abs(recomputed[k] - st.overlaps[k]).max()) for k in recomputed)
     if s_dev > 1e-10:
         raise ValueError(f"{folder}: recomputed overlaps differ from the stored ones by {s_dev:.3g}")
-    measured = {"float32_band_change_meV": round(change, 6), "overlap_recompute_max_dev": s_dev}
+    measured = {"float32_band_change_meV": round(change, 6), "overlap_recompute_max_dev": s_dev,
+                "overlap_min_eigenvalue": round(s_floor, 6)}
     st.hamiltonians = {k: v.astype(np.float32) for k, v in st.hamiltonians.items()}
     st.overlaps = None
     st.info = {**st.info, "shipping": {"hamiltonian_dtype": "float32", "overlaps": "recomputed", **measured}}

@@ -44,6 +44,7 @@ def dense_eigvals(
                 smin = float(np.linalg.eigvalsh(s)[0])
                 raise EigenError(
                     f"{where or 'overlap'}: S(k) at k={format_k(k)} is not positive definite (smallest eigenvalue "
-                    f"{smin:.3g}); the overlap blocks are incomplete or do not belong to this structure"
+                    f"{smin:.3g}); the overlap blocks are incomplete (truncated where the basis is diffuse: Rb, Cs "
+                    "s orbitals reach past a 9.5 Å radius) or do not belong to this structure"
                 ) from None
     return out

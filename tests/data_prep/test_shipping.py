@@ -252,3 +252,40 @@ def test_a_finished_structure_whose_blocks_fail_a_shipping_check_is_recorded_not
     text = card(folder=out)
     assert "1 computed but not shippable" in text and f"| {bad} | not shippable:" in text
     assert sorted(p.name for p in out.iterdir()) == ["chunk-000.tar.xz", "dataset.json"]  # no staging left
+
+
+def test_a_structure_whose_stored_overlaps_are_indefinite_somewhere_ships_with_that_recorded(tmp_path):
+    """RbH as shipped: the DFT's S(k) is positive definite, but the stored blocks end at 9.5 Å and Rb 5s overlaps
+    beyond it, so S(k) of the blocks is indefinite near the zone boundary. Its blocks are exact DFT and train
+    a model: it ships, with the smallest eigenvalue of the check mesh recorded and listed on the card, and the
+    float32 check runs at k-points where S(k) is positive definite."""
+    import tarfile
+
+    from data_prep.embedded.build_universal import ship
+    from data_prep.embedded.card import card
+    from data_prep.embedded.datasets import CHUNKED, current_structures, dataset_record
+    from data_prep.embedded.shipping import overlap_check_mesh, overlap_floor
+
+    sid = "RbH_rocksalt_s0_00015"
+    record = dataset_record("universal-mini")
+    with tarfile.open(CHUNKED["universal-mini"] / current_structures(record)[sid], "r:xz") as tar:
+        tar.extractall(tmp_path / "chunk", members=[m for m in tar.getmembers() if m.name.startswith(sid)],
+                       filter="data")
+    structures, dft, out = tmp_path / "structures", tmp_path / "dft", tmp_path / "shipped"
+    structures.mkdir(), dft.mkdir(), out.mkdir()
+    restore(tmp_path / "chunk" / sid, dft / sid)  # the DFT run's folder again: float64 H, exact S
+    meta = record["structures"][sid]
+    (structures / "manifest.jsonl").write_text(json.dumps(
+        {"id": sid, "file": f"{sid}.extxyz", **{k: meta[k] for k in ("family", "prototype", "group", "kind",
+                                                                       "formula", "n_atoms", "elements", "dims",
+                                                                       "index")}}) + "\n")
+    (dft / "settings.json").write_text(json.dumps({"xc": "pbe"}))
+
+    st = read_deeph(dft / sid)
+    floor = overlap_floor(st, overlap_check_mesh(st.cell))
+    assert floor.min() < -0.01 and (floor > 0).any()
+    assert ship(structures, dft, chunk_size=1, out=out, flush=True, log=lambda _: None) == ["chunk-000.tar.xz"]
+    shipped = json.loads((out / "dataset.json").read_text())["structures"][sid]
+    assert shipped["overlap_min_eigenvalue"] == pytest.approx(floor.min(), abs=1e-6)
+    assert shipped["float32_band_change_meV"] <= 0.1
+    assert f"{sid} {floor.min():.3f}" in card(folder=out)
