@@ -41,19 +41,27 @@ def _exit_with_parent(parent_pid: int) -> None:
     threading.Thread(target=watch, daemon=True).start()
 
 
+def scf_checkpoint(out: Path, sid: str) -> Path:
+    """The SCF restart file of a structure being computed: a run killed or timed out resumes from it (the SCF
+    cycles already done are not lost when a working session ends); removed when the structure is done or fails."""
+    return out / f".{sid}.scf-checkpoint.npz"
+
+
 def _worker(sid: str, atoms, out_dir: str, settings: dict, conn, parent_pid: int) -> None:
     _exit_with_parent(parent_pid)
+    checkpoint = scf_checkpoint(Path(out_dir), sid)
     try:
         from ..deeph_format import write_deeph
         from .runner import run_dft
 
-        result = run_dft(atoms, DFTSettings.from_dict(settings), where=sid)
+        result = run_dft(atoms, DFTSettings.from_dict(settings), where=sid, checkpoint=checkpoint)
         result.structure.info["structure_id"] = sid
         write_deeph(result.structure, Path(out_dir) / sid)
         conn.send(("ok", result.timings))
     except BaseException as err:  # report everything: the parent records it
         conn.send(("error", f"{type(err).__name__}: {err}", traceback.format_exc(limit=4)))
     finally:
+        checkpoint.unlink(missing_ok=True)
         conn.close()
 
 
@@ -109,7 +117,9 @@ def run_batch(structures, out_dir, settings: DFTSettings = DFTSettings(), *, arr
     for sid, atoms in mine:
         for stale in out.glob(f".{sid}.tmp-*"):  # left by a killed run of this task
             shutil.rmtree(stale, ignore_errors=True)
+        scf_checkpoint(out, sid).with_name(scf_checkpoint(out, sid).name + ".partial").unlink(missing_ok=True)
         if is_complete(out / sid):
+            scf_checkpoint(out, sid).unlink(missing_ok=True)  # killed after writing the folder
             counts["skipped"] += 1
         else:
             todo.append((sid, atoms))

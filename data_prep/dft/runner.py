@@ -7,8 +7,10 @@ inverse Bloch transform for H(R); exact two-centre integrals for S(R).
 
 from __future__ import annotations
 
+import os
 import time
 from dataclasses import dataclass, field, replace
+from pathlib import Path
 
 import numpy as np
 
@@ -117,12 +119,39 @@ def is_diverging(ddm_history: list[float]) -> bool:
     return len(ddm_history) >= DIVERGING_AFTER and float(np.median(recent)) > DIVERGING_DDM
 
 
-def _kernel(mf, dm0) -> bool:
-    """Run the SCF from ``dm0``; False if it was stopped as diverging (``is_diverging``)."""
+def save_checkpoint(path: Path, dm, kpts, damped_cycles_left: int) -> None:
+    """The SCF's density after a cycle, replaced atomically (a run killed mid-write leaves the previous one)."""
+    partial = path.with_name(path.name + ".partial")
+    with open(partial, "wb") as f:
+        np.savez(f, dm=np.asarray(dm), kpts=np.asarray(kpts), damped_cycles_left=damped_cycles_left)
+    os.replace(partial, path)
+
+
+def load_checkpoint(path: Path | None, mf) -> tuple[np.ndarray, int] | None:
+    """(density, damped cycles left) of an interrupted SCF of the same cell and k-mesh, else None."""
+    if path is None or not path.is_file():
+        return None
+    try:
+        with np.load(path, allow_pickle=False) as z:
+            dm, kpts, left = z["dm"], z["kpts"], int(z["damped_cycles_left"])
+    except (OSError, ValueError, KeyError):  # unreadable: start afresh
+        return None
+    expected = (len(mf.kpts), mf.cell.nao_nr(), mf.cell.nao_nr())
+    if dm.shape != expected or not np.allclose(kpts, mf.kpts):
+        return None
+    return dm, left
+
+
+def _kernel(mf, dm0, checkpoint: Path | None = None) -> bool:
+    """Run the SCF from ``dm0``; False if it was stopped as diverging (``is_diverging``). With ``checkpoint``
+    the density is saved after every cycle (``load_checkpoint`` resumes from it)."""
     history: list[float] = []
 
     def watch(envs):
         history.append(float(envs.get("norm_ddm", 0.0)))
+        if checkpoint is not None:
+            damped_left = max(0, mf.diis_start_cycle - envs["cycle"] - 1) if mf.damp else 0
+            save_checkpoint(checkpoint, envs["dm"], mf.kpts, damped_left)
         if is_diverging(history):
             raise _Diverging
 
@@ -135,26 +164,34 @@ def _kernel(mf, dm0) -> bool:
     return True
 
 
-def run_scf(atoms, settings: DFTSettings = DFTSettings(), where: str = "structure"):
-    """Converged PySCF k-point RKS for ``atoms``; returns (mf, kmesh)."""
+def run_scf(atoms, settings: DFTSettings = DFTSettings(), where: str = "structure", checkpoint: Path | None = None):
+    """Converged PySCF k-point RKS for ``atoms``; returns (mf, kmesh).
+
+    ``checkpoint``: a file the density is saved to after every SCF cycle; an SCF interrupted (killed, timed out)
+    resumes from it: from its damped phase with the damped cycles it had left, else with DIIS at once."""
     cell = build_cell(atoms, settings, where)
     kmesh = settings.kmesh or kmesh_from_spacing(atoms.cell[:], settings.kspacing)
     mf = make_scf(cell, cell.make_kpts(kmesh), settings)
     dm0, guess = initial_density(mf)
     damped_first = any(int(z) in DAMPED_FIRST_Z for z in atoms.numbers)
-    if damped_first:
-        mf.damp, mf.diis_start_cycle = DAMPED_START
+    start, damped_cycles = dm0, DAMPED_START[1] if damped_first else 0
+    resumed = load_checkpoint(checkpoint, mf)
+    if resumed is not None:
+        start, damped_cycles = resumed
+        guess = "checkpoint"
+    if damped_cycles:
+        mf.damp, mf.diis_start_cycle = DAMPED_START[0], damped_cycles
     else:
         mf.max_cycle = min(FIRST_ATTEMPT_CYCLES, settings.max_cycle)
-    settled = _kernel(mf, dm0)
+    settled = _kernel(mf, start, checkpoint)
     fallback = None
-    if not mf.converged and not damped_first:
+    if not mf.converged and not damped_cycles:
         # Large charge transfer between a d metal and its anion (MnTe: ~6 electrons move between Mn 3d and Te 5p
         # from one cycle to the next, 100 eV apart in energy): DIIS extrapolates the swings. Damping the Fock
         # matrix hard at first lets the density settle near the answer before DIIS takes over.
         mf = make_scf(cell, cell.make_kpts(kmesh), settings)
         mf.damp, mf.diis_start_cycle = DAMPED_START
-        settled = _kernel(mf, dm0)
+        settled = _kernel(mf, dm0, checkpoint)
         fallback = f"damped start (Fock damping {DAMPED_START[0]:g} for {DAMPED_START[1]} cycles)"
     if not mf.converged:
         # Charge sloshing in d-metals: occupations flip at the Fermi level from cycle to cycle. Converge with a
@@ -163,19 +200,21 @@ def run_scf(atoms, settings: DFTSettings = DFTSettings(), where: str = "structur
         wide = replace(settings, smearing=max(5 * settings.smearing, WIDE_SMEARING_EV))
         start = mf.make_rdm1() if settled else dm0  # a diverged density is no start
         mf_wide = make_scf(cell, cell.make_kpts(kmesh), wide)
-        if not _kernel(mf_wide, start):
+        if not _kernel(mf_wide, start, checkpoint):
             raise SCFNotConvergedError(
                 f"{where}: SCF diverges (density still changing by > {DIVERGING_DDM:g} per cycle, median, after "
                 f"{DIVERGING_AFTER} cycles, also with a damped start and with {wide.smearing:g} eV smearing; "
                 f"k-mesh {kmesh})")
         mf = make_scf(cell, cell.make_kpts(kmesh), settings)
         mf.damp, mf.diis_start_cycle = 0.3, 2
-        _kernel(mf, mf_wide.make_rdm1())
+        _kernel(mf, mf_wide.make_rdm1(), checkpoint)
         fallback = f"converged first with {wide.smearing:g} eV smearing"
     if not mf.converged:
         raise SCFNotConvergedError(f"{where}: SCF did not converge in {settings.max_cycle} cycles (k-mesh {kmesh})")
     mf.initial_guess, mf.scf_fallback = guess, fallback
     mf.scf_start = "damped (open 3d shell)" if damped_first else "plain DIIS"
+    if resumed is not None:
+        mf.scf_start = f"resumed from the checkpoint ({'damped' if damped_cycles else 'DIIS'})"
     return mf, tuple(int(n) for n in kmesh)
 
 
@@ -200,8 +239,10 @@ def pyscf_band_energies(mf, kpts_frac) -> np.ndarray:
     return np.asarray(energies) * hartree_to_ev()
 
 
-def run_dft(atoms, settings: DFTSettings = DFTSettings(), where: str = "structure") -> DFTResult:
-    """Full recipe for one structure (ASE Atoms) -> ``DFTResult`` (structure with H, S blocks in eV)."""
+def run_dft(atoms, settings: DFTSettings = DFTSettings(), where: str = "structure",
+            checkpoint: Path | None = None) -> DFTResult:
+    """Full recipe for one structure (ASE Atoms) -> ``DFTResult`` (structure with H, S blocks in eV).
+    ``checkpoint``: the SCF's restart file (``run_scf``); the caller removes it when done."""
     import pyscf
     from pyscf import lib
 
@@ -209,7 +250,7 @@ def run_dft(atoms, settings: DFTSettings = DFTSettings(), where: str = "structur
         lib.num_threads(int(settings.threads))
     ev = hartree_to_ev()
     t0 = time.perf_counter()
-    mf, kmesh = run_scf(atoms, settings, where)
+    mf, kmesh = run_scf(atoms, settings, where, checkpoint)
     t_scf = time.perf_counter() - t0
     cell = mf.cell
     cell_rows = np.asarray(atoms.cell[:], dtype=float)

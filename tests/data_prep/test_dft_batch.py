@@ -168,3 +168,18 @@ def test_timeout_charges_compute_so_a_paused_run_does_not_time_out(tmp_path):
     failure = json.loads((short / "failures.jsonl").read_text().splitlines()[0])
     assert failure["id"] == "h2" and "timed out after 0.3 s of compute" in failure["error"], rerun.stdout
     assert _leftovers(short) == [] and not (short / "h2").exists()
+
+
+@pytest.mark.slow
+def test_a_structure_resumes_from_the_scf_checkpoint_a_killed_run_left(tmp_path):
+    from data_prep.dft.batch import scf_checkpoint
+    from data_prep.dft.runner import run_scf
+
+    out = tmp_path / "out"
+    out.mkdir()
+    write(tmp_path / "h2_0.extxyz", _h2(0.0))
+    settings = DFTSettings(kmesh=(1, 1, 1), dense_kmesh=(1, 1, 1), radius=2.0, ke_cutoff=30)
+    run_scf(_h2(0.0), settings, "h2_0", scf_checkpoint(out, "h2_0"))  # what a run killed after its SCF leaves
+    assert main(["dft", str(tmp_path / "h2_0.extxyz"), "--out", str(out), *CHEAP]) == 0
+    assert read_deeph(out / "h2_0").info["scf_initial_guess"] == "checkpoint"
+    assert _leftovers(out) == []  # the checkpoint is gone once the structure is done

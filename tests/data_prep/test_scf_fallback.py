@@ -72,3 +72,20 @@ def test_a_density_that_keeps_swinging_is_diverging_not_slow():
     assert is_diverging(swinging[:DIVERGING_AFTER])
     assert not is_diverging(swinging[:DIVERGING_AFTER - 1])  # too early to tell
     assert not any(is_diverging(slow[:n]) for n in range(1, 81))
+
+
+@pytest.mark.slow
+def test_an_scf_resumes_from_its_checkpoint_and_ignores_one_of_another_mesh(tmp_path):
+    # the density saved after every cycle: a run that starts where a killed one stopped (here: at the end, the
+    # converged density) needs fewer cycles and reaches the same solution
+    checkpoint = tmp_path / "scf.npz"
+    settings = DFTSettings(kmesh=(3, 3, 3))
+    direct, _ = run_scf(AL, settings, "Al", checkpoint)
+    assert direct.initial_guess == "minao" and checkpoint.is_file()
+    resumed, _ = run_scf(AL, settings, "Al", checkpoint)
+    assert resumed.initial_guess == "checkpoint" and resumed.scf_start == "resumed from the checkpoint (DIIS)"
+    assert resumed.cycles < direct.cycles and abs(resumed.e_tot - direct.e_tot) < 1e-8
+    other, _ = run_scf(AL, DFTSettings(kmesh=(2, 2, 2)), "Al", checkpoint)  # not this cell's k-mesh
+    assert other.initial_guess == "minao"
+    checkpoint.write_bytes(b"cut short")  # not a checkpoint at all: start afresh
+    assert run_scf(AL, settings, "Al", checkpoint)[0].initial_guess == "minao"
