@@ -24,6 +24,8 @@ start)
     if [ ! -f "$work/structures/manifest.jsonl" ]; then
         deeph-prep generate --mode materials --n 440 --seed 0 --out "$work/structures"
     fi
+    # elements that would end under 12 structures get more from a second draw (after the last ship's failures)
+    (cd "$repo" && python -m data_prep.embedded.build_universal supplement --structures "$work/structures")
     cd "$work"
     # setsid opens a new autogroup, which the scheduler weighs against the whole login session regardless of
     # per-process nice; lowering the group's own nice is what lets training keep the CPU.

@@ -9,6 +9,8 @@ session. So the work is split in two commands that a session repeats:
   it does), then the next, so each session adds every element and new bonds;
 * ``ship``: packs finished structures that are not yet shipped into new chunks of ``CHUNK_SIZE`` (``--flush``
   also packs a last, smaller chunk: use it before a session ends) and records failures in ``dataset.json``;
+* ``supplement``: adds structures from a second draw of the catalogue for elements that would end with fewer
+  than 12 structures (plus a margin for failures), cheapest first;
 * ``retry MATCH --reason R``: after a new fallback, structures whose failures all contain MATCH are tried again,
   in coverage order (their old errors are kept under ``superseded_failures``).
 
@@ -137,6 +139,68 @@ def todo(structures: Path, folder: Path, out: Path = OUT, dft: Path | None = Non
     tmp.write_text("".join(line + "\n" for line in lines))
     os.replace(tmp, folder / "manifest.jsonl")
     return len(entries)
+
+
+MIN_PER_ELEMENT = 12  # issue 12: every element in at least this many structures
+COVERAGE_MARGIN = 3  # catalogue structures beyond that per element, for failures
+SUPPLEMENT_SEED, SUPPLEMENT_DRAW = 1, 600
+
+
+def supplement(structures: Path, out: Path = OUT) -> list[str]:
+    """Add catalogue structures for elements that would end short of ``MIN_PER_ELEMENT``.
+
+    Counts each element's structures shipped or still to compute (not failed twice, not unshippable). Where that
+    is under ``MIN_PER_ELEMENT + COVERAGE_MARGIN``, it takes the missing number from a second draw of the
+    catalogue (``SUPPLEMENT_DRAW`` structures, seed ``SUPPLEMENT_SEED``, ids ``..._s1_...``). It picks the
+    cheapest ones containing the element (``estimated_cost``) whose formula and prototype the catalogue lacks,
+    and appends them to ``structures`` (extxyz and manifest lines). Deterministic, and running it again adds
+    nothing. Returns the ids added."""
+    from ..catalogue import write_catalogue
+    from ..materials import generate_materials
+
+    record = _read_record(out)
+    manifest = _manifest(structures)
+    failures = record.get("failures", {})
+    dropped = {sid for sid, errors in failures.items() if len(errors) >= 2} | set(record.get("unshippable", {}))
+    shipped = set(current_structures(record))
+    live = [m for m in manifest if m["id"] in shipped or m["id"] not in dropped]
+    have = Counter(e for m in live for e in m["elements"])
+    target = MIN_PER_ELEMENT + COVERAGE_MARGIN
+    short = {e: target - n for e, n in have.items() if n < target}
+    if not short:
+        return []
+    known = {(m["formula"], m["prototype"]) for m in manifest} | {m["id"] for m in manifest}
+    with tempfile.TemporaryDirectory(prefix=".supplement-", dir=structures) as tmp:
+        drawn = generate_materials(SUPPLEMENT_DRAW, SUPPLEMENT_SEED)
+        fresh = [(sid, atoms, meta) for sid, atoms, meta in drawn
+                 if sid not in known and (meta["formula"], meta["prototype"]) not in known]
+        cost = {sid: estimated_cost(meta, atoms) for sid, atoms, meta in fresh}
+        picked: dict[str, tuple] = {}
+        for element in sorted(short):
+            with_it = sorted((x for x in fresh if element in x[2]["elements"] and x[0] not in picked),
+                             key=lambda x: (cost[x[0]], x[0]))
+            seen_formulas: set = set()
+            for x in with_it:
+                if short[element] <= 0:
+                    break
+                if (x[2]["formula"], x[2]["prototype"]) in seen_formulas:
+                    continue
+                seen_formulas.add((x[2]["formula"], x[2]["prototype"]))
+                picked[x[0]] = x
+                for e in x[2]["elements"]:
+                    if e in short:
+                        short[e] -= 1
+        if not picked:
+            return []
+        write_catalogue(list(picked.values()), tmp)
+        for sid in picked:
+            os.replace(Path(tmp) / f"{sid}.extxyz", structures / f"{sid}.extxyz")
+        lines = (Path(tmp) / "manifest.jsonl").read_text()
+    path = structures / "manifest.jsonl"
+    staged = path.with_name("manifest.jsonl.tmp")
+    staged.write_text(path.read_text() + lines)
+    os.replace(staged, path)
+    return list(picked)
 
 
 def _read_record(out: Path) -> dict:
@@ -293,6 +357,9 @@ def main(argv=None) -> int:
     t.add_argument("--structures", required=True, help="the catalogue folder (manifest.jsonl)")
     t.add_argument("--out", required=True, help="folder for the todo manifest.jsonl (give it to deeph-prep dft)")
     t.add_argument("--dft", help="the deeph-prep dft output folder: its unshipped failures count too")
+    u = sub.add_parser("supplement", help="add catalogue structures for elements that would end short of "
+                       f"{MIN_PER_ELEMENT} structures (a second, seeded draw; idempotent)")
+    u.add_argument("--structures", required=True, help="the catalogue folder (manifest.jsonl), appended to")
     r = sub.add_parser("retire", help="retire shipped structures computed with an outdated recipe (recomputed later)")
     r.add_argument("ids", nargs="+")
     r.add_argument("--reason", required=True)
@@ -310,6 +377,11 @@ def main(argv=None) -> int:
     if args.command == "todo":
         n = todo(Path(args.structures), Path(args.out), OUT, Path(args.dft) if args.dft else None)
         print(f"{n} structures to compute -> {Path(args.out) / 'manifest.jsonl'}")
+        return 0
+    if args.command == "supplement":
+        added = supplement(Path(args.structures), OUT)
+        print(f"{len(added)} structures added to {Path(args.structures) / 'manifest.jsonl'}"
+              + (f": {', '.join(added)}" if added else ""))
         return 0
     if args.command == "retry":
         print(f"{retry(args.match, args.reason, OUT)} structures handed out again")

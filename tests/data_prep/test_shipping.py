@@ -289,3 +289,34 @@ def test_a_structure_whose_stored_overlaps_are_indefinite_somewhere_ships_with_t
     assert shipped["overlap_min_eigenvalue"] == pytest.approx(floor.min(), abs=1e-6)
     assert shipped["float32_band_change_meV"] <= 0.1
     assert f"{sid} {floor.min():.3f}" in card(folder=out)
+
+
+def test_supplement_tops_up_elements_that_would_end_short_and_adds_nothing_twice(tmp_path):
+    """The real catalogue, nothing shipped yet, two Ca structures given up: every element ends with at least
+    12 + the margin of structures still possible, from a second draw, and a second call adds nothing."""
+    from collections import Counter
+
+    from data_prep.catalogue import write_catalogue
+    from data_prep.embedded.build_universal import COVERAGE_MARGIN, MIN_PER_ELEMENT, supplement
+    from data_prep.materials import generate_materials
+
+    structures, out = tmp_path / "structures", tmp_path / "shipped"
+    write_catalogue(generate_materials(440, 0), structures)
+    out.mkdir()
+    before = [json.loads(line) for line in (structures / "manifest.jsonl").read_text().splitlines()]
+    given_up = [m["id"] for m in before if "Ca" in m["elements"]][:2]
+    (out / "dataset.json").write_text(json.dumps({"failures": {sid: ["SCF", "SCF again"] for sid in given_up}}))
+
+    added = supplement(structures, out)
+    after = [json.loads(line) for line in (structures / "manifest.jsonl").read_text().splitlines()]
+    assert after[:len(before)] == before and [m["id"] for m in after[len(before):]] == added
+    assert all("_s1_" in sid and (structures / f"{sid}.extxyz").is_file() for sid in added)
+    counts = Counter(e for m in after if m["id"] not in given_up for e in m["elements"])
+    assert min(counts.values()) >= MIN_PER_ELEMENT + COVERAGE_MARGIN
+    old_counts = Counter(e for m in before if m["id"] not in given_up for e in m["elements"])
+    short = {e for e, n in old_counts.items() if n < MIN_PER_ELEMENT + COVERAGE_MARGIN}
+    assert "Ca" in short and all(short & set(m["elements"]) for m in after[len(before):])
+    new_kinds = [(m["formula"], m["prototype"]) for m in after[len(before):]]
+    assert len(set(new_kinds)) == len(new_kinds) and not set(new_kinds) & {(m["formula"], m["prototype"]) for m in before}
+    assert supplement(structures, out) == []
+    assert not [p for p in structures.iterdir() if p.name.startswith(".")]  # no staging left
