@@ -162,14 +162,16 @@ def supplement(structures: Path, out: Path = OUT) -> list[str]:
     manifest = _manifest(structures)
     failures = record.get("failures", {})
     dropped = {sid for sid, errors in failures.items() if len(errors) >= 2} | set(record.get("unshippable", {}))
-    shipped = set(current_structures(record))
-    live = [m for m in manifest if m["id"] in shipped or m["id"] not in dropped]
+    shipped = {sid: record["structures"][sid] for sid in current_structures(record)}
+    # shipped structures count even when the catalogue folder was regenerated without an earlier supplement
+    live = [m for m in manifest if m["id"] not in shipped and m["id"] not in dropped] + list(shipped.values())
     have = Counter(e for m in live for e in m["elements"])
     target = MIN_PER_ELEMENT + COVERAGE_MARGIN
     short = {e: target - n for e, n in have.items() if n < target}
     if not short:
         return []
-    known = {(m["formula"], m["prototype"]) for m in manifest} | {m["id"] for m in manifest}
+    known = ({(m["formula"], m["prototype"]) for m in manifest + list(shipped.values())}
+             | {m["id"] for m in manifest} | set(shipped))
     with tempfile.TemporaryDirectory(prefix=".supplement-", dir=structures) as tmp:
         drawn = generate_materials(SUPPLEMENT_DRAW, SUPPLEMENT_SEED)
         fresh = [(sid, atoms, meta) for sid, atoms, meta in drawn
