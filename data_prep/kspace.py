@@ -45,3 +45,27 @@ def band_energies(hamiltonians: Blocks, overlaps: Blocks | None, n_orb, kpts_fra
             s = 0.5 * (sk[n] + sk[n].conj().T)
             out[n] = scipy.linalg.eigh(h, s, eigvals_only=True)
     return out
+
+
+def mesh_size(cell, periodic, kspacing: float) -> np.ndarray:
+    """Points per direction so that the spacing is at most ``kspacing`` (1/Å, 2π included); 1 if not periodic."""
+    recip_len = 2 * np.pi * np.linalg.norm(np.linalg.inv(np.asarray(cell, dtype=float)).T, axis=1)
+    n = np.maximum(1, np.ceil(recip_len / kspacing).astype(int))
+    return np.where(periodic, n, 1)
+
+
+def overlap_check_kpoints(cell, spacing: float) -> np.ndarray:
+    """Fractional k-points to check S(k) on: the Γ-centred mesh with at most ``spacing`` (1/Å, 2π included)
+    between points, and the zone-boundary points {0, 1/2}³ that an odd mesh misses (S(k) of truncated diffuse
+    overlaps dips lowest there)."""
+    mesh = mesh_size(cell, True, spacing)
+    grid = np.stack(np.meshgrid(*[np.arange(n) / n for n in mesh], indexing="ij"), -1).reshape(-1, 3)
+    corners = np.stack(np.meshgrid(*[[0.0, 0.5]] * 3, indexing="ij"), -1).reshape(-1, 3)
+    return np.unique(np.concatenate([grid, corners]), axis=0)
+
+
+def overlap_floor(overlaps: Blocks, n_orb, kpts_frac) -> np.ndarray:
+    """Smallest eigenvalue of S(k) at each k-point. The full lattice sum is positive definite; blocks cut at a
+    radius are not always: where the basis is diffuse (Rb, Cs s orbitals) the overlaps left out are not small."""
+    sk = bloch_sum(overlaps, n_orb, kpts_frac)
+    return np.array([np.linalg.eigvalsh(0.5 * (s + s.conj().T))[0] for s in sk])

@@ -22,13 +22,14 @@ from dataclasses import dataclass
 import numpy as np
 
 from data_prep.deeph_format import DeepHStructure
+from data_prep.kspace import mesh_size
 
 from . import progress
 from .blocklist import BlockList
 from .checks import checked_pair
 from .electrons import DEFAULT_SMEARING, GAP_TOL, Filling, filling
 from .fermi import gamma_filling, occupied_levels
-from .kpath import DEFAULT_VACUUM, KPath, band_path, mesh_size, periodic_directions, uniform_mesh
+from .kpath import DEFAULT_VACUUM, KPath, band_path, periodic_directions, uniform_mesh
 from .solvers import EigenError, SparseBloch, auto_solver, bloch_pair, dense_eigvals, nearby_levels, sparse_levels_near
 
 MATRIX_FREE_INDICES = ("assumed: N_e/2 levels below the centre energy at every k (no inertia count without a "

@@ -8,11 +8,12 @@ from dataclasses import dataclass
 import numpy as np
 
 from data_prep.deeph_format import DeepHStructure
+from data_prep.kspace import mesh_size
 
 from .blocklist import BlockList
 from .checks import checked_pair
 from .electrons import DEFAULT_SMEARING, Filling, filling
-from .kpath import mesh_size, periodic_directions, uniform_mesh
+from .kpath import periodic_directions, uniform_mesh
 from .solvers import (
     DENSE_MAX_ORBITALS,
     SparseBloch,

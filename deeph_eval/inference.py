@@ -29,6 +29,11 @@ if TYPE_CHECKING:
     from deeph_lightning.models.checkpoint import LoadedModel
 
 DEFAULT_OVERLAP_RADIUS = 9.5  # Å, as the DFT runner stores S(R)
+# Without --overlap-radius, S(R) is grown by this step while S(k) of its blocks is indefinite somewhere on an
+# OVERLAP_CHECK_KSPACING mesh (diffuse basis functions, e.g. Cs and Rb s orbitals), up to the largest radius;
+# checked for cells up to OVERLAP_CHECK_MAX_ORBITALS orbitals (a dense diagonalisation per k-point).
+OVERLAP_RADIUS_STEP, MAX_OVERLAP_RADIUS = 2.5, 17.0
+OVERLAP_CHECK_KSPACING, OVERLAP_CHECK_MAX_ORBITALS = 0.2, 2000
 
 
 def read_input_structure(path: str) -> DeepHStructure:
@@ -117,19 +122,43 @@ def electron_count(loaded: LoadedModel, st: DeepHStructure, settings=None, expli
         return None
 
 
+def positive_definite_overlaps(loaded: LoadedModel, st: DeepHStructure, dft_basis: str | None = None):
+    """(S(R) blocks, DFT settings, radius): exact overlaps within ``DEFAULT_OVERLAP_RADIUS``, grown by
+    ``OVERLAP_RADIUS_STEP`` while S(k) is not positive definite on the check mesh. The DFT's own S(k) sums all
+    lattice images; cut at 9.5 Å it is indefinite for diffuse bases (CsCl: smallest eigenvalue -0.005) and no
+    band can be computed. H stays zero beyond the model's cutoff."""
+    from data_prep.kspace import overlap_check_kpoints, overlap_floor
+
+    radius = DEFAULT_OVERLAP_RADIUS
+    n_orb = [sum(2 * l + 1 for l in loaded.basis.shells_of(int(z))) for z in st.numbers]
+    mesh = overlap_check_kpoints(st.cell, OVERLAP_CHECK_KSPACING)
+    while True:
+        with progress.step(f"S(R): two-centre integrals of {len(st.numbers)} atoms within {radius} Å"):
+            overlaps, settings = exact_overlaps(loaded, st, dft_basis=dft_basis, radius=radius)
+        if (sum(n_orb) > OVERLAP_CHECK_MAX_ORBITALS or radius >= MAX_OVERLAP_RADIUS
+                or overlap_floor(overlaps, n_orb, mesh).min() > 0):
+            return overlaps, settings, radius
+        radius += OVERLAP_RADIUS_STEP
+
+
 def predicted_structure(loaded: LoadedModel, st: DeepHStructure, *, dft_basis: str | None = None,
-                        overlap_radius: float = DEFAULT_OVERLAP_RADIUS, n_electrons: float | None = None,
+                        overlap_radius: float | None = None, n_electrons: float | None = None,
                         hamiltonians=None) -> DeepHStructure:
-    """``st`` with H predicted by the model (or the given ``hamiltonians``), S exact, info n_electrons/model."""
+    """``st`` with H predicted by the model (or the given ``hamiltonians``), S exact, info n_electrons/model.
+    ``overlap_radius``: S(R) for the pairs within it; None: 9.5 Å, or more where that leaves S(k) indefinite
+    (``positive_definite_overlaps``)."""
     types = model_orbital_types(loaded, st)
     settings = None
     if st.overlaps is not None:
         overlaps = st.overlaps
         s_source = f"{st.source}/{MATRIX_FILES[st.layout][1]}"
     else:
-        with progress.step(f"S(R): two-centre integrals of {len(st.numbers)} atoms within {overlap_radius} Å"):
-            overlaps, settings = exact_overlaps(loaded, st, dft_basis=dft_basis, radius=overlap_radius)
-        s_source = f"two-centre integrals, basis {settings.basis}, pairs within {overlap_radius} Å"
+        if overlap_radius is None:
+            overlaps, settings, overlap_radius = positive_definite_overlaps(loaded, st, dft_basis)
+        else:
+            with progress.step(f"S(R): two-centre integrals of {len(st.numbers)} atoms within {overlap_radius} Å"):
+                overlaps, settings = exact_overlaps(loaded, st, dft_basis=dft_basis, radius=overlap_radius)
+        s_source = f"two-centre integrals, basis {settings.basis}, pairs within {overlap_radius:g} Å"
     outside: list[list[str]] = []
     if hamiltonians is None:
         with progress.step(f"H(R): predicting {len(st.numbers)} atoms with the model"):

@@ -153,13 +153,6 @@ def band_path(cell, positions, pbc, *, npoints: int = 120, path: str | None = No
     return _from_ase_bandpath(bp, cell, 3, npoints)
 
 
-def mesh_size(cell, periodic, kspacing: float) -> np.ndarray:
-    """Points per direction so that the spacing is at most ``kspacing`` (1/Å, 2π included); 1 if not periodic."""
-    recip_len = 2 * np.pi * np.linalg.norm(np.linalg.inv(np.asarray(cell, dtype=float)).T, axis=1)
-    n = np.maximum(1, np.ceil(recip_len / kspacing).astype(int))
-    return np.where(periodic, n, 1)
-
-
 def uniform_mesh(size) -> tuple[np.ndarray, np.ndarray]:
     """Γ-centred mesh reduced by time reversal (ε(k) = ε(−k) for a real H(R)): (kpts_frac, weights summing to 1)."""
     size = np.asarray(size, dtype=int)

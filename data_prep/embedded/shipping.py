@@ -40,23 +40,6 @@ def exact_overlaps(st: DeepHStructure) -> dict:
     return exact_overlap_blocks(build_cell(_atoms(st), settings, st.source or "structure"), pairs)
 
 
-def overlap_check_mesh(cell) -> np.ndarray:
-    """Fractional k-points of the Γ-centred mesh with spacing ``OVERLAP_CHECK_KSPACING``."""
-    recip = 2 * np.pi * np.linalg.norm(np.linalg.inv(np.asarray(cell, dtype=float)).T, axis=1)
-    mesh = [max(1, int(np.ceil(b / OVERLAP_CHECK_KSPACING))) for b in recip]
-    return np.stack(np.meshgrid(*[np.arange(n) / n for n in mesh], indexing="ij"), -1).reshape(-1, 3)
-
-
-def overlap_floor(st: DeepHStructure, kpts: np.ndarray) -> np.ndarray:
-    """Smallest eigenvalue of S(k) of the stored blocks at each k-point. The DFT's own S(k) (all lattice images)
-    is positive definite; the stored blocks end at the storage radius, and where the basis is diffuse (Rb, Cs 5s/6s
-    in SZV-MOLOPT-SR) the overlaps dropped beyond it make S(k) indefinite near the zone boundary."""
-    from ..kspace import bloch_sum
-
-    sk = bloch_sum(st.overlaps, st.n_orbitals(), kpts)
-    return np.array([np.linalg.eigvalsh(0.5 * (s + s.conj().T))[0] for s in sk])
-
-
 def float32_band_change_mev(st: DeepHStructure, kpts: np.ndarray, window: float = 2.0) -> float:
     """Largest change (meV) of band energies at ``kpts`` within ``window`` of the band edges when H is rounded
     to float32."""
@@ -78,9 +61,12 @@ def check_kpoints(st: DeepHStructure) -> tuple[np.ndarray, float]:
     The ``N_CHECK_KPOINTS`` random ones where S(k) is positive definite at all of them; else as many of the mesh's
     k-points where it is, spread over them. None at all: the stored blocks have no spectrum, and the structure is
     not shipped."""
+    from ..kspace import overlap_check_kpoints, overlap_floor
+
     random_k = np.random.default_rng(0).random((N_CHECK_KPOINTS, 3))
-    mesh = overlap_check_mesh(st.cell)
-    floor_mesh, floor_random = overlap_floor(st, mesh), overlap_floor(st, random_k)
+    mesh = overlap_check_kpoints(st.cell, OVERLAP_CHECK_KSPACING)
+    floor_mesh = overlap_floor(st.overlaps, st.n_orbitals(), mesh)
+    floor_random = overlap_floor(st.overlaps, st.n_orbitals(), random_k)
     floor = float(min(floor_mesh.min(), floor_random.min()))
     if floor_random.min() > 0:
         return random_k, floor

@@ -19,7 +19,8 @@ from ..electrons import ElectronCountError
 from ..checks import structure_difference
 from ..fermi import fermi_filling
 from ..gauge import restore_shift
-from ..inference import DEFAULT_OVERLAP_RADIUS, predicted_structure, read_input_structure
+from ..inference import (DEFAULT_OVERLAP_RADIUS, MAX_OVERLAP_RADIUS, OVERLAP_RADIUS_STEP, predicted_structure,
+                         read_input_structure)
 from ..model_io import load_checkpoint
 from ._common import check_positive, describe_filling, formula, load_folder
 
@@ -30,8 +31,10 @@ def add_model_options(p, structure_required: bool = True) -> None:
                    help="DeepH folder, CIF, POSCAR or any file ASE reads (Å)")
     p.add_argument("--dft-basis", default=None,
                    help="DFT basis for S(R) when the structure has no overlaps.h5 (default: the training data's)")
-    p.add_argument("--overlap-radius", type=float, default=DEFAULT_OVERLAP_RADIUS,
-                   help="Å: S(R) blocks for pairs closer than this")
+    p.add_argument("--overlap-radius", type=float, default=None,
+                   help=f"Å: S(R) blocks for pairs closer than this (default: {DEFAULT_OVERLAP_RADIUS:g}, grown in steps of "
+                        f"{OVERLAP_RADIUS_STEP:g} up to {MAX_OVERLAP_RADIUS:g} while S(k) is not positive definite, "
+                        "as for diffuse Cs/Rb orbitals)")
 
 
 def register(sub) -> None:

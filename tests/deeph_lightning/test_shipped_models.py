@@ -48,3 +48,27 @@ def test_the_card_says_which_held_out_bonds_the_model_never_saw(tmp_path):
     assert f"Of element pairs never bonded in training (Al-As): {never['mae_meV']:.1f} meV" in section
     text = card("universal-mini", "summary", meta, {"held out": report}, MODELS["universal-mini"]["check"])
     assert f"| nearest-neighbour pairs in training | {len(meta['training_bonds'])} " in text
+
+
+def test_bands_of_a_caesium_halide_from_its_geometry_grow_the_overlap_radius(tmp_path):
+    """CsCl from a structure file: S(R) cut at 9.5 Å is indefinite at the zone boundary (Cs 6s is diffuse), so no
+    band could be computed. Without --overlap-radius the overlaps grow until S(k) is positive definite."""
+    import json
+
+    from ase.io import write
+
+    from data_prep.deeph_format import read_deeph
+    from data_prep.embedded import dataset_path
+    from deeph_eval.cli import main as deeph_eval
+    from deeph_eval.inference import DEFAULT_OVERLAP_RADIUS, OVERLAP_RADIUS_STEP, to_atoms
+
+    st = read_deeph(dataset_path("universal-mini") / "CsCl_cscl_s0_00362", hamiltonian=False, overlap=False)
+    write(tmp_path / "CsCl.extxyz", to_atoms(st))
+    args = ["--ckpt", "universal-mini", "--structure", str(tmp_path / "CsCl.extxyz")]
+    assert deeph_eval(["bands", *args, "--overlap-radius", "9.5", "--out", str(tmp_path / "fixed")]) == 2
+    assert deeph_eval(["bands", *args, "--out", str(tmp_path / "grown")]) == 0
+    assert json.loads((tmp_path / "grown" / "bands.json").read_text())["filling"]["gap"] > 0
+    assert deeph_eval(["predict", *args, "--out", str(tmp_path / "pred")]) == 0
+    source = json.loads((tmp_path / "pred" / "info.json").read_text())["overlap_source"]
+    radius = float(source.split("pairs within ")[1].split(" Å")[0])  # 14.5 Å for this cell
+    assert radius > DEFAULT_OVERLAP_RADIUS and (radius - DEFAULT_OVERLAP_RADIUS) % OVERLAP_RADIUS_STEP == 0
