@@ -79,9 +79,10 @@ def card(name: str = "universal-mini", folder: Path | None = None) -> str:
                   "are not physical: " + ", ".join(full) + "."]
     indefinite = sorted(s for s, m in zip(shipped, meta) if m.get("overlap_min_eigenvalue", 1.0) <= 0)
     if indefinite:
-        lines += ["", f"S(k) of the stored blocks indefinite ({len(indefinite)}; smallest eigenvalue on a 0.2 Å⁻¹ mesh and the zone-boundary points): "
-                  "diffuse orbitals overlap beyond the storage radius, so these structures train "
-                  "the model (their blocks are exact) but bands cannot be computed from their stored H(R), S(R) "
+        lines += ["", f"S(k) of the stored blocks indefinite ({len(indefinite)}; smallest eigenvalue on a 0.2 Å⁻¹ mesh "
+                  "and the zone-boundary points): diffuse orbitals overlap beyond the storage radius, so these "
+                  "structures train the model (their blocks are exact) but bands cannot be computed from their "
+                  "stored H(R), S(R) "
                   "(`deeph-eval` skips them with that reason): " + ", ".join(
                       f"{s} {record['structures'][s]['overlap_min_eigenvalue']:.3f}" for s in indefinite) + "."]
     fidelity = record.get("fidelity", {})
