@@ -10,7 +10,8 @@ session. So the work is split in two commands that a session repeats:
 * ``ship``: packs finished structures that are not yet shipped into new chunks of ``CHUNK_SIZE`` (``--flush``
   also packs a last, smaller chunk: use it before a session ends) and records failures in ``dataset.json``;
 * ``supplement``: adds structures from a second draw of the catalogue for elements that would end with fewer
-  than 12 structures (plus a margin for failures), cheapest first;
+  than 12 structures (plus a margin for failures), cheapest first, then ordered alloys so that fewer element
+  pairs are bonded in one chemical system only;
 * ``retry MATCH --reason R``: after a new fallback, structures whose failures all contain MATCH are tried again,
   in coverage order (their old errors are kept under ``superseded_failures``).
 
@@ -155,7 +156,6 @@ def supplement(structures: Path, out: Path = OUT) -> list[str]:
     cheapest ones containing the element (``estimated_cost``) whose formula and prototype the catalogue lacks,
     and appends them to ``structures`` (extxyz and manifest lines). Deterministic, and running it again adds
     nothing. Returns the ids added."""
-    from ..catalogue import write_catalogue
     from ..materials import generate_materials
 
     record = _read_record(out)
@@ -172,37 +172,95 @@ def supplement(structures: Path, out: Path = OUT) -> list[str]:
         return []
     known = ({(m["formula"], m["prototype"]) for m in manifest + list(shipped.values())}
              | {m["id"] for m in manifest} | set(shipped))
+    drawn = generate_materials(SUPPLEMENT_DRAW, SUPPLEMENT_SEED)
+    fresh = [(sid, atoms, meta) for sid, atoms, meta in drawn
+             if sid not in known and (meta["formula"], meta["prototype"]) not in known]
+    cost = {sid: estimated_cost(meta, atoms) for sid, atoms, meta in fresh}
+    picked: dict[str, tuple] = {}
+    for element in sorted(short):
+        with_it = sorted((x for x in fresh if element in x[2]["elements"] and x[0] not in picked),
+                         key=lambda x: (cost[x[0]], x[0]))
+        seen_formulas: set = set()
+        for x in with_it:
+            if short[element] <= 0:
+                break
+            if (x[2]["formula"], x[2]["prototype"]) in seen_formulas:
+                continue
+            seen_formulas.add((x[2]["formula"], x[2]["prototype"]))
+            picked[x[0]] = x
+            for e in x[2]["elements"]:
+                if e in short:
+                    short[e] -= 1
+    if picked:
+        _append_to_catalogue(structures, list(picked.values()))
+    return list(picked)
+
+
+ALLOY_SEED, MAX_ALLOYS = 2, 40
+
+
+def bond_supplement(structures: Path, out: Path = OUT, max_new: int = MAX_ALLOYS) -> list[str]:
+    """Add ordered alloys (``data_prep.materials.alloys``) so that fewer element pairs are bonded in one chemical
+    system only; the composition split then holds out a system without holding out its bonds.
+
+    Counts the catalogue's (and the shipped) structures that are not failed twice or unshippable; greedily takes
+    the alloy that bonds the most pairs still bonded in one system only (cheapest first among equals), up to
+    ``max_new``, and appends it to ``structures``. Deterministic; running it again adds nothing."""
+    from ase.io import read
+
+    from ..bonds import structure_bonds
+    from ..materials import UNIVERSAL_MINI_ELEMENTS
+    from ..materials.alloys import alloy_pairs, alloy_structures
+
+    record = _read_record(out)
+    manifest = _manifest(structures)
+    dropped = ({sid for sid, errors in record.get("failures", {}).items() if len(errors) >= 2}
+               | set(record.get("unshippable", {})))
+    shipped = {sid: record["structures"][sid] for sid in current_structures(record)}
+    systems: dict[str, set] = {}
+    for m in manifest:
+        if m["id"] in shipped or m["id"] in dropped:
+            continue
+        a = read(structures / m["file"])
+        for pair in structure_bonds(a.numbers, a.positions, a.cell[:], a.pbc):
+            systems.setdefault(pair, set()).add(frozenset(m["elements"]))
+    for m in shipped.values():
+        for pair in m.get("bonds", {}):
+            systems.setdefault(pair, set()).add(frozenset(m["elements"]))
+    known = {m["id"] for m in manifest} | set(shipped)
+    pool = [x for x in alloy_structures(alloy_pairs(UNIVERSAL_MINI_ELEMENTS), ALLOY_SEED) if x[0] not in known]
+    bonds = {sid: set(structure_bonds(a.numbers, a.positions, a.cell[:], a.pbc)) for sid, a, _ in pool}
+    cost = {sid: estimated_cost(meta, a) for sid, a, meta in pool}
+    picked = []
+    while len(picked) < max_new:
+        def gain(x):
+            system = frozenset(x[2]["elements"])
+            return sum(1 for p in bonds[x[0]] if len(systems.get(p, ())) == 1 and system not in systems[p])
+        best = max(pool, key=lambda x: (gain(x), -cost[x[0]], x[0]), default=None)
+        if best is None or gain(best) == 0:
+            break
+        pool.remove(best)
+        picked.append(best)
+        for p in bonds[best[0]]:
+            systems.setdefault(p, set()).add(frozenset(best[2]["elements"]))
+    if picked:
+        _append_to_catalogue(structures, picked)
+    return [sid for sid, _, _ in picked]
+
+
+def _append_to_catalogue(structures: Path, entries: list[tuple]) -> None:
+    """Write (id, Atoms, metadata) entries into the catalogue folder and append them to its manifest."""
+    from ..catalogue import write_catalogue
+
     with tempfile.TemporaryDirectory(prefix=".supplement-", dir=structures) as tmp:
-        drawn = generate_materials(SUPPLEMENT_DRAW, SUPPLEMENT_SEED)
-        fresh = [(sid, atoms, meta) for sid, atoms, meta in drawn
-                 if sid not in known and (meta["formula"], meta["prototype"]) not in known]
-        cost = {sid: estimated_cost(meta, atoms) for sid, atoms, meta in fresh}
-        picked: dict[str, tuple] = {}
-        for element in sorted(short):
-            with_it = sorted((x for x in fresh if element in x[2]["elements"] and x[0] not in picked),
-                             key=lambda x: (cost[x[0]], x[0]))
-            seen_formulas: set = set()
-            for x in with_it:
-                if short[element] <= 0:
-                    break
-                if (x[2]["formula"], x[2]["prototype"]) in seen_formulas:
-                    continue
-                seen_formulas.add((x[2]["formula"], x[2]["prototype"]))
-                picked[x[0]] = x
-                for e in x[2]["elements"]:
-                    if e in short:
-                        short[e] -= 1
-        if not picked:
-            return []
-        write_catalogue(list(picked.values()), tmp)
-        for sid in picked:
+        write_catalogue(entries, tmp)
+        for sid, _, _ in entries:
             os.replace(Path(tmp) / f"{sid}.extxyz", structures / f"{sid}.extxyz")
         lines = (Path(tmp) / "manifest.jsonl").read_text()
     path = structures / "manifest.jsonl"
     staged = path.with_name("manifest.jsonl.tmp")
     staged.write_text(path.read_text() + lines)
     os.replace(staged, path)
-    return list(picked)
 
 
 def _read_record(out: Path) -> dict:
@@ -360,7 +418,8 @@ def main(argv=None) -> int:
     t.add_argument("--out", required=True, help="folder for the todo manifest.jsonl (give it to deeph-prep dft)")
     t.add_argument("--dft", help="the deeph-prep dft output folder: its unshipped failures count too")
     u = sub.add_parser("supplement", help="add catalogue structures for elements that would end short of "
-                       f"{MIN_PER_ELEMENT} structures (a second, seeded draw; idempotent)")
+                       f"{MIN_PER_ELEMENT} structures (a second, seeded draw), then ordered alloys for element pairs "
+                       "bonded in one chemical system only; idempotent")
     u.add_argument("--structures", required=True, help="the catalogue folder (manifest.jsonl), appended to")
     r = sub.add_parser("retire", help="retire shipped structures computed with an outdated recipe (recomputed later)")
     r.add_argument("ids", nargs="+")
@@ -381,9 +440,10 @@ def main(argv=None) -> int:
         print(f"{n} structures to compute -> {Path(args.out) / 'manifest.jsonl'}")
         return 0
     if args.command == "supplement":
-        added = supplement(Path(args.structures), OUT)
-        print(f"{len(added)} structures added to {Path(args.structures) / 'manifest.jsonl'}"
-              + (f": {', '.join(added)}" if added else ""))
+        for what, step in (("for elements short of structures", supplement), ("ordered alloys for bonds", bond_supplement)):
+            added = step(Path(args.structures), OUT)
+            print(f"{len(added)} structures {what} added to {Path(args.structures) / 'manifest.jsonl'}"
+                  + (f": {', '.join(added)}" if added else ""))
         return 0
     if args.command == "retry":
         print(f"{retry(args.match, args.reason, OUT)} structures handed out again")

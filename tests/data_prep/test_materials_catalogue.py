@@ -89,3 +89,27 @@ def test_cli_writes_a_readable_catalogue(tmp_path):
     assert len(read) == 6 and all(a.pbc.all() for _, a in read)
     assert main(["generate", "--n", "6", "--mode", "materials", "--prototypes", "fcc", "--out",
                  str(tmp_path / "t")]) == 2
+
+
+def test_ordered_alloys_keep_charge_balance_and_bond_both_end_members_pairs():
+    from ase.data import atomic_numbers
+    from ase.neighborlist import neighbor_list
+
+    from data_prep.bonds import pair_key, structure_bonds
+    from data_prep.materials.alloys import alloy_pairs, alloy_structures, ordered_alloy
+    from data_prep.materials.catalogue import UNIVERSAL_MINI_ELEMENTS, min_distance_ratio
+
+    pairs = alloy_pairs(UNIVERSAL_MINI_ELEMENTS)
+    algaas = next((a, b) for a, b in pairs if {a.species, b.species} == {("Al", "As"), ("Ga", "As")})
+    atoms = ordered_alloy(*algaas)
+    symbols = atoms.get_chemical_symbols()
+    assert sorted(symbols) == ["Al", "As", "As", "Ga"]
+    i, j = neighbor_list("ij", atoms, 2.8)  # zincblende: every cation has four As neighbours at ~2.45 Å
+    assert all(sorted(symbols[n] for n in j[i == k]) == ["As"] * 4 for k, s in enumerate(symbols) if s != "As")
+    structures = alloy_structures(pairs, seed=2)
+    assert len(structures) > 100
+    for (sid, a, meta), (end_a, end_b) in zip(structures, pairs):
+        assert sum(meta["oxidation_states"][s] for s in a.get_chemical_symbols()) == 0, sid
+        assert min_distance_ratio(a) > 0.7
+        ends = {pair_key(atomic_numbers[x], atomic_numbers[y]) for x, y in (end_a.species, end_b.species)}
+        assert ends <= set(structure_bonds(a.numbers, a.positions, a.cell[:], a.pbc)), sid

@@ -321,3 +321,34 @@ def test_supplement_tops_up_elements_that_would_end_short_and_adds_nothing_twice
     assert len(set(new_kinds)) == len(new_kinds) and not set(new_kinds) & {(m["formula"], m["prototype"]) for m in before}
     assert supplement(structures, out) == []
     assert not [p for p in structures.iterdir() if p.name.startswith(".")]  # no staging left
+
+
+def test_bond_supplement_bonds_single_system_pairs_in_a_second_system_once(tmp_path):
+    """The real catalogue: alloys go in while they bond a pair that only one chemical system bonds, and a
+    second call adds nothing."""
+    from ase.io import read
+
+    from data_prep.bonds import structure_bonds
+    from data_prep.catalogue import write_catalogue
+    from data_prep.embedded.build_universal import bond_supplement
+    from data_prep.materials import generate_materials
+
+    structures, out = tmp_path / "structures", tmp_path / "shipped"
+    write_catalogue(generate_materials(440, 0), structures)
+    out.mkdir()
+
+    def single_system_pairs() -> set:
+        systems: dict = {}
+        for line in (structures / "manifest.jsonl").read_text().splitlines():
+            m = json.loads(line)
+            a = read(structures / m["file"])
+            for pair in structure_bonds(a.numbers, a.positions, a.cell[:], a.pbc):
+                systems.setdefault(pair, set()).add(frozenset(m["elements"]))
+        return {p for p, s in systems.items() if len(s) == 1}
+
+    before = single_system_pairs()
+    added = bond_supplement(structures, out)
+    after = single_system_pairs()
+    assert added and all("_alloy_s2_" in sid for sid in added)
+    assert len(before - after) >= len(added)  # each alloy bonds at least one such pair in a second system
+    assert bond_supplement(structures, out) == []
