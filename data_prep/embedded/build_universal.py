@@ -37,8 +37,10 @@ NAME = "universal-mini"
 OUT = CHUNKED[NAME]
 CHUNK_SIZE = 10
 GENERATE = ["generate", "--mode", "materials", "--n", "440", "--seed", "0", "--out", "{structures}"]
+# then, in each session, before todo (python -m data_prep.embedded.build_universal ...)
+SUPPLEMENT = ["supplement", "--structures", "{structures}"]
 DFT = ["dft", "{structures}", "--out", "{out}", "--alias-radius", "13", "--workers", "2", "--threads", "1",
-       "--timeout", "14400"]
+       "--timeout", "2400"]  # compute seconds; a timed-out SCF resumes from its checkpoint
 
 
 def _manifest(structures: Path) -> list[dict]:
@@ -299,7 +301,7 @@ def ship(structures: Path, dft: Path, chunk_size: int = CHUNK_SIZE, out: Path = 
     record = _read_record(out)
     record.setdefault("name", NAME)
     record["recipe"] = json.loads((dft / "settings.json").read_text())
-    record["commands"] = {"generate": GENERATE, "dft": DFT, "chunk_size": chunk_size}
+    record["commands"] = {"generate": GENERATE, "supplement": SUPPLEMENT, "dft": DFT, "chunk_size": chunk_size}
     record["planned"] = len(manifest)
     record.setdefault("chunks", [])
     record.setdefault("structures", {})
