@@ -56,8 +56,11 @@ def structure_bonds(numbers, positions, cell, pbc) -> dict[str, tuple[int, float
     return first_shell_bonds(numbers, edge_index, lengths)
 
 
+RECORD_FIELDS = ("cell", "positions", "atomic_numbers", "edge_index", "cell_shift")  # what record_bonds reads
+
+
 def record_bonds(rec: dict) -> dict[str, tuple[int, float, float]]:
-    """``first_shell_bonds`` of an LMDB record (``data_prep.records``)."""
+    """``first_shell_bonds`` of an LMDB record (``data_prep.records``; ``RECORD_FIELDS`` of it suffice)."""
     vectors = edge_vectors_np(rec["cell"], rec["positions"], rec["edge_index"], rec["cell_shift"])
     return first_shell_bonds(rec["atomic_numbers"], rec["edge_index"], np.linalg.norm(vectors, axis=1))
 

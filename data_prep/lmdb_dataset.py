@@ -30,8 +30,8 @@ from .atomic import atomic_dir
 from .basis import BasisTable, element_symbol
 from .deeph_format import MATRIX_FILES, DeepHFormatError, check_hermitian, is_deeph_folder, read_deeph
 from .outputs import check_output_path
-from .records import (CHECKSUM_NAME, SCHEMA_VERSION, RecordError, decode_record, encode_record, structure_to_record,
-                      validate_record)
+from .records import (CHECKSUM_NAME, SCHEMA_VERSION, RecordError, decode_record, encode_record, read_fields,
+                      structure_to_record, validate_record)
 from .splits import generalisation_splits
 
 METADATA_FILE = "metadata.json"
@@ -449,6 +449,18 @@ class LmdbDataset:
         if buf is None:
             raise DatasetError(f"{where}: record missing from shard (corrupt or truncated dataset)")
         return buf
+
+    def fields(self, idx: int, names) -> dict:
+        """Only the fields ``names`` of record ``idx`` (``records.read_fields``: no blocks copied, no checksum)."""
+        shard, local, where = self._where(idx)
+        try:
+            with self._env(shard).begin(buffers=True) as txn:
+                buf = txn.get(_key(local))
+                if buf is None:
+                    raise DatasetError(f"{where}: record missing from shard (corrupt or truncated dataset)")
+                return read_fields(buf, names, where)
+        except lmdb.Error as e:
+            raise DatasetError(f"{where}: LMDB read failed ({e}); the shard is corrupt or truncated") from None
 
     def __getitem__(self, idx: int) -> dict:
         """Record ``idx``, checksum-verified (when packed with checksums) and checked for shape/range errors."""

@@ -202,6 +202,29 @@ def has_checksum(buf: bytes) -> bool:
         return False
 
 
+_SAFETENSORS_DTYPES = {"F64": np.float64, "F32": np.float32, "F16": np.float16, "I64": np.int64, "I32": np.int32,
+                       "U8": np.uint8, "BOOL": np.bool_}
+
+
+def read_fields(buf, names, where: str = "record") -> dict:
+    """Only the fields ``names`` of an encoded record, read from the safetensors header's offsets: nothing else is
+    copied and the checksum is not computed (``decode_record`` does both). For start-up passes over a whole split
+    that need the geometry, not the blocks."""
+    view = memoryview(buf)
+    try:
+        (n,) = struct.unpack("<Q", view[:8])
+        header = json.loads(bytes(view[8:8 + n]))
+        out = {}
+        for name in names:
+            entry = header[name]
+            start, end = (8 + n + int(o) for o in entry["data_offsets"])
+            out[name] = np.frombuffer(view[start:end], dtype=_SAFETENSORS_DTYPES[entry["dtype"]]).reshape(
+                entry["shape"]).copy()
+    except (KeyError, ValueError, TypeError, struct.error) as err:
+        raise RecordError(f"{where}: cannot read fields {', '.join(names)} ({type(err).__name__}: {err})") from None
+    return out
+
+
 def decode_record(buf: bytes, where: str = "record", *, require_checksum: bool = False) -> dict:
     """Decode (and, when it carries one, checksum-verify) an encoded record; ``RecordError`` names ``where``."""
     buf = bytes(buf)

@@ -236,7 +236,7 @@ class DeepHDataModule(pl.LightningDataModule):
         seen: set[int] = set()
         first, rest = [], []
         for i in order:
-            elements = set(self.records[i]["atomic_numbers"].tolist())
+            elements = set(self.records.fields(i, ("atomic_numbers",))["atomic_numbers"].tolist())
             (first if elements - seen else rest).append(i)
             seen |= elements
         return first + rest
@@ -282,9 +282,9 @@ class DeepHDataModule(pl.LightningDataModule):
 
     def training_bonds(self) -> dict:
         """The train split's nearest-neighbour bonds per element pair (``data_prep.bonds.bond_table``)."""
-        from data_prep.bonds import bond_table, record_bonds
+        from data_prep.bonds import RECORD_FIELDS, bond_table, record_bonds
 
-        return bond_table(record_bonds(self.records[i]) for i in self.split_indices("train"))
+        return bond_table(record_bonds(self.records.fields(i, RECORD_FIELDS)) for i in self.split_indices("train"))
 
     def padded_sizes(self, split: str) -> np.ndarray:
         """Matrix elements each structure occupies in the model ((atoms + edges) · M²)."""

@@ -67,6 +67,23 @@ def test_round_trip_blocks_are_bit_exact(packed):
         np.testing.assert_array_equal(rec["positions"], src.positions)
 
 
+def test_reading_only_some_fields_gives_what_the_full_decode_gives(packed):
+    from data_prep.records import read_fields
+
+    ds = LmdbDataset(packed)
+    names = ("positions", "cell", "pbc", "atomic_numbers", "edge_index", "cell_shift", "h_node")
+    for idx in range(len(ds)):
+        rec, part = ds[idx], ds.fields(idx, names)
+        assert sorted(part) == sorted(names)
+        for name in names:
+            assert part[name].dtype == rec[name].dtype
+            np.testing.assert_array_equal(part[name], rec[name])
+    with pytest.raises(RecordError, match="record 0: cannot read fields no_such_field"):
+        ds.fields(0, ("no_such_field",))
+    with pytest.raises(RecordError, match="here: cannot read fields positions"):
+        read_fields(b"\x08" + b"\x00" * 7 + b"not json", ("positions",), "here")
+
+
 def test_dataloader_workers_and_padded_blocks(packed):
     ds = LmdbGraphDataset(packed, dtype=torch.float64)
     _ = ds[0]  # opens the shard in this process ...
