@@ -208,6 +208,10 @@ def run(args) -> int:
     report.meta["seconds"] = round(time.perf_counter() - t0, 2)
     report.write(args.out)
     print(report.table())
+    skipped = [s["id"] for s in report.structures if "band_error_skipped" in s]
+    if skipped:
+        print(f"band errors skipped for {len(skipped)} structure(s) (\"band_error_skipped\" in {args.out} says why): "
+              + ", ".join(skipped))
     unfamiliar = sum(1 for s in report.structures if s.get("outside_training"))
     if unfamiliar:
         print(f"{unfamiliar} structure(s) have nearest-neighbour bonds outside the model's training set "

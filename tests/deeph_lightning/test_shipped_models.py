@@ -50,10 +50,12 @@ def test_the_card_says_which_held_out_bonds_the_model_never_saw(tmp_path):
     assert f"| nearest-neighbour pairs in training | {len(meta['training_bonds'])} " in text
 
 
-def test_bands_of_a_caesium_halide_from_its_geometry_grow_the_overlap_radius(tmp_path):
+def test_bands_of_a_caesium_halide_from_its_geometry_grow_the_overlap_radius(tmp_path, capsys):
     """CsCl from a structure file: S(R) cut at 9.5 Å is indefinite at the zone boundary (Cs 6s is diffuse), so no
-    band could be computed. Without --overlap-radius the overlaps grow until S(k) is positive definite."""
+    band could be computed. Without --overlap-radius the overlaps grow until S(k) is positive definite. Its
+    shipped DFT folder keeps the stored 9.5 Å blocks: `test --bands` says it skipped their band errors."""
     import json
+    import shutil
 
     from ase.io import write
 
@@ -72,3 +74,11 @@ def test_bands_of_a_caesium_halide_from_its_geometry_grow_the_overlap_radius(tmp
     source = json.loads((tmp_path / "pred" / "info.json").read_text())["overlap_source"]
     radius = float(source.split("pairs within ")[1].split(" Å")[0])  # 14.5 Å for this cell
     assert radius > DEFAULT_OVERLAP_RADIUS and (radius - DEFAULT_OVERLAP_RADIUS) % OVERLAP_RADIUS_STEP == 0
+
+    shutil.copytree(dataset_path("universal-mini") / "CsCl_cscl_s0_00362", tmp_path / "data" / "CsCl")
+    capsys.readouterr()
+    assert deeph_eval(["test", "--ckpt", "universal-mini", "--data", str(tmp_path / "data"), "--bands",
+                       "--out", str(tmp_path / "r.json")]) == 0
+    assert "band errors skipped for 1 structure(s)" in capsys.readouterr().out
+    skipped = json.loads((tmp_path / "r.json").read_text())["structures"][0]["band_error_skipped"]
+    assert "not positive definite" in skipped
