@@ -144,6 +144,20 @@ def todo(structures: Path, folder: Path, out: Path = OUT, dft: Path | None = Non
     return len(entries)
 
 
+def _catalogue_state(structures: Path, out: Path) -> tuple[list[dict], dict[str, dict], list[dict]]:
+    """(catalogue manifest, shipped structures' records by id, the structures that count: shipped, or still to
+    compute and neither failed twice nor unshippable). Shipped ones count even when the catalogue folder was
+    regenerated without an earlier supplement."""
+    record = _read_record(out)
+    manifest = _manifest(structures)
+    dropped = ({sid for sid, errors in record.get("failures", {}).items() if len(errors) >= 2}
+               | set(record.get("unshippable", {})))
+    shipped = {sid: record["structures"][sid] for sid in current_structures(record)}
+    live = ([m for m in manifest if m["id"] not in shipped and m["id"] not in dropped]
+            + [{**m, "id": sid} for sid, m in shipped.items()])
+    return manifest, shipped, live
+
+
 MIN_PER_ELEMENT = 12  # issue 12: every element in at least this many structures
 COVERAGE_MARGIN = 3  # catalogue structures beyond that per element, for failures
 SUPPLEMENT_SEED, SUPPLEMENT_DRAW = 1, 600
@@ -160,13 +174,7 @@ def supplement(structures: Path, out: Path = OUT) -> list[str]:
     nothing. Returns the ids added."""
     from ..materials import generate_materials
 
-    record = _read_record(out)
-    manifest = _manifest(structures)
-    failures = record.get("failures", {})
-    dropped = {sid for sid, errors in failures.items() if len(errors) >= 2} | set(record.get("unshippable", {}))
-    shipped = {sid: record["structures"][sid] for sid in current_structures(record)}
-    # shipped structures count even when the catalogue folder was regenerated without an earlier supplement
-    live = [m for m in manifest if m["id"] not in shipped and m["id"] not in dropped] + list(shipped.values())
+    manifest, shipped, live = _catalogue_state(structures, out)
     have = Counter(e for m in live for e in m["elements"])
     target = MIN_PER_ELEMENT + COVERAGE_MARGIN
     short = {e: target - n for e, n in have.items() if n < target}
@@ -214,14 +222,10 @@ def bond_supplement(structures: Path, out: Path = OUT, max_new: int = MAX_ALLOYS
     from ..materials import UNIVERSAL_MINI_ELEMENTS
     from ..materials.alloys import alloy_pairs, alloy_structures
 
-    record = _read_record(out)
-    manifest = _manifest(structures)
-    dropped = ({sid for sid, errors in record.get("failures", {}).items() if len(errors) >= 2}
-               | set(record.get("unshippable", {})))
-    shipped = {sid: record["structures"][sid] for sid in current_structures(record)}
+    manifest, shipped, live = _catalogue_state(structures, out)
     systems: dict[str, set] = {}
-    for m in manifest:
-        if m["id"] in shipped or m["id"] in dropped:
+    for m in live:
+        if m["id"] in shipped:
             continue
         a = read(structures / m["file"])
         for pair in structure_bonds(a.numbers, a.positions, a.cell[:], a.pbc):
