@@ -54,7 +54,10 @@ def mesh_size(cell, periodic, kspacing: float) -> np.ndarray:
     return np.where(periodic, n, 1)
 
 
-def overlap_check_kpoints(cell, spacing: float) -> np.ndarray:
+OVERLAP_CHECK_KSPACING = 0.2  # 1/Å (2π included): the mesh on which S(k) of stored or computed blocks is checked
+
+
+def overlap_check_kpoints(cell, spacing: float = OVERLAP_CHECK_KSPACING) -> np.ndarray:
     """Fractional k-points to check S(k) on: the Γ-centred mesh with at most ``spacing`` (1/Å, 2π included)
     between points, and the zone-boundary points {0, 1/2}³ that an odd mesh misses (S(k) of truncated diffuse
     overlaps dips lowest there)."""

@@ -438,29 +438,26 @@ class LmdbDataset:
         shard, local = self.locate(int(idx))
         return shard, local, f"{self.path / self.metadata['shards'][shard]} record {local}"
 
-    def raw(self, idx: int) -> bytes:
-        """The encoded bytes of record ``idx`` as stored in its shard."""
+    def _read(self, idx: int, use, buffers: bool = False):
+        """``use(buffer, where)`` on record ``idx``'s stored bytes, inside the read transaction (``buffers``: a
+        memoryview into the map, valid only there)."""
         shard, local, where = self._where(idx)
         try:
-            with self._env(shard).begin() as txn:
-                buf = txn.get(_key(local))
-        except lmdb.Error as e:
-            raise DatasetError(f"{where}: LMDB read failed ({e}); the shard is corrupt or truncated") from None
-        if buf is None:
-            raise DatasetError(f"{where}: record missing from shard (corrupt or truncated dataset)")
-        return buf
-
-    def fields(self, idx: int, names) -> dict:
-        """Only the fields ``names`` of record ``idx`` (``records.read_fields``: no blocks copied, no checksum)."""
-        shard, local, where = self._where(idx)
-        try:
-            with self._env(shard).begin(buffers=True) as txn:
+            with self._env(shard).begin(buffers=buffers) as txn:
                 buf = txn.get(_key(local))
                 if buf is None:
                     raise DatasetError(f"{where}: record missing from shard (corrupt or truncated dataset)")
-                return read_fields(buf, names, where)
+                return use(buf, where)
         except lmdb.Error as e:
             raise DatasetError(f"{where}: LMDB read failed ({e}); the shard is corrupt or truncated") from None
+
+    def raw(self, idx: int) -> bytes:
+        """The encoded bytes of record ``idx`` as stored in its shard."""
+        return self._read(idx, lambda buf, where: buf)
+
+    def fields(self, idx: int, names) -> dict:
+        """Only the fields ``names`` of record ``idx`` (``records.read_fields``: no blocks copied, no checksum)."""
+        return self._read(idx, lambda buf, where: read_fields(buf, names, where), buffers=True)
 
     def __getitem__(self, idx: int) -> dict:
         """Record ``idx``, checksum-verified (when packed with checksums) and checked for shape/range errors."""

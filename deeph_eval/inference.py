@@ -29,11 +29,11 @@ if TYPE_CHECKING:
     from deeph_lightning.models.checkpoint import LoadedModel
 
 DEFAULT_OVERLAP_RADIUS = 9.5  # Å, as the DFT runner stores S(R)
-# Without --overlap-radius, S(R) is grown by this step while S(k) of its blocks is indefinite somewhere on an
-# OVERLAP_CHECK_KSPACING mesh (diffuse basis functions, e.g. Cs and Rb s orbitals), up to the largest radius;
-# checked for cells up to OVERLAP_CHECK_MAX_ORBITALS orbitals (a dense diagonalisation per k-point).
+# Without --overlap-radius, S(R) is grown by this step while S(k) of its blocks is indefinite somewhere on the
+# check k-points (data_prep.kspace.overlap_check_kpoints; diffuse basis functions, e.g. Cs and Rb s orbitals), up
+# to the largest radius; checked for cells up to OVERLAP_CHECK_MAX_ORBITALS orbitals (a dense diagonalisation per k).
 OVERLAP_RADIUS_STEP, MAX_OVERLAP_RADIUS = 2.5, 17.0
-OVERLAP_CHECK_KSPACING, OVERLAP_CHECK_MAX_ORBITALS = 0.2, 2000
+OVERLAP_CHECK_MAX_ORBITALS = 2000
 
 
 def read_input_structure(path: str) -> DeepHStructure:
@@ -94,7 +94,7 @@ def exact_overlaps(loaded: LoadedModel, st: DeepHStructure, *, dft_basis: str | 
     from data_prep.dft import overlap_blocks
 
     blocks = overlap_blocks(to_atoms(st), settings.basis, radius)
-    n_orb = [sum(2 * l + 1 for l in loaded.basis.shells_of(int(z))) for z in st.numbers]
+    n_orb = [loaded.basis.n_orbitals(int(z)) for z in st.numbers]
     for (rx, ry, rz, i, j), blk in blocks.items():
         if blk.shape != (n_orb[i], n_orb[j]):
             raise ModelInputError(
@@ -130,8 +130,8 @@ def positive_definite_overlaps(loaded: LoadedModel, st: DeepHStructure, dft_basi
     from data_prep.kspace import overlap_check_kpoints, overlap_floor
 
     radius = DEFAULT_OVERLAP_RADIUS
-    n_orb = [sum(2 * l + 1 for l in loaded.basis.shells_of(int(z))) for z in st.numbers]
-    mesh = overlap_check_kpoints(st.cell, OVERLAP_CHECK_KSPACING)
+    n_orb = [loaded.basis.n_orbitals(int(z)) for z in st.numbers]
+    mesh = overlap_check_kpoints(st.cell)
     while True:
         with progress.step(f"S(R): two-centre integrals of {len(st.numbers)} atoms within {radius} Å"):
             overlaps, settings = exact_overlaps(loaded, st, dft_basis=dft_basis, radius=radius)

@@ -18,6 +18,7 @@ import time
 import traceback
 from pathlib import Path
 
+from .runner import checkpoint_partial, remove_checkpoint
 from .settings import EXECUTION_ONLY, DFTSettings
 from .structure import BadStructureError, check_structure
 
@@ -61,7 +62,7 @@ def _worker(sid: str, atoms, out_dir: str, settings: dict, conn, parent_pid: int
     except BaseException as err:  # report everything: the parent records it
         conn.send(("error", f"{type(err).__name__}: {err}", traceback.format_exc(limit=4)))
     finally:
-        checkpoint.unlink(missing_ok=True)
+        remove_checkpoint(checkpoint)
         conn.close()
 
 
@@ -117,9 +118,9 @@ def run_batch(structures, out_dir, settings: DFTSettings = DFTSettings(), *, arr
     for sid, atoms in mine:
         for stale in out.glob(f".{sid}.tmp-*"):  # left by a killed run of this task
             shutil.rmtree(stale, ignore_errors=True)
-        scf_checkpoint(out, sid).with_name(scf_checkpoint(out, sid).name + ".partial").unlink(missing_ok=True)
+        checkpoint_partial(scf_checkpoint(out, sid)).unlink(missing_ok=True)
         if is_complete(out / sid):
-            scf_checkpoint(out, sid).unlink(missing_ok=True)  # killed after writing the folder
+            remove_checkpoint(scf_checkpoint(out, sid))  # killed after writing the folder
             counts["skipped"] += 1
         else:
             todo.append((sid, atoms))

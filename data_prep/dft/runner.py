@@ -119,12 +119,23 @@ def is_diverging(ddm_history: list[float]) -> bool:
     return len(ddm_history) >= DIVERGING_AFTER and float(np.median(recent)) > DIVERGING_DDM
 
 
+def checkpoint_partial(path: Path) -> Path:
+    """Where a checkpoint is written before it replaces ``path`` (left behind only by a kill mid-write)."""
+    return path.with_name(path.name + ".partial")
+
+
 def save_checkpoint(path: Path, dm, kpts, damped_cycles_left: int) -> None:
     """The SCF's density after a cycle, replaced atomically (a run killed mid-write leaves the previous one)."""
-    partial = path.with_name(path.name + ".partial")
+    partial = checkpoint_partial(path)
     with open(partial, "wb") as f:
         np.savez(f, dm=np.asarray(dm), kpts=np.asarray(kpts), damped_cycles_left=damped_cycles_left)
     os.replace(partial, path)
+
+
+def remove_checkpoint(path: Path) -> None:
+    """The checkpoint and a write of it a kill cut short."""
+    path.unlink(missing_ok=True)
+    checkpoint_partial(path).unlink(missing_ok=True)
 
 
 def load_checkpoint(path: Path | None, mf) -> tuple[np.ndarray, int] | None:

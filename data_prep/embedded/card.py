@@ -13,6 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ..kspace import OVERLAP_CHECK_KSPACING
 from .datasets import CHUNKED, current_structures, dataset_record, given_up
 
 
@@ -79,7 +80,8 @@ def card(name: str = "universal-mini", folder: Path | None = None) -> str:
                   "are not physical: " + ", ".join(full) + "."]
     indefinite = sorted(s for s, m in zip(shipped, meta) if m.get("overlap_min_eigenvalue", 1.0) <= 0)
     if indefinite:
-        lines += ["", f"S(k) of the stored blocks indefinite ({len(indefinite)}; smallest eigenvalue on a 0.2 Å⁻¹ mesh "
+        lines += ["", f"S(k) of the stored blocks indefinite ({len(indefinite)}; smallest eigenvalue on a "
+                  f"{OVERLAP_CHECK_KSPACING:g} Å⁻¹ mesh "
                   "and the zone-boundary points): diffuse orbitals overlap beyond the storage radius, so these "
                   "structures train the model (their blocks are exact) but bands cannot be computed from their "
                   "stored H(R), S(R) "

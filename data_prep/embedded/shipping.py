@@ -16,8 +16,6 @@ from ..deeph_format import DeepHStructure, read_deeph, write_deeph
 
 FLOAT32_BAND_TOLERANCE_MEV = 0.1  # largest band change allowed by storing H in float32
 N_CHECK_KPOINTS = 4
-# 1/Å (2π included): the Γ-centred mesh on which S(k) of the stored blocks is checked to be positive definite
-OVERLAP_CHECK_KSPACING = 0.2
 
 
 def _atoms(st: DeepHStructure):
@@ -64,7 +62,7 @@ def check_kpoints(st: DeepHStructure) -> tuple[np.ndarray, float]:
     from ..kspace import overlap_check_kpoints, overlap_floor
 
     random_k = np.random.default_rng(0).random((N_CHECK_KPOINTS, 3))
-    mesh = overlap_check_kpoints(st.cell, OVERLAP_CHECK_KSPACING)
+    mesh = overlap_check_kpoints(st.cell)
     floor_mesh = overlap_floor(st.overlaps, st.n_orbitals(), mesh)
     floor_random = overlap_floor(st.overlaps, st.n_orbitals(), random_k)
     floor = float(min(floor_mesh.min(), floor_random.min()))

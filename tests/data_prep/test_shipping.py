@@ -264,7 +264,6 @@ def test_a_structure_whose_stored_overlaps_are_indefinite_somewhere_ships_with_t
     from data_prep.embedded.build_universal import ship
     from data_prep.embedded.card import card
     from data_prep.embedded.datasets import CHUNKED, current_structures, dataset_record
-    from data_prep.embedded.shipping import OVERLAP_CHECK_KSPACING
     from data_prep.kspace import overlap_check_kpoints, overlap_floor
 
     sid = "RbH_rocksalt_s0_00015"
@@ -283,7 +282,7 @@ def test_a_structure_whose_stored_overlaps_are_indefinite_somewhere_ships_with_t
     (dft / "settings.json").write_text(json.dumps({"xc": "pbe"}))
 
     st = read_deeph(dft / sid)
-    floor = overlap_floor(st.overlaps, st.n_orbitals(), overlap_check_kpoints(st.cell, OVERLAP_CHECK_KSPACING))
+    floor = overlap_floor(st.overlaps, st.n_orbitals(), overlap_check_kpoints(st.cell))
     assert floor.min() < -0.01 and (floor > 0).any()
     assert ship(structures, dft, chunk_size=1, out=out, flush=True, log=lambda _: None) == ["chunk-000.tar.xz"]
     shipped = json.loads((out / "dataset.json").read_text())["structures"][sid]
