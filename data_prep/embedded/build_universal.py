@@ -24,6 +24,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
 import sys
 import tarfile
 import tempfile
@@ -206,21 +207,28 @@ def supplement(structures: Path, out: Path = OUT) -> list[str]:
     return list(picked)
 
 
-ALLOY_SEED, MAX_ALLOYS = 2, 40
+ALLOY_SEED, MOLECULE_SEED = 2, 3  # ids ..._alloy_s2_..., ..._molecule-<name>_s3_...
+MAX_BOND_STRUCTURES = 80  # in all runs together
 
 
-def bond_supplement(structures: Path, out: Path = OUT, max_new: int = MAX_ALLOYS) -> list[str]:
-    """Add ordered alloys (``data_prep.materials.alloys``) so that fewer element pairs are bonded in one chemical
-    system only; the composition split then holds out a system without holding out its bonds.
+def bond_supplement(structures: Path, out: Path = OUT, max_total: int = MAX_BOND_STRUCTURES) -> list[str]:
+    """Add ordered alloys (``data_prep.materials.alloys``) and closed-shell G2 molecules
+    (``candidates.bond_molecule_candidates``) so that fewer element pairs are bonded in one chemical system only;
+    the composition split then holds out a system without holding out its bonds.
 
     Counts the catalogue's (and the shipped) structures that are not failed twice or unshippable; greedily takes
-    the alloy that bonds the most pairs still bonded in one system only (cheapest first among equals), up to
-    ``max_new``, and appends it to ``structures``. Deterministic; running it again adds nothing."""
+    the structure that bonds the most pairs still bonded in one system only (cheapest first among equals), until
+    ``max_total`` such structures are in the catalogue, and appends it to ``structures``. Structures with an
+    open-3d-shell element (the SCF's slowest and most failing cells) are not added. Deterministic; running it
+    again adds nothing."""
     from ase.io import read
 
     from ..bonds import structure_bonds
+    from ..dft.runner import DAMPED_FIRST_Z
     from ..materials import UNIVERSAL_MINI_ELEMENTS
     from ..materials.alloys import alloy_pairs, alloy_structures
+    from ..materials.candidates import bond_molecule_candidates
+    from ..materials.catalogue import molecule_structures
 
     manifest, shipped, live = _catalogue_state(structures, out)
     systems: dict[str, set] = {}
@@ -234,11 +242,14 @@ def bond_supplement(structures: Path, out: Path = OUT, max_new: int = MAX_ALLOYS
         for pair in m.get("bonds", {}):
             systems.setdefault(pair, set()).add(frozenset(m["elements"]))
     known = {m["id"] for m in manifest} | set(shipped)
-    pool = [x for x in alloy_structures(alloy_pairs(UNIVERSAL_MINI_ELEMENTS), ALLOY_SEED) if x[0] not in known]
+    added_before = sum(1 for sid in known if re.search(rf"_s({ALLOY_SEED}|{MOLECULE_SEED})_\d+$", sid))
+    pool = [x for x in (alloy_structures(alloy_pairs(UNIVERSAL_MINI_ELEMENTS), ALLOY_SEED)
+                        + molecule_structures(bond_molecule_candidates(UNIVERSAL_MINI_ELEMENTS), MOLECULE_SEED))
+            if x[0] not in known and not any(int(z) in DAMPED_FIRST_Z for z in x[1].numbers)]
     bonds = {sid: set(structure_bonds(a.numbers, a.positions, a.cell[:], a.pbc)) for sid, a, _ in pool}
     cost = {sid: estimated_cost(meta, a) for sid, a, meta in pool}
     picked = []
-    while len(picked) < max_new:
+    while added_before + len(picked) < max_total:
         def gain(x):
             system = frozenset(x[2]["elements"])
             return sum(1 for p in bonds[x[0]] if len(systems.get(p, ())) == 1 and system not in systems[p])
@@ -424,8 +435,8 @@ def main(argv=None) -> int:
     t.add_argument("--out", required=True, help="folder for the todo manifest.jsonl (give it to deeph-prep dft)")
     t.add_argument("--dft", help="the deeph-prep dft output folder: its unshipped failures count too")
     u = sub.add_parser("supplement", help="add catalogue structures for elements that would end short of "
-                       f"{MIN_PER_ELEMENT} structures (a second, seeded draw), then ordered alloys for element pairs "
-                       "bonded in one chemical system only; idempotent")
+                       f"{MIN_PER_ELEMENT} structures (a second, seeded draw), then ordered alloys and molecules for "
+                       "element pairs bonded in one chemical system only; idempotent")
     u.add_argument("--structures", required=True, help="the catalogue folder (manifest.jsonl), appended to")
     r = sub.add_parser("retire", help="retire shipped structures computed with an outdated recipe (recomputed later)")
     r.add_argument("ids", nargs="+")
@@ -446,7 +457,9 @@ def main(argv=None) -> int:
         print(f"{n} structures to compute -> {Path(args.out) / 'manifest.jsonl'}")
         return 0
     if args.command == "supplement":
-        for what, step in (("for elements short of structures", supplement), ("ordered alloys for bonds", bond_supplement)):
+        steps = (("for elements short of structures", supplement),
+                 ("ordered alloys and molecules for bonds", bond_supplement))
+        for what, step in steps:
             added = step(Path(args.structures), OUT)
             print(f"{len(added)} structures {what} added to {Path(args.structures) / 'manifest.jsonl'}"
                   + (f": {', '.join(added)}" if added else ""))

@@ -1,11 +1,11 @@
 """Ordered 1:1 alloys of two catalogue binaries of one prototype that share an element on the same site, with
-equal oxidation states: AlAs + GaAs -> AlGaAs2, NaCl + NaBr -> Na2ClBr.
+equal oxidation states: AlAs + GaAs -> AlGaAs2, NaCl + NaBr -> Na2ClBr, CaF2 + SrF2 -> CaSrF4.
 
 In the catalogue most element pairs are bonded in one chemical system only (docs/data.md). Holding out that
 system (the composition split) therefore holds out the bond itself. An alloy bonds both end members' pairs in a
 third system. Geometry: the first end member's primitive cell at the mean of the two bond lengths (Vegard),
-doubled along its first lattice vector, with the mixed site's atoms of the second copy replaced. Charge balance
-is that of the end members.
+doubled along its first lattice vector (in-plane for layers), with the mixed site's atoms of the second copy
+replaced. Charge balance is that of the end members.
 """
 
 from __future__ import annotations
@@ -16,28 +16,37 @@ from dataclasses import replace
 import numpy as np
 from ase import Atoms
 
-from .candidates import Candidate, binary_candidates
-from .catalogue import MIN_DISTANCE_RATIO, _perturb, build, min_distance_ratio
+from .candidates import Candidate, binary_candidates, layered_candidates
+from .catalogue import MIN_DISTANCE_RATIO, build, catalogue_entry, min_distance_ratio, perturb
+from .prototypes import PROTOTYPES
 
-ALLOY_PROTOTYPES = ("rocksalt", "zincblende", "wurtzite", "cscl")
+# Families in the order they were added: a later family's pairs are listed after the earlier ones', so the
+# indices (and ids) of alloys already in a catalogue do not change.
+ALLOY_FAMILIES = (("rocksalt", "zincblende", "wurtzite", "cscl"),
+                  ("fluorite", "antifluorite", "rutile", "1t_mx2_bulk", "1t_mx2_2d", "2h_mx2_2d"))
 MAX_BOND_MISMATCH = 0.12  # end members' bond lengths within 12 %: the mixed cell is not strained apart
 
 
 def alloy_pairs(elements) -> list[tuple[Candidate, Candidate]]:
-    """End-member pairs (a, b) of the binaries of ``elements`` that form an ordered alloy."""
-    binaries = [c for c in binary_candidates(elements) if c.prototype in ALLOY_PROTOTYPES]
+    """End-member pairs (a, b) of the binaries and layers of ``elements`` that form an ordered alloy."""
+    compounds = binary_candidates(elements) + layered_candidates(elements)
     pairs = []
-    for a, b in itertools.combinations(binaries, 2):
-        shared = [i for i in range(2) if a.species[i] == b.species[i]]
-        if (a.prototype == b.prototype and a.states == b.states and len(shared) == 1
-                and abs(a.bond - b.bond) <= MAX_BOND_MISMATCH * min(a.bond, b.bond)):
-            pairs.append((a, b))
+    for family in ALLOY_FAMILIES:
+        for a, b in itertools.combinations([c for c in compounds if c.prototype in family], 2):
+            shared = [i for i in range(2) if a.species[i] == b.species[i]]
+            if (a.prototype == b.prototype and a.states == b.states and len(shared) == 1
+                    and abs(a.bond - b.bond) <= MAX_BOND_MISMATCH * min(a.bond, b.bond)):
+                pairs.append((a, b))
     return pairs
+
+
+def _mixed_site(a: Candidate, b: Candidate) -> int:
+    return next(i for i in range(2) if a.species[i] != b.species[i])
 
 
 def ordered_alloy(a: Candidate, b: Candidate) -> Atoms:
     """The ideal 1:1 ordered alloy of end members ``a`` and ``b`` (``alloy_pairs``)."""
-    mixed = next(i for i in range(2) if a.species[i] != b.species[i])
+    mixed = _mixed_site(a, b)
     cell = build(replace(a, bond=0.5 * (a.bond + b.bond)), 1.0)
     atoms = cell.repeat((2, 1, 1))
     symbols = atoms.get_chemical_symbols()
@@ -54,17 +63,17 @@ def alloy_structures(pairs: list[tuple[Candidate, Candidate]], seed: int, start:
     catalogue's regular structures (seeded per index); ids ``<formula>_<prototype>_alloy_s<seed>_<index>``."""
     out = []
     for index, (a, b) in enumerate(pairs, start):
-        atoms = _perturb(ordered_alloy(a, b), 3, np.random.default_rng([seed, index]), strain, rattle)
+        dims = PROTOTYPES[a.prototype].dims
+        atoms = perturb(ordered_alloy(a, b), dims, np.random.default_rng([seed, index]), strain, rattle)
         if min_distance_ratio(atoms) <= MIN_DISTANCE_RATIO:
             continue
-        symbols = atoms.get_chemical_symbols()
-        formula = atoms.get_chemical_formula(mode="metal")
+        mixed = _mixed_site(a, b)
         prototype = f"{a.prototype}_alloy"
-        sid = f"{formula}_{prototype}_s{seed}_{index:05d}"
-        states = {**dict(zip(a.species, a.states)), **dict(zip(b.species, b.states))}
-        out.append((sid, atoms, {
-            "id": sid, "mode": "materials", "family": "ternary", "prototype": prototype, "group": "regular",
-            "kind": None, "parent": None, "formula": formula, "n_atoms": len(atoms), "elements": sorted(set(symbols)),
-            "dims": 3, "oxidation_states": states, "defect": None, "seed": seed, "index": index,
-            "end_members": ["".join(a.species), "".join(b.species)]}))
+        if prototype in PROTOTYPES:  # cscl_alloy names the B2 intermetallics
+            prototype = f"{a.prototype}_ordered_alloy"
+        alloy = Candidate("ternary", prototype, a.species + (b.species[mixed],),
+                          0.5 * (a.bond + b.bond), a.states + (b.states[mixed],))
+        sid, meta = catalogue_entry(atoms, alloy, alloy.prototype, seed, index, dims,
+                                    end_members=["".join(a.species), "".join(b.species)])
+        out.append((sid, atoms, meta))
     return out

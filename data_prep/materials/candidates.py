@@ -165,6 +165,23 @@ def molecule_candidates(elements):
             for name in MOLECULES if set(molecule(name).get_chemical_symbols()) <= el]
 
 
+def bond_molecule_candidates(elements, max_atoms: int = 10):
+    """Closed-shell molecules of ASE's G2 set beyond ``MOLECULES`` (CH2Cl2, HOCl, CH3SiH3, COF2, ...): more
+    chemical systems in which the catalogue's covalent bonds occur. Radicals and carbenes are left out: the
+    recipe is spin-restricted."""
+    from ase.build import molecule
+    from ase.collections import g2
+
+    el = set(elements)
+    out = []
+    for name in g2.names:
+        m = molecule(name)
+        closed_shell = not m.get_initial_magnetic_moments().any() and m.numbers.sum() % 2 == 0 and "_s" not in name
+        if name not in MOLECULES and 2 <= len(m) <= max_atoms and closed_shell and set(m.get_chemical_symbols()) <= el:
+            out.append(Candidate("molecule", f"g2:{name}", tuple(m.get_chemical_symbols()), 0.0))
+    return out
+
+
 def elemental_candidates(elements):
     return [Candidate("elemental", "elemental", (e,), 0.0) for e in sorted(elements)]
 

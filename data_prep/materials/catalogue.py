@@ -66,7 +66,8 @@ def dims_of(candidate: Candidate) -> int:
     return PROTOTYPES[candidate.prototype].dims
 
 
-def _perturb(atoms: Atoms, dims: int, rng, strain: float, rattle: float) -> Atoms:
+def perturb(atoms: Atoms, dims: int, rng, strain: float, rattle: float) -> Atoms:
+    """A copy strained (symmetric, Gaussian ``strain``; in-plane only for ``dims`` 2, none for 0) and rattled."""
     atoms = atoms.copy()
     if dims > 0 and strain > 0:
         eps = rng.normal(scale=strain, size=(3, 3))
@@ -163,24 +164,43 @@ def generate_materials(n: int, seed: int = 0, elements=None, *, complicated_frac
                 if kind is not None:
                     atoms, info = _complicate(kind, atoms, cand, elements, counts, rng)
                     dims = 2 if kind in ("slab", "bilayer") else dims
-                atoms = _perturb(atoms, dims, rng, strain if kind is None else 0.0,
-                                 rattle if kind is None else 2 * rattle)
+                atoms = perturb(atoms, dims, rng, strain if kind is None else 0.0,
+                                rattle if kind is None else 2 * rattle)
             except ValueError:
                 continue
             if len(atoms) <= max_atoms and min_distance_ratio(atoms) > MIN_DISTANCE_RATIO:
                 break
         else:
             raise RuntimeError(f"structure {index}: no valid structure in 100 attempts (seed {seed})")
-        symbols = atoms.get_chemical_symbols()
-        counts.update(set(symbols))
+        counts.update(set(atoms.get_chemical_symbols()))
         uses[cand.key] += 1
         name = cand.prototype.replace("g2:", "molecule-") if kind is None else f"{kind}-{cand.prototype}"
-        formula = atoms.get_chemical_formula(mode="metal")
-        sid = f"{formula}_{name}_s{seed}_{index:05d}"
-        meta = {"id": sid, "mode": "materials", "family": cand.family, "prototype": cand.prototype,
-                "group": "complicated" if kind else "regular", "kind": kind, "parent": "".join(cand.species)
-                if kind else None, "formula": formula, "n_atoms": len(atoms), "elements": sorted(set(symbols)),
-                "dims": dims, "oxidation_states": dict(zip(cand.species, cand.states)) if cand.states else None,
-                "defect": info or None, "seed": seed, "index": index}
+        sid, meta = catalogue_entry(atoms, cand, name, seed, index, dims, kind=kind, defect=info or None)
+        out.append((sid, atoms, meta))
+    return out
+
+
+def catalogue_entry(atoms: Atoms, cand: Candidate, name: str, seed: int, index: int, dims: int, *,
+                    kind: str | None = None, defect: dict | None = None, **extra) -> tuple[str, dict]:
+    """(id, manifest metadata) of a catalogue structure: id ``<formula>_<name>_s<seed>_<index>``."""
+    symbols = atoms.get_chemical_symbols()
+    formula = atoms.get_chemical_formula(mode="metal")
+    sid = f"{formula}_{name}_s{seed}_{index:05d}"
+    return sid, {
+        "id": sid, "mode": "materials", "family": cand.family, "prototype": cand.prototype,
+        "group": "complicated" if kind else "regular", "kind": kind, "parent": "".join(cand.species) if kind else None,
+        "formula": formula, "n_atoms": len(atoms), "elements": sorted(set(symbols)), "dims": dims,
+        "oxidation_states": dict(zip(cand.species, cand.states)) if cand.states else None, "defect": defect,
+        "seed": seed, "index": index, **extra}
+
+
+def molecule_structures(cands: list[Candidate], seed: int, start: int = 0,
+                        rattle: float = 0.03) -> list[tuple[str, Atoms, dict]]:
+    """(id, Atoms, metadata) as ``generate_materials`` gives them for each molecule candidate, rattled like the
+    catalogue's molecules (seeded per index)."""
+    out = []
+    for index, cand in enumerate(cands, start):
+        atoms = perturb(build(cand, 1.0), 0, np.random.default_rng([seed, index]), 0.0, rattle)
+        sid, meta = catalogue_entry(atoms, cand, cand.prototype.replace("g2:", "molecule-"), seed, index, 0)
         out.append((sid, atoms, meta))
     return out

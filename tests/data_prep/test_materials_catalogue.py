@@ -113,3 +113,50 @@ def test_ordered_alloys_keep_charge_balance_and_bond_both_end_members_pairs():
         assert min_distance_ratio(a) > 0.7
         ends = {pair_key(atomic_numbers[x], atomic_numbers[y]) for x, y in (end_a.species, end_b.species)}
         assert ends <= set(structure_bonds(a.numbers, a.positions, a.cell[:], a.pbc)), sid
+
+
+def test_alloys_of_fluorites_and_layers_keep_coordination_and_vacuum():
+    from ase.neighborlist import neighbor_list
+
+    from data_prep.materials.alloys import alloy_pairs, alloy_structures, ordered_alloy
+    from data_prep.materials.catalogue import UNIVERSAL_MINI_ELEMENTS
+
+    pairs = alloy_pairs(UNIVERSAL_MINI_ELEMENTS)
+    casrf4 = next((a, b) for a, b in pairs if {a.species, b.species} == {("Ca", "F"), ("Sr", "F")})
+    atoms = ordered_alloy(*casrf4)
+    symbols = atoms.get_chemical_symbols()
+    assert sorted(symbols) == ["Ca", "F", "F", "F", "F", "Sr"]
+    i, j = neighbor_list("ij", atoms, 2.8)  # fluorite: every cation has eight F neighbours at ~2.4 Å
+    assert all(sorted(symbols[n] for n in j[i == k]) == ["F"] * 8 for k, s in enumerate(symbols) if s != "F")
+    layers = [(a, b) for a, b in pairs if a.prototype == "1t_mx2_2d"]
+    assert layers
+    for sid, a, meta in alloy_structures(layers[:5], seed=2):
+        assert meta["dims"] == 2 and meta["prototype"] == "1t_mx2_2d_alloy", sid
+        z = a.positions[:, 2]
+        assert a.cell[2, 2] - np.ptp(z) > 10.0, sid  # the vacuum stays along c
+    # the B2 intermetallics are "cscl_alloy": ordered alloys of CsCl-type salts are named apart
+    cscl = [(a, b) for a, b in pairs if a.prototype == "cscl"]
+    assert {m["prototype"] for _, _, m in alloy_structures(cscl[:3], seed=2)} == {"cscl_ordered_alloy"}
+
+
+def test_bond_molecules_are_closed_shell_g2_molecules_beyond_the_catalogues():
+    from ase.build import molecule
+
+    from data_prep.materials.candidates import MOLECULES, bond_molecule_candidates
+    from data_prep.materials.catalogue import UNIVERSAL_MINI_ELEMENTS, generate_materials, molecule_structures
+
+    cands = bond_molecule_candidates(UNIVERSAL_MINI_ELEMENTS)
+    names = [c.prototype.split(":", 1)[1] for c in cands]
+    assert {"H2CCl2", "HOCl", "CH3SiH3", "COF2"} <= set(names)
+    assert not set(names) & set(MOLECULES)
+    for name in names:
+        m = molecule(name)
+        assert m.numbers.sum() % 2 == 0 and not m.get_initial_magnetic_moments().any(), name  # no radicals
+    assert "CH3" not in names and "CH2_s1A1d" not in names
+    structures = molecule_structures(cands[:4], seed=3)
+    reference = next(meta for _, _, meta in generate_materials(60, 0) if meta["family"] == "molecule")
+    for sid, atoms, meta in structures:
+        assert set(meta) == set(reference) and meta["dims"] == 0 and "_molecule-" in sid and sid.endswith(
+            f"_s3_{meta['index']:05d}")
+        assert min(atoms.cell.lengths()) - np.ptp(atoms.positions, axis=0).max() > 8.0  # boxed
+    assert [s[0] for s in molecule_structures(cands[:4], seed=3)] == [s[0] for s in structures]

@@ -348,9 +348,13 @@ def test_bond_supplement_bonds_single_system_pairs_in_a_second_system_once(tmp_p
         return {p for p, s in systems.items() if len(s) == 1}
 
     before = single_system_pairs()
-    added = bond_supplement(structures, out)
+    added = bond_supplement(structures, out, max_total=5)
+    assert len(added) == 5 and bond_supplement(structures, out, max_total=5) == []  # the cap counts earlier runs
+    added += bond_supplement(structures, out)
     after = single_system_pairs()
-    assert added and all("_alloy_s2_" in sid for sid in added)
+    assert added and all("_alloy_s2_" in sid or "_molecule-" in sid and sid.split("_")[-2] == "s3" for sid in added)
+    new = [json.loads(line) for line in (structures / "manifest.jsonl").read_text().splitlines()][-len(added):]
+    assert not any(e in ("Sc", "Ti", "V", "Cr", "Mn", "Fe", "Co", "Ni") for m in new for e in m["elements"])
     assert len(after) < len(before)
     if shipped == "none":
         assert len(before - after) >= len(added)  # each alloy bonds at least one such pair in a second system
