@@ -164,21 +164,50 @@ COVERAGE_MARGIN = 3  # catalogue structures beyond that per element, for failure
 SUPPLEMENT_SEED, SUPPLEMENT_DRAW = 1, 600
 
 
+def open_3d_shell(elements) -> bool:
+    """Whether a structure of ``elements`` (symbols) has an element whose SCF starts damped (Sc-Ni)."""
+    from ase.data import atomic_numbers
+
+    from ..dft.runner import DAMPED_FIRST_Z
+
+    return any(atomic_numbers[e] in DAMPED_FIRST_Z for e in elements)
+
+
+def finish_chances(manifest: list[dict], shipped: dict[str, dict], record: dict) -> dict[str, float]:
+    """Prototype -> the chance that a structure with an open-3d-shell element (Sc-Ni) of that prototype finishes,
+    from the record: (shipped + 1) / (shipped + failed + 1), failed counting structures whose failures are not
+    superseded. Restricted SCFs of open-shell intermetallics fail most (Heusler, NiAs; docs/data.md); with no
+    record a prototype counts as finishing."""
+    prototype = {m["id"]: m["prototype"] for m in manifest if open_3d_shell(m["elements"])}
+    ok = Counter(m["prototype"] for m in shipped.values() if open_3d_shell(m["elements"]))
+    failed = Counter(prototype[sid] for sid in record.get("failures", {}) if sid in prototype and sid not in shipped)
+    return {p: (ok[p] + 1) / (ok[p] + failed[p] + 1) for p in set(ok) | set(failed)}
+
+
+def finish_chance(m: dict, chances: dict[str, float]) -> float:
+    return chances.get(m["prototype"], 1.0) if open_3d_shell(m["elements"]) else 1.0
+
+
 def supplement(structures: Path, out: Path = OUT) -> list[str]:
     """Add catalogue structures for elements that would end short of ``MIN_PER_ELEMENT``.
 
-    Counts each element's structures shipped or still to compute (not failed twice, not unshippable). Where that
-    is under ``MIN_PER_ELEMENT + COVERAGE_MARGIN``, it takes the missing number from a second draw of the
-    catalogue (``SUPPLEMENT_DRAW`` structures, seed ``SUPPLEMENT_SEED``, ids ``..._s1_...``). It picks the
-    cheapest ones containing the element (``estimated_cost``) whose formula and prototype the catalogue lacks,
-    and appends them to ``structures`` (extxyz and manifest lines). Deterministic, and running it again adds
-    nothing. Returns the ids added."""
+    Counts each element's structures shipped or still to compute (not failed twice, not unshippable), the ones
+    still to compute weighted by their chance of finishing (``finish_chances``). Where that is under
+    ``MIN_PER_ELEMENT + COVERAGE_MARGIN``, it takes the missing number from a second draw of the catalogue
+    (``SUPPLEMENT_DRAW`` structures, seed ``SUPPLEMENT_SEED``, ids ``..._s1_...``). It picks the cheapest ones per
+    chance of finishing (``estimated_cost``) containing the element whose formula and prototype the catalogue
+    lacks, and appends them to ``structures`` (extxyz and manifest lines). Deterministic, and running it again
+    adds nothing until the record changes. Returns the ids added."""
     from ..materials import generate_materials
 
     manifest, shipped, live = _catalogue_state(structures, out)
-    have = Counter(e for m in live for e in m["elements"])
+    chances = finish_chances(manifest, shipped, _read_record(out))
+    have: Counter = Counter()
+    for m in live:
+        for e in m["elements"]:
+            have[e] += 1.0 if m["id"] in shipped else finish_chance(m, chances)
     target = MIN_PER_ELEMENT + COVERAGE_MARGIN
-    short = {e: target - n for e, n in have.items() if n < target}
+    short = {e: target - n for e, n in have.items() if n < target - 1e-9}
     if not short:
         return []
     known = ({(m["formula"], m["prototype"]) for m in manifest + list(shipped.values())}
@@ -186,14 +215,15 @@ def supplement(structures: Path, out: Path = OUT) -> list[str]:
     drawn = generate_materials(SUPPLEMENT_DRAW, SUPPLEMENT_SEED)
     fresh = [(sid, atoms, meta) for sid, atoms, meta in drawn
              if sid not in known and (meta["formula"], meta["prototype"]) not in known]
-    cost = {sid: estimated_cost(meta, atoms) for sid, atoms, meta in fresh}
+    chance = {sid: finish_chance(meta, chances) for sid, _, meta in fresh}
+    cost = {sid: estimated_cost(meta, atoms) / chance[sid] for sid, atoms, meta in fresh}
     picked: dict[str, tuple] = {}
     for element in sorted(short):
         with_it = sorted((x for x in fresh if element in x[2]["elements"] and x[0] not in picked),
                          key=lambda x: (cost[x[0]], x[0]))
         seen_formulas: set = set()
         for x in with_it:
-            if short[element] <= 0:
+            if short[element] <= 1e-9:
                 break
             if (x[2]["formula"], x[2]["prototype"]) in seen_formulas:
                 continue
@@ -201,7 +231,7 @@ def supplement(structures: Path, out: Path = OUT) -> list[str]:
             picked[x[0]] = x
             for e in x[2]["elements"]:
                 if e in short:
-                    short[e] -= 1
+                    short[e] -= chance[x[0]]
     if picked:
         _append_to_catalogue(structures, list(picked.values()))
     return list(picked)
@@ -224,7 +254,6 @@ def bond_supplement(structures: Path, out: Path = OUT, max_total: int = MAX_BOND
     from ase.io import read
 
     from ..bonds import structure_bonds
-    from ..dft.runner import DAMPED_FIRST_Z
     from ..materials import UNIVERSAL_MINI_ELEMENTS
     from ..materials.alloys import alloy_pairs, alloy_structures
     from ..materials.candidates import bond_molecule_candidates
@@ -245,7 +274,7 @@ def bond_supplement(structures: Path, out: Path = OUT, max_total: int = MAX_BOND
     added_before = sum(1 for sid in known if re.search(rf"_s({ALLOY_SEED}|{MOLECULE_SEED})_\d+$", sid))
     pool = [x for x in (alloy_structures(alloy_pairs(UNIVERSAL_MINI_ELEMENTS), ALLOY_SEED)
                         + molecule_structures(bond_molecule_candidates(UNIVERSAL_MINI_ELEMENTS), MOLECULE_SEED))
-            if x[0] not in known and not any(int(z) in DAMPED_FIRST_Z for z in x[1].numbers)]
+            if x[0] not in known and not open_3d_shell(x[2]["elements"])]
     bonds = {sid: set(structure_bonds(a.numbers, a.positions, a.cell[:], a.pbc)) for sid, a, _ in pool}
     cost = {sid: estimated_cost(meta, a) for sid, a, meta in pool}
     picked = []

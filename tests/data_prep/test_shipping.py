@@ -359,3 +359,39 @@ def test_bond_supplement_bonds_single_system_pairs_in_a_second_system_once(tmp_p
     if shipped == "none":
         assert len(before - after) >= len(added)  # each alloy bonds at least one such pair in a second system
     assert bond_supplement(structures, out) == []
+
+
+def test_supplement_counts_open_shell_structures_by_their_chance_of_finishing(tmp_path):
+    """Four failed Heuslers make every open-3d-shell Heusler count 1/5: elements that rely on them get more
+    structures, picked by cost per chance of finishing, though their raw count already met the target."""
+    from collections import Counter
+
+    from data_prep.catalogue import write_catalogue
+    from data_prep.embedded.build_universal import (COVERAGE_MARGIN, MIN_PER_ELEMENT, _catalogue_state,
+                                                    finish_chances, supplement)
+    from data_prep.materials import generate_materials
+
+    structures, out = tmp_path / "structures", tmp_path / "shipped"
+    write_catalogue(generate_materials(440, 0), structures)
+    out.mkdir()
+    before = [json.loads(line) for line in (structures / "manifest.jsonl").read_text().splitlines()]
+    failed = [m["id"] for m in before if m["prototype"] == "heusler"][:4]
+    (out / "dataset.json").write_text(json.dumps({"failures": {sid: ["SCF"] for sid in failed}}))
+    manifest, shipped, _ = _catalogue_state(structures, out)
+    chances = finish_chances(manifest, shipped, json.loads((out / "dataset.json").read_text()))
+    assert chances == {"heusler": 1 / 5}
+
+    target = MIN_PER_ELEMENT + COVERAGE_MARGIN
+    open_shell = {"Sc", "Ti", "V", "Cr", "Mn", "Fe", "Co", "Ni"}
+    raw, weighted = Counter(), Counter()
+    for m in before:  # failed once: still to compute
+        raw.update(m["elements"])
+        heusler = m["prototype"] == "heusler" and open_shell & set(m["elements"])
+        weighted.update({e: 0.2 if heusler else 1.0 for e in m["elements"]})
+    short_when_weighted = {e for e in raw if raw[e] >= target > weighted[e]}
+    assert short_when_weighted
+    added = supplement(structures, out)
+    new = [json.loads(line) for line in (structures / "manifest.jsonl").read_text().splitlines()][len(before):]
+    assert added and all(any(e in m["elements"] for m in new) for e in short_when_weighted)
+    assert sum(m["prototype"] == "heusler" for m in new) < len(new) / 2
+    assert supplement(structures, out) == []
