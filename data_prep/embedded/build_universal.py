@@ -114,7 +114,8 @@ def with_complicated_share(order: list[dict], every: int = COMPLICATED_SHARE) ->
 
 def todo(structures: Path, folder: Path, out: Path = OUT, dft: Path | None = None) -> int:
     """Write ``folder/manifest.jsonl``: unshipped structures not failed twice, in coverage order with a share of
-    complicated cases (``with_complicated_share``), the retries of once-failed ones last. Returns their count.
+    complicated cases (``with_complicated_share``), SCFs with a checkpoint in ``dft`` first, the retries of
+    once-failed ones last. Returns their count.
     ``dft``: the run's output folder, whose failures not yet shipped count too (a restarted run does not redo
     what failed in it an hour ago)."""
     record = _read_record(out)
@@ -136,7 +137,12 @@ def todo(structures: Path, folder: Path, out: Path = OUT, dft: Path | None = Non
         Counter(e for sid in shipped for e in record["structures"][sid]["elements"]),
         {sid: set(structure_bonds(a.numbers, a.positions, a.cell[:], a.pbc)) for sid, a in atoms.items()},
         {p for sid in shipped for p in record["structures"][sid].get("bonds", {})}))
-    entries.sort(key=lambda m: m["id"] in failures)  # retries last: they fail again most often (stable sort)
+    # SCFs interrupted by the last stop first (their checkpoints resume them), retries last: they fail again
+    # most often (stable sort)
+    from ..dft.batch import scf_checkpoint
+
+    resumable = {m["id"] for m in entries if dft is not None and scf_checkpoint(dft, m["id"]).is_file()}
+    entries.sort(key=lambda m: 2 if m["id"] in failures else 0 if m["id"] in resumable else 1)
     folder.mkdir(parents=True, exist_ok=True)
     lines = [json.dumps({**m, "file": os.path.relpath(structures / m["file"], folder)}) for m in entries]
     tmp = folder / "manifest.jsonl.tmp"

@@ -395,3 +395,24 @@ def test_supplement_counts_open_shell_structures_by_their_chance_of_finishing(tm
     assert added and all(any(e in m["elements"] for m in new) for e in short_when_weighted)
     assert sum(m["prototype"] == "heusler" for m in new) < len(new) / 2
     assert supplement(structures, out) == []
+
+
+def test_todo_hands_out_interrupted_scfs_first(tmp_path):
+    """A run stopped mid-SCF left a checkpoint: the next todo puts that structure first, so it resumes at once."""
+    from data_prep.catalogue import write_catalogue
+    from data_prep.dft.batch import scf_checkpoint
+    from data_prep.embedded.build_universal import todo
+    from data_prep.materials import generate_materials
+
+    structures, dft, out = tmp_path / "structures", tmp_path / "dft", tmp_path / "shipped"
+    write_catalogue(generate_materials(8, 0), structures)
+    dft.mkdir(), out.mkdir()
+
+    def handed_out(**kw):
+        todo(structures, tmp_path / "todo", out, **kw)
+        return [json.loads(line)["id"] for line in (tmp_path / "todo" / "manifest.jsonl").read_text().splitlines()]
+
+    order = handed_out(dft=dft)
+    scf_checkpoint(dft, order[-1]).write_bytes(b"")
+    assert handed_out(dft=dft) == [order[-1]] + order[:-1]
+    assert handed_out() == order  # without the run folder nothing is known to resume
