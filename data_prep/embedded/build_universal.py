@@ -113,7 +113,8 @@ def with_complicated_share(order: list[dict], every: int = COMPLICATED_SHARE) ->
 
 
 def todo(structures: Path, folder: Path, out: Path = OUT, dft: Path | None = None) -> int:
-    """Write ``folder/manifest.jsonl``: unshipped structures not failed twice, in coverage order with a share of
+    """Write ``folder/manifest.jsonl``: unshipped structures not failed twice, in coverage order (costs divided by
+    the chance of finishing, ``finish_chances``) with a share of
     complicated cases (``with_complicated_share``), SCFs with a checkpoint in ``dft`` first, the retries of
     once-failed ones last. Returns their count.
     ``dft``: the run's output folder, whose failures not yet shipped count too (a restarted run does not redo
@@ -132,8 +133,10 @@ def todo(structures: Path, folder: Path, out: Path = OUT, dft: Path | None = Non
     from ..bonds import structure_bonds
 
     atoms = {m["id"]: read(structures / m["file"]) for m in entries}  # each catalogue file read once
+    # cost per finished structure: an open-shell Heusler that fails 4 times in 5 costs 5 tries
+    chances = finish_chances(_manifest(structures), {sid: record["structures"][sid] for sid in shipped}, record)
     entries = with_complicated_share(coverage_order(
-        entries, {m["id"]: estimated_cost(m, atoms[m["id"]]) for m in entries},
+        entries, {m["id"]: estimated_cost(m, atoms[m["id"]]) / finish_chance(m, chances) for m in entries},
         Counter(e for sid in shipped for e in record["structures"][sid]["elements"]),
         {sid: set(structure_bonds(a.numbers, a.positions, a.cell[:], a.pbc)) for sid, a in atoms.items()},
         {p for sid in shipped for p in record["structures"][sid].get("bonds", {})}))

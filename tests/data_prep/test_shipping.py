@@ -368,7 +368,7 @@ def test_supplement_counts_open_shell_structures_by_their_chance_of_finishing(tm
 
     from data_prep.catalogue import write_catalogue
     from data_prep.embedded.build_universal import (COVERAGE_MARGIN, MIN_PER_ELEMENT, _catalogue_state,
-                                                    finish_chances, supplement)
+                                                    finish_chances, supplement, todo)
     from data_prep.materials import generate_materials
 
     structures, out = tmp_path / "structures", tmp_path / "shipped"
@@ -395,6 +395,17 @@ def test_supplement_counts_open_shell_structures_by_their_chance_of_finishing(tm
     assert added and all(any(e in m["elements"] for m in new) for e in short_when_weighted)
     assert sum(m["prototype"] == "heusler" for m in new) < len(new) / 2
     assert supplement(structures, out) == []
+
+    # todo: an untried Heusler costs 5 tries per finished structure, so it is handed out later than without record
+    def order(record_folder):
+        todo(structures, tmp_path / "todo", record_folder)
+        return [json.loads(line)["id"] for line in (tmp_path / "todo" / "manifest.jsonl").read_text().splitlines()]
+
+    (tmp_path / "no-record").mkdir()
+    plain, weighted = order(tmp_path / "no-record"), order(out)
+    heuslers = {m["id"] for m in before if m["prototype"] == "heusler" and open_shell & set(m["elements"])}
+    untried = [sid for sid in plain if sid in heuslers - set(failed)]
+    assert untried and all(weighted.index(sid) > plain.index(sid) for sid in untried[:3])
 
 
 def test_todo_hands_out_interrupted_scfs_first(tmp_path):
