@@ -10,8 +10,9 @@ session. So the work is split in two commands that a session repeats:
 * ``ship``: packs finished structures that are not yet shipped into new chunks of ``CHUNK_SIZE`` (``--flush``
   also packs a last, smaller chunk: use it before a session ends) and records failures in ``dataset.json``;
 * ``supplement``: adds structures from a second draw of the catalogue for elements that would end with fewer
-  than 12 structures (plus a margin for failures), cheapest first, then ordered alloys so that fewer element
-  pairs are bonded in one chemical system only;
+  than 12 structures (plus a margin for failures; open-shell structures count by their chance of finishing),
+  cheapest first, then ordered alloys and G2 molecules so that fewer element pairs are bonded in one chemical
+  system only;
 * ``retry MATCH --reason R``: after a new fallback, structures whose failures all contain MATCH are tried again,
   in coverage order (their old errors are kept under ``superseded_failures``).
 
