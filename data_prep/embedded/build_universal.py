@@ -128,14 +128,15 @@ def todo(structures: Path, folder: Path, out: Path = OUT, dft: Path | None = Non
     shipped = set(current_structures(record))
     twice = {sid for sid, errors in failures.items() if len(errors) >= 2}
     done_with = shipped | twice | set(record.get("unshippable", {}))
-    entries = [m for m in _manifest(structures) if m["id"] not in done_with]
+    manifest = _manifest(structures)
+    entries = [m for m in manifest if m["id"] not in done_with]
     from ase.io import read
 
     from ..bonds import structure_bonds
 
     atoms = {m["id"]: read(structures / m["file"]) for m in entries}  # each catalogue file read once
     # cost per finished structure: an open-shell Heusler that fails 4 times in 5 costs 5 tries
-    chances = finish_chances(_manifest(structures), {sid: record["structures"][sid] for sid in shipped}, record)
+    chances = finish_chances(manifest, {sid: record["structures"][sid] for sid in shipped}, record)
     entries = with_complicated_share(coverage_order(
         entries, {m["id"]: estimated_cost(m, atoms[m["id"]]) / finish_chance(m, chances) for m in entries},
         Counter(e for sid in shipped for e in record["structures"][sid]["elements"]),
