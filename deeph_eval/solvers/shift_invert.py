@@ -192,20 +192,28 @@ class ShiftInvert:
                              "inertia unknown")
         return self.n_below
 
-    def levels(self, n_levels: int, *, both_sides: bool = False, tol: float = 1e-10) -> NearbyLevels:
+    def levels(self, n_levels: int, *, both_sides: bool = False, tol: float = 1e-10, moved: int = 0) -> NearbyLevels:
         dim = self.hk.shape[0]
         n_levels = min(n_levels, dim - 2)
         if n_levels < 1:
             raise EigenError(f"{self.where}: too few orbitals ({dim}) for the sparse solver; use the dense one")
-        vals = block_krylov_shift_invert(self.lu, self.hk, self.sk, self.sigma, n_levels, tol=tol,
-                                          where=self.where, both_sides=both_sides)
-        if self.n_below is None:
+        try:
+            vals = block_krylov_shift_invert(self.lu, self.hk, self.sk, self.sigma, n_levels, tol=tol,
+                                              where=self.where, both_sides=both_sides)
+        except np.linalg.LinAlgError:
+            # σ on a level to round-off: (H − σS)⁻¹ is ~1e12 along that level, and the Krylov basis loses its
+            # independence (VᴴSV not positive definite); same remedy as below
+            vals = None
+        if vals is not None and self.n_below is None:
             return NearbyLevels(vals, None, self.sigma)
-        if np.abs(vals - self.sigma).min() < 1e-6 * max(1.0, abs(self.sigma)):
+        if vals is None or np.abs(vals - self.sigma).min() < 1e-6 * max(1.0, abs(self.sigma)):
             # σ on a level (e.g. E_F = VBM of an insulator): whether the pivots counted it below σ is a matter
             # of round-off, so the band indices would be too; move σ off it
+            if moved >= 3:
+                raise EigenError(f"{self.where}: the levels near σ = {self.sigma:.4f} eV stay degenerate with σ "
+                                 "after moving it 3 meV")
             return ShiftInvert(self.hk, self.sk, self.sigma + 1e-3, where=self.where).levels(
-                n_levels, both_sides=both_sides, tol=tol)
+                n_levels, both_sides=both_sides, tol=tol, moved=moved + 1)
         return NearbyLevels(vals, self.n_below - int(np.count_nonzero(vals < self.sigma)), self.sigma)
 
 
