@@ -21,6 +21,21 @@ def original():
     return folders[0]
 
 
+@pytest.fixture(scope="module")
+def work_catalogue(tmp_path_factory):
+    """The work catalogue (``generate_materials(440, 0)``) written once; each test gets ``catalogue_copy`` of it."""
+    from data_prep.catalogue import write_catalogue
+    from data_prep.materials import generate_materials
+
+    folder = tmp_path_factory.mktemp("catalogue") / "structures"
+    write_catalogue(generate_materials(440, 0), folder)
+    return folder
+
+
+def catalogue_copy(work_catalogue, tmp_path):
+    return shutil.copytree(work_catalogue, tmp_path / "structures")
+
+
 def test_compact_then_restore_gives_the_dft_folder(original, tmp_path):
     measured = compact(original, tmp_path / "shipped")
     assert not (tmp_path / "shipped" / "overlaps.h5").exists()
@@ -292,17 +307,15 @@ def test_a_structure_whose_stored_overlaps_are_indefinite_somewhere_ships_with_t
     assert f"{sid} {floor.min():.3f}" in card(folder=out)
 
 
-def test_supplement_tops_up_elements_that_would_end_short_and_adds_nothing_twice(tmp_path):
+def test_supplement_tops_up_elements_that_would_end_short_and_adds_nothing_twice(work_catalogue, tmp_path):
     """The real catalogue, nothing shipped yet, two Ca structures given up: every element ends with at least
     12 + the margin of structures still possible, from a second draw, and a second call adds nothing."""
     from collections import Counter
 
-    from data_prep.catalogue import write_catalogue
     from data_prep.embedded.build_universal import COVERAGE_MARGIN, MIN_PER_ELEMENT, supplement
-    from data_prep.materials import generate_materials
 
     structures, out = tmp_path / "structures", tmp_path / "shipped"
-    write_catalogue(generate_materials(440, 0), structures)
+    catalogue_copy(work_catalogue, tmp_path)
     out.mkdir()
     before = [json.loads(line) for line in (structures / "manifest.jsonl").read_text().splitlines()]
     given_up = [m["id"] for m in before if "Ca" in m["elements"]][:2]
@@ -324,18 +337,16 @@ def test_supplement_tops_up_elements_that_would_end_short_and_adds_nothing_twice
 
 
 @pytest.mark.parametrize("shipped", ["none", "the shipped record"])
-def test_bond_supplement_bonds_single_system_pairs_in_a_second_system_once(tmp_path, shipped):
+def test_bond_supplement_bonds_single_system_pairs_in_a_second_system_once(work_catalogue, tmp_path, shipped):
     """The real catalogue, with nothing shipped or with the repository's shipped structures (read, not written):
     alloys go in while they bond a pair that only one chemical system bonds, and a second call adds nothing."""
     from ase.io import read
 
     from data_prep.bonds import structure_bonds
-    from data_prep.catalogue import write_catalogue
     from data_prep.embedded.build_universal import OUT, bond_supplement
-    from data_prep.materials import generate_materials
 
     structures = tmp_path / "structures"
-    write_catalogue(generate_materials(440, 0), structures)
+    catalogue_copy(work_catalogue, tmp_path)
     out = OUT if shipped != "none" else tmp_path / "shipped"
     out.mkdir(exist_ok=True)
 
@@ -365,18 +376,16 @@ def test_bond_supplement_bonds_single_system_pairs_in_a_second_system_once(tmp_p
     assert bond_supplement(structures, out) == []
 
 
-def test_supplement_counts_open_shell_structures_by_their_chance_of_finishing(tmp_path):
+def test_supplement_counts_open_shell_structures_by_their_chance_of_finishing(work_catalogue, tmp_path):
     """Four failed Heuslers make every open-3d-shell Heusler count 1/5: elements that rely on them get more
     structures, picked by cost per chance of finishing, though their raw count already met the target."""
     from collections import Counter
 
-    from data_prep.catalogue import write_catalogue
     from data_prep.embedded.build_universal import (COVERAGE_MARGIN, MIN_PER_ELEMENT, _catalogue_state,
                                                     finish_chances, supplement, todo)
-    from data_prep.materials import generate_materials
 
     structures, out = tmp_path / "structures", tmp_path / "shipped"
-    write_catalogue(generate_materials(440, 0), structures)
+    catalogue_copy(work_catalogue, tmp_path)
     out.mkdir()
     before = [json.loads(line) for line in (structures / "manifest.jsonl").read_text().splitlines()]
     failed = [m["id"] for m in before if m["prototype"] == "heusler"][:4]
