@@ -76,6 +76,15 @@ def bond_table(per_structure) -> dict[str, list]:
     return {k: [int(n), round(lo, 4), round(hi, 4), int(s)] for k, (n, lo, hi, s) in sorted(table.items())}
 
 
+def merge_bond_tables(a: dict, b: dict) -> dict[str, list]:
+    """Two ``bond_table`` results as one (a model fine-tuned on ``b`` after training on ``a`` has seen both)."""
+    table = {k: list(v) for k, v in a.items()}
+    for key, (n, lo, hi, s) in b.items():
+        t = table.get(key)
+        table[key] = [n, lo, hi, s] if t is None else [t[0] + n, min(t[1], lo), max(t[2], hi), t[3] + s]
+    return {k: [int(n), round(float(lo), 4), round(float(hi), 4), int(s)] for k, (n, lo, hi, s) in sorted(table.items())}
+
+
 def unfamiliar_bonds(table: dict, bonds: dict[str, tuple[int, float, float]]) -> list[str]:
     """The pairs of a structure's nearest-neighbour ``bonds`` that ``table`` (``bond_table``) never had, or only
     at longer bonds (below ``SHORTER_THAN_TRAINING`` of its shortest), as readable phrases."""

@@ -120,6 +120,7 @@ class DeepHDataModule(pl.LightningDataModule):
         self.seed = int(seed)
         self.dtype = dtype
         self._records: LmdbDataset | None = None
+        self._model_basis: BasisTable | None = None
         self.datasets: dict[str, LmdbGraphDataset] = {}
 
     # --- dataset discovery ------------------------------------------------------------------------
@@ -191,7 +192,12 @@ class DeepHDataModule(pl.LightningDataModule):
 
     @property
     def basis(self) -> BasisTable:
-        return self.records.basis
+        """The element table the graphs are padded to: the dataset's, or a model's (``use_model_basis``)."""
+        return self._model_basis if self._model_basis is not None else self.records.basis
+
+    def use_model_basis(self, basis: BasisTable) -> None:
+        """Pad to a trained model's element table (fine-tuning): a superset of the dataset's, the same shells."""
+        self._model_basis = basis
 
     @property
     def cutoff(self) -> float:

@@ -151,6 +151,8 @@ class HamiltonianModule(pl.LightningModule):
         # the training split's nearest-neighbour bonds per element pair (data_prep.bonds), set by the training code,
         # saved in checkpoints so evaluation can name the bonds of a structure that training never had
         self.training_bonds: dict | None = None
+        # the model a fine-tuning run started from ({"source", "global_step", "dft_recipe"}), set by the training code
+        self.finetuned_from: dict | None = None
         self._acc: dict[str, BlockErrorAccumulator] = {}
 
     # --- forward / loss ---------------------------------------------------------------------------
@@ -323,4 +325,5 @@ class HamiltonianModule(pl.LightningModule):
             dtype=next(self.net.parameters()).dtype, config=self.run_config, dft_recipe=self.dft_recipe,
             wandb_run_id=wandb_id, global_step=self.global_step, target_gauge=self.target_gauge,
             atom_onsite=self.atom_onsite, huckel_k=self.huckel_k, training_bonds=self.training_bonds,
+            finetuned_from=self.finetuned_from,
         )

@@ -12,9 +12,11 @@ from hydra.utils import get_class, instantiate
 from omegaconf import DictConfig, OmegaConf
 
 from data_prep.gauge import ATOM_GAUGES, HUCKEL_K
+from deeph_eval.model_io import recipe_differences
 
 from .budget import BudgetError, training_budget
 from .callbacks import CSVLogger, SlurmRequeue
+from .finetune import FineTuneError, FineTuneStart, data_problems, finetune_start
 from .module import AUTO_STATS
 from .preflight import SetupError, preflight
 from .resume import resolve_checkpoint, strategy_mismatch
@@ -39,6 +41,30 @@ def atom_reference(datamodule, resume_meta: dict | None, target_gauge: str) -> d
     if target_gauge not in ATOM_GAUGES:
         return None
     return (resume_meta or {}).get("atom_onsite") or datamodule.atom_onsite_table()
+
+
+def start_from(cfg: DictConfig, datamodule) -> FineTuneStart | None:
+    """``finetune_from``: the trained model the run starts from, checked against the data (``finetune``); the
+    data is then padded to the model's element table."""
+    source = cfg.get("finetune_from")
+    if not source:
+        return None
+    try:
+        start = finetune_start(str(source))
+    except FineTuneError as err:
+        raise SetupError(str(err)) from None
+    problems = data_problems(start, datamodule.records.basis, datamodule.cutoff, datamodule.path)
+    if problems:
+        raise SetupError(f"cannot fine-tune {source}: " + "; ".join(problems))
+    for setting in start.overridden(cfg.model):
+        print(f"note: {setting} is ignored: fine-tuning keeps the model {source} was trained as", file=sys.stderr,
+              flush=True)
+    diffs = recipe_differences(start.meta.get("dft_recipe"), datamodule.metadata.get("dft_recipe"))
+    if diffs:
+        print(f"warning: {datamodule.path} was computed with another DFT recipe than {source}'s training data "
+              f"({'; '.join(diffs)}): fine-tuning teaches the model the new recipe", file=sys.stderr, flush=True)
+    datamodule.use_model_basis(start.basis)
+    return start
 
 
 def build(group: str, conf: DictConfig, **kwargs):
@@ -107,18 +133,25 @@ def run(cfg: DictConfig, extra_callbacks: list | None = None) -> dict:
     ckpt_path, resume_meta = resolve_checkpoint(cfg.get("ckpt_path"), output_dir, Path(hpc_dir) if hpc_dir else None)
 
     datamodule.prepare_data()
-    extra = {}
-    gauge = cfg.model.get("target_gauge", "raw")
-    atom_onsite = atom_reference(datamodule, resume_meta, gauge)
+    start = start_from(cfg, datamodule)
+    extra = start.model_kwargs() if start else {}
+    source_meta = resume_meta or (start.meta if start else None)  # tables that define the model being continued
+    gauge = extra.get("target_gauge", cfg.model.get("target_gauge", "raw"))
+    atom_onsite = atom_reference(datamodule, source_meta, gauge)
     if atom_onsite is not None:
         extra["atom_onsite"] = atom_onsite
     if cfg.model.get("block_stats") in AUTO_STATS:
-        extra["block_stats"] = output_statistics(datamodule, resume_meta, gauge, cfg.model.block_stats, atom_onsite,
-                                                 cfg.model.get("huckel_k", HUCKEL_K))
+        extra["block_stats"] = output_statistics(datamodule, source_meta, gauge, cfg.model.block_stats, atom_onsite,
+                                                 extra.get("huckel_k", cfg.model.get("huckel_k", HUCKEL_K)))
     model = build("model", cfg.model, basis=datamodule.basis.to_dict(), cutoff=datamodule.cutoff, **extra)
     model.run_config = OmegaConf.to_container(cfg, resolve=True)
     model.dft_recipe = datamodule.metadata.get("dft_recipe")
     model.training_bonds = datamodule.training_bonds()
+    if start:
+        model.training_bonds = start.training_bonds(model.training_bonds)
+        model.finetuned_from = start.provenance()
+        if not ckpt_path:  # a resumed fine-tuning run has its own weights
+            start.load_into(model)
 
     requeue = SlurmRequeue(cfg.trainer.get("default_root_dir") or output_dir)
     callbacks = instantiate_group(cfg.get("callbacks")) + list(extra_callbacks or []) + [requeue]
@@ -143,6 +176,7 @@ def run(cfg: DictConfig, extra_callbacks: list | None = None) -> dict:
         print(f"output: {output_dir}\ndataset: {datamodule.path} ({len(datamodule.records)} structures, "
               f"cutoff {datamodule.cutoff} Å)\nmodel: {cfg.model.net._target_} ({n:,} parameters)"
               f"\nbudget: {budget.describe()}"
+              + (f"\nfine-tuning {start.source} (trained {start.meta.get('global_step', 0)} steps)" if start else "")
               + (f"\nresuming from {ckpt_path}" if ckpt_path else ""), flush=True)
 
     try:

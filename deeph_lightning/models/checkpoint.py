@@ -20,6 +20,8 @@ A checkpoint is a Lightning checkpoint whose ``checkpoint["deeph"]`` (written by
     huckel_k                 huckel: the extended-Hückel K of H0, else None
     training_bonds           the training split's nearest-neighbour bonds, {"A-B": [bonds, shortest Å, longest Å,
                              structures]} (``data_prep.bonds.bond_table``); absent in older files
+    finetuned_from           a fine-tuned model's start: {"source": path or shipped name, "global_step",
+                             "dft_recipe"}; None when trained from scratch, absent in older files
     wandb_run_id, global_step
 
 A checkpoint is data: it is read with ``torch.load(weights_only=True)`` and the network is rebuilt from
@@ -151,7 +153,7 @@ def build_net(net: dict, basis: BasisTable, cutoff: float) -> torch.nn.Module:
 def describe(net: dict, basis: BasisTable, cutoff: float, *, has_ema: bool, dtype: torch.dtype,
              config: dict | None, dft_recipe: dict | None, wandb_run_id: str | None, global_step: int,
              target_gauge: str = "raw", atom_onsite: dict | None = None, huckel_k: float | None = None,
-             training_bonds: dict | None = None) -> dict:
+             training_bonds: dict | None = None, finetuned_from: dict | None = None) -> dict:
     """``checkpoint["deeph"]`` for a network ``build_net(net, basis, cutoff)`` and its run."""
     return {
         "format": FORMAT,
@@ -170,6 +172,7 @@ def describe(net: dict, basis: BasisTable, cutoff: float, *, has_ema: bool, dtyp
         "atom_onsite": atom_onsite,
         "huckel_k": huckel_k,
         "training_bonds": training_bonds,
+        "finetuned_from": finetuned_from,
         "wandb_run_id": wandb_run_id,
         "global_step": int(global_step),
     }

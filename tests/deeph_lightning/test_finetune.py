@@ -1,0 +1,84 @@
+"""Fine-tuning the shipped universal-mini model (``finetune_from``) on a few of its own DFT structures packed by a
+user: the run starts from the model's weights and keeps its network, elements, cutoff and gauge; data that does
+not fit the model is refused before anything trains."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from data_prep.basis import BasisTable
+from data_prep.embedded import dataset_path
+from deeph_lightning.finetune import data_problems, finetune_start
+from deeph_lightning.models.checkpoint import read_checkpoint
+from deeph_lightning.preflight import SetupError
+from deeph_lightning.training import run
+from lightning_helpers import compose, train_lmdb  # noqa: F401 (fixture)
+
+# two-atom structures of the shipped set: sp semiconductors and a CsCl-type alloy (train, validation and test)
+NAMES = ("AlAs_zincblende_s0_00090", "GaP_honeycomb_2d_s0_00160", "BeS_zincblende_s0_00102", "CaS_rocksalt_s0_00303",
+         "CuZn_cscl_alloy_s0_00187", "BP_zincblende_s0_00024")
+
+
+@pytest.fixture(scope="module")
+def user_pack(tmp_path_factory):
+    """Six universal-mini structures packed at the model's 9 Å, as a user packs their own DFT folders."""
+    from data_prep.lmdb_dataset import pack_folders
+
+    root = dataset_path("universal-mini")
+    out = tmp_path_factory.mktemp("finetune") / "mine.lmdb"
+    return pack_folders([str(root / n) for n in NAMES], out, cutoff=9.0, split_seed=0,
+                        split_fractions=(0.5, 0.25, 0.25), progress=False)
+
+
+def overrides(pack, **kw) -> list[str]:
+    out = ["+experiment=universal_mini", f"data.path={pack}", "data.pack_from=null", "data.split_set=random",
+           "logger=csv", "trainer.enable_progress_bar=false", "callbacks.val_bands=null", "trainer.max_steps=2",
+           "trainer.check_val_every_n_epoch=1", "test_after_training=false"]
+    return out + [f"{k}={v}" for k, v in kw.items()]
+
+
+def test_finetuning_starts_from_the_shipped_weights_and_keeps_the_model(user_pack, tmp_path):
+    shipped = read_checkpoint("universal-mini")
+    # LR 0: the weights must come out exactly as they went in, so any change would be the loading's
+    frozen = run(compose(overrides(user_pack, finetune_from="universal-mini", **{"model.optimizer.lr": 0}),
+                         tmp_path / "finetuned"))
+    scratch = run(compose(overrides(user_pack, **{"model.optimizer.lr": 0}), tmp_path / "scratch"))
+    saved = torch.load(frozen["last_checkpoint"], weights_only=True)
+    for key, value in shipped["state_dict"].items():
+        if key.startswith("ema.module."):
+            assert torch.equal(saved["state_dict"][key], value), key
+            assert torch.equal(saved["state_dict"]["net." + key[len("ema.module."):]], value), key
+    meta, old = saved["deeph"], shipped["deeph"]
+    for fact in ("net", "basis", "cutoff", "target_gauge", "atom_onsite", "huckel_k"):
+        assert meta[fact] == old[fact], fact
+    assert meta["finetuned_from"]["source"] == "universal-mini"
+    assert meta["finetuned_from"]["global_step"] == old["global_step"]
+    # the bonds it has seen: the universal-mini training set's and the new training split's
+    assert set(old["training_bonds"]) <= set(meta["training_bonds"])
+    assert all(meta["training_bonds"][k][0] >= n for k, (n, *_) in old["training_bonds"].items())
+    # validated with the trained weights (11 vs 27 meV of a fresh network with the same output statistics)
+    assert frozen["val"]["val/mae_meV"] < 0.5 * scratch["val"]["val/mae_meV"]
+
+
+def test_data_that_does_not_fit_the_model_is_refused_before_training(train_lmdb, user_pack, tmp_path):
+    # the quickstart pack: C and Si, which universal-mini knows, but graphs cut at 6.5 Å instead of the model's 9 Å
+    with pytest.raises(SetupError, match=r"cannot fine-tune universal-mini: .*quickstart.lmdb is packed with cutoff "
+                                         r"6.5 Å, universal-mini uses 9 Å: pack it with `deeph-prep pack \.\.\. --cutoff 9`"):
+        run(compose(overrides(train_lmdb, finetune_from="universal-mini", **{"data.cutoff": "null"}), tmp_path / "a"))
+    (tmp_path / "notes.ckpt").write_text("not a checkpoint")
+    with pytest.raises(SetupError, match=r"finetune_from=.*notes.ckpt: .*not a deeph-lightning checkpoint"):
+        run(compose(overrides(user_pack, finetune_from=tmp_path / "notes.ckpt"), tmp_path / "b"))
+    assert not (tmp_path / "a" / "checkpoints").exists() and not (tmp_path / "b" / "checkpoints").exists()
+
+
+def test_elements_and_bases_the_model_does_not_have_are_named():
+    start = finetune_start("universal-mini")
+    model = start.basis
+    gold = BasisTable.from_mapping({**{z: model.shells_of(z) for z in (6, 14)}, 79: (0, 0, 1, 2)})
+    other_si = BasisTable.from_mapping({6: model.shells_of(6), 14: (0, 0, 1, 2)})
+    assert data_problems(start, model, 9.0, "data") == []
+    (problem,) = data_problems(start, gold, 9.0, "mine.lmdb")
+    assert problem.startswith("mine.lmdb has element(s) Au that universal-mini was not trained on (its elements: H, ")
+    (problem,) = data_problems(start, other_si, 9.0, "mine.lmdb")
+    assert problem == "mine.lmdb has another DFT basis for Si than universal-mini (shells (0, 0, 1, 2) vs (0, 1))"
