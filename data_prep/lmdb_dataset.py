@@ -180,10 +180,23 @@ def dft_recipe(info: dict) -> dict:
     return {k: dft[k] for k in RECIPE_KEYS if k in dft}
 
 
+def code_name(code) -> str:
+    """The program of a recipe's ``code`` entry without its version ("pyscf 2.14.0" -> "pyscf")."""
+    return str(code).split()[0].lower() if str(code).split() else ""
+
+
 def common_recipe(recipes: list[dict]) -> dict | None:
-    """The shared DFT recipe of all structures, or None when they differ or none is recorded."""
-    unique = {json.dumps(r, sort_keys=True) for r in recipes}
-    return recipes[0] if len(unique) == 1 and recipes[0] else None
+    """The shared DFT recipe of all structures, or None when they differ or none is recorded.
+
+    Versions of the same program do not make another recipe (a dataset computed over months spans releases):
+    ``code`` then lists every version, e.g. "pyscf 2.14.0, pyscf 2.15.0"."""
+    if not recipes or not recipes[0]:
+        return None
+    unique = {json.dumps({**r, "code": code_name(r.get("code", ""))}, sort_keys=True) for r in recipes}
+    if len(unique) != 1:
+        return None
+    codes = sorted({str(r["code"]) for r in recipes if "code" in r})
+    return {**recipes[0], **({"code": ", ".join(codes)} if codes else {})}
 
 
 def make_splits(n: int, seed: int, fractions: Sequence[float]) -> dict[str, list[int]]:

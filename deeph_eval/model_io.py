@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from data_prep.basis import element_symbol
+from data_prep.lmdb_dataset import code_name
 
 if TYPE_CHECKING:  # the checkpoint format imports torch: loaded when a checkpoint is, so command lines start fast
     from deeph_lightning.models.checkpoint import LoadedModel
@@ -78,11 +79,16 @@ class RecipeWarning(UserWarning):
 
 
 def recipe_differences(model_recipe: dict | None, data_recipe: dict | None) -> list[str]:
-    """'key: model vs data' for each recipe entry recorded on both sides that differs (case-insensitive)."""
+    """'key: model vs data' for each recipe entry recorded on both sides that differs (case-insensitive; for
+    ``code`` the program, not its version)."""
     if not model_recipe or not data_recipe:
         return []
+
+    def value(key, recipe):
+        return code_name(recipe[key]) if key == "code" else str(recipe[key]).lower()
+
     return [f"{k} {model_recipe[k]} (model) vs {data_recipe[k]} (data)" for k in sorted(model_recipe)
-            if k in data_recipe and str(model_recipe[k]).lower() != str(data_recipe[k]).lower()]
+            if k in data_recipe and value(k, model_recipe) != value(k, data_recipe)]
 
 
 def warn_if_other_recipe(loaded: LoadedModel, data_recipe: dict | None, where: str) -> bool:

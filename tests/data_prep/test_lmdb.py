@@ -27,6 +27,25 @@ def packed(dft_folders, tmp_path_factory):
     return pack_folders(dft_folders, out, cutoff=CUTOFF, workers=2, progress=False)
 
 
+def test_a_dataset_computed_over_two_releases_of_the_code_keeps_its_recipe(dft_folders, tmp_path):
+    """Structures computed with two PySCF versions (the universal-mini data spans 2.14 and 2.15): the same recipe,
+    with both versions recorded; another program is another recipe."""
+    import shutil
+
+    folders = [shutil.copytree(f, tmp_path / "src" / f.name) for f in dft_folders[:2]]
+    info = json.loads((folders[1] / "info.json").read_text())
+    version = info["dft"]["code"]
+    info["dft"]["code"] = "pyscf 99.0.0"
+    (folders[1] / "info.json").write_text(json.dumps(info))
+    meta = json.loads((pack_folders(folders, tmp_path / "two", cutoff=CUTOFF, progress=False) / "metadata.json").read_text())
+    assert meta["dft_recipe"]["code"] == ", ".join(sorted([version, "pyscf 99.0.0"]))
+    assert meta["dft_recipe"]["basis"] == "SZV-MOLOPT-SR-GTH" and meta["dft_recipe"]["xc"] == "pbe"
+    info["dft"]["code"] = "cp2k 2024.1"
+    (folders[1] / "info.json").write_text(json.dumps(info))
+    meta = json.loads((pack_folders(folders, tmp_path / "other", cutoff=CUTOFF, progress=False) / "metadata.json").read_text())
+    assert meta["dft_recipe"] is None
+
+
 def test_layout_and_metadata(packed, dft_folders):
     files = sorted(os.listdir(packed))
     assert files == [".deeph-output.json", "data.0000.lmdb", "data.0001.lmdb", "metadata.json"]

@@ -16,6 +16,10 @@ def test_recipe_differences_names_each_differing_entry():
     assert recipe_differences(model, {"xc": "lda", "basis": "DZVP-MOLOPT-SR-GTH"}) == [
         "basis SZV-MOLOPT-SR-GTH (model) vs DZVP-MOLOPT-SR-GTH (data)", "xc pbe (model) vs lda (data)"]
     assert recipe_differences(None, model) == [] and recipe_differences(model, {}) == []
+    # another release of the same program is the same recipe; another program is not
+    assert recipe_differences(dict(model, code="pyscf 2.14.0"), dict(model, code="pyscf 2.14.0, pyscf 2.15.0")) == []
+    assert recipe_differences(dict(model, code="pyscf 2.14.0"), dict(model, code="cp2k 2024.1")) == [
+        "code pyscf 2.14.0 (model) vs cp2k 2024.1 (data)"]
 
 
 def test_test_on_other_recipe_data_warns_and_records_it(trained_model, tmp_path):
