@@ -437,13 +437,14 @@ def retry(match: str, reason: str, out: Path = OUT) -> int:
 
 
 def dft_facts(folder: Path) -> dict:
-    """What the card reports of one finished DFT folder: cost, SCF cycles, electrons, basis size and its
-    nearest-neighbour bonds per element pair ({pair: [bonds, shortest Å]}, ``data_prep.bonds``)."""
+    """What the card reports of one finished DFT folder: the program that computed it, cost, SCF cycles,
+    electrons, basis size and its nearest-neighbour bonds per element pair ({pair: [bonds, shortest Å]},
+    ``data_prep.bonds``)."""
     from ..deeph_format import read_deeph
 
     info = json.loads((folder / "info.json").read_text())
     st = read_deeph(folder, hamiltonian=False, overlap=False)
-    return {"timings_s": info["timings_s"], "scf_cycles": info.get("scf_cycles"),
+    return {"code": (info.get("dft") or {}).get("code"), "timings_s": info["timings_s"], "scf_cycles": info.get("scf_cycles"),
             "n_electrons": info["n_electrons"], "n_orbitals": int(st.n_orbitals().sum()), "bonds": shipped_bonds(st)}
 
 

@@ -59,6 +59,9 @@ def card(name: str = "universal-mini", folder: Path | None = None) -> str:
         "",
         f"Atoms per structure: {_stats([m['n_atoms'] for m in meta])}.",
         "",
+        "DFT program (one recipe across its releases): " + ", ".join(
+            f"{c} ({n} structures)" for c, n in sorted(Counter(m.get("code") or "not recorded" for m in meta).items())) + ".",
+        "",
         f"DFT wall time per structure (s, 1 thread, 2 shared cores): {_stats(total_s)}; "
         f"SCF cycles {_stats([m['scf_cycles'] for m in meta if m.get('scf_cycles')])}.",
         "",

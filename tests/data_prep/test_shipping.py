@@ -142,6 +142,10 @@ def test_finished_structures_ship_in_chunks_and_failures_are_kept_across_runs(tm
         assert record["structures"][sid]["bonds"] == want
     pairs = {p for sid in current_structures(record) for p in record["structures"][sid]["bonds"]}
     assert f"Nearest-neighbour bonds: {len(pairs)} different element pairs" in text
+    # and the program that computed it (the card counts its releases)
+    code = json.loads((dft / ids[0] / "info.json").read_text())["dft"]["code"]
+    assert all(record["structures"][sid]["code"] == code for sid in current_structures(record))
+    assert f"DFT program (one recipe across its releases): {code} (5 structures)." in text
     assert "`deeph-prep check` on 1 structures" in text and f"(worst: {ids[0]})" in text
 
     folder = extract_chunked(out, tmp_path / "cache")
