@@ -174,7 +174,7 @@ def run(cfg: DictConfig, extra_callbacks: list | None = None) -> dict:
             print(f"warning: {budget.warning}", file=sys.stderr, flush=True)
         n = sum(p.numel() for p in model.net.parameters())
         print(f"output: {output_dir}\ndataset: {datamodule.path} ({len(datamodule.records)} structures, "
-              f"cutoff {datamodule.cutoff} Å)\nmodel: {cfg.model.net._target_} ({n:,} parameters)"
+              f"cutoff {datamodule.cutoff} Å)\nmodel: {model.net_config['_target_']} ({n:,} parameters)"
               f"\nbudget: {budget.describe()}"
               + (f"\nfine-tuning {start.source} (trained {start.meta.get('global_step', 0)} steps)" if start else "")
               + (f"\nresuming from {ckpt_path}" if ckpt_path else ""), flush=True)
