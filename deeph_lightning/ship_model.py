@@ -88,6 +88,8 @@ def card(name: str, summary: str, meta: dict, reports: dict[str, dict], check: d
     lines = [
         f"# Shipped model `{name}`", "", summary, "",
         f"Load it by name: `deeph-eval predict|bands|test --ckpt {name} ...`, `deeph_lightning.load_model({name!r})`.",
+        f"Fine-tune it on DFT data of your own, packed with `deeph-prep pack ... --cutoff {meta['cutoff']:g}`: "
+        f"`python train.py ... finetune_from={name}` (docs/training.md, \"Fine-tuning a trained model\").",
         "",
         "| | |", "|---|---|",
         f"| training data | `{data.get('pack_from') or data.get('path')}`, split set `{data.get('split_set', 'random')}` |",
@@ -98,6 +100,8 @@ def card(name: str, summary: str, meta: dict, reports: dict[str, dict], check: d
         + ", ".join(f"{k} {v}" for k, v in net.items() if k != "_target_" and not isinstance(v, (dict, list))) + " |",
         f"| target gauge | {meta.get('target_gauge', 'raw')} |",
         f"| budget | {budget}; trained {meta.get('global_step')} steps |",
+        *([f"| fine-tuned from | {meta['finetuned_from'].get('source')} (trained "
+           f"{meta['finetuned_from'].get('global_step')} steps) |"] if meta.get("finetuned_from") else []),
         "| nearest-neighbour pairs in training | "
         + (f"{len(meta['training_bonds'])} (`checkpoint['deeph']['training_bonds']`; evaluation warns about others) |"
            if meta.get("training_bonds") is not None else "not recorded |"),

@@ -54,6 +54,10 @@ def test_finetuning_starts_from_the_shipped_weights_and_keeps_the_model(user_pac
         assert meta[fact] == old[fact], fact
     assert meta["finetuned_from"]["source"] == "universal-mini"
     assert meta["finetuned_from"]["global_step"] == old["global_step"]
+    from deeph_lightning.ship_model import card
+
+    assert f"| fine-tuned from | universal-mini (trained {old['global_step']} steps) |" in card(
+        "mine", "AlAs", meta, {}, {"dataset": "mine", "id": "x", "mae_meV": 0.0})
     # the bonds it has seen: the universal-mini training set's and the new training split's
     assert set(old["training_bonds"]) <= set(meta["training_bonds"])
     assert all(meta["training_bonds"][k][0] >= n for k, (n, *_) in old["training_bonds"].items())

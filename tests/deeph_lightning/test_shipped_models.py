@@ -48,6 +48,8 @@ def test_the_card_says_which_held_out_bonds_the_model_never_saw(tmp_path):
     assert f"Of element pairs never bonded in training (Al-As): {never['mae_meV']:.1f} meV" in section
     text = card("universal-mini", "summary", meta, {"held out": report}, MODELS["universal-mini"]["check"])
     assert f"| nearest-neighbour pairs in training | {len(meta['training_bonds'])} " in text
+    assert "`python train.py ... finetune_from=universal-mini`" in text and "--cutoff 9`" in text
+    assert "fine-tuned from" not in text  # trained from scratch
 
 
 def test_bands_of_a_caesium_halide_from_its_geometry_grow_the_overlap_radius(tmp_path, capsys):
