@@ -16,7 +16,7 @@ import torch
 from data_prep.basis import BasisTable, element_symbol
 from data_prep.bonds import merge_bond_tables
 
-from .models.checkpoint import CheckpointError, read_checkpoint
+from .models.checkpoint import CheckpointError, network_weights, read_checkpoint
 
 
 class FineTuneError(ValueError):
@@ -73,14 +73,10 @@ def finetune_start(source: str) -> FineTuneStart:
     """Read ``source`` (a plain checkpoint file or a shipped model's name) as a starting point."""
     try:
         ckpt = read_checkpoint(source)
+        weights = network_weights(ckpt, source)
     except CheckpointError as err:
         raise FineTuneError(f"finetune_from={source}: {err}") from None
-    meta = ckpt["deeph"]
-    prefix = "ema.module." if meta.get("has_ema") else "net."
-    weights = {k[len(prefix):]: v for k, v in (ckpt.get("state_dict") or {}).items() if k.startswith(prefix)}
-    if not weights:
-        raise FineTuneError(f"finetune_from={source}: the checkpoint has no weights under {prefix!r}")
-    return FineTuneStart(source=str(source), meta=meta, weights=weights)
+    return FineTuneStart(source=str(source), meta=ckpt["deeph"], weights=weights)
 
 
 def data_problems(start: FineTuneStart, data_basis: BasisTable, data_cutoff: float, data_path) -> list[str]:

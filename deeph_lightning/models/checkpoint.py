@@ -291,6 +291,15 @@ def checkpoint_meta(ckpt_path: str | os.PathLike) -> dict:
     return read_checkpoint(path)["deeph"]
 
 
+def network_weights(ckpt: dict, where) -> dict[str, torch.Tensor]:
+    """The trained network's state dict in a checkpoint read by ``read_checkpoint``: the EMA weights when it has them."""
+    prefix = "ema.module." if ckpt["deeph"].get("has_ema") else "net."
+    weights = {k[len(prefix):]: v for k, v in (ckpt.get("state_dict") or {}).items() if k.startswith(prefix)}
+    if not weights:
+        raise CheckpointError(f"{where}: checkpoint has no weights under {prefix!r}")
+    return weights
+
+
 def load_model(ckpt_path: str | os.PathLike, map_location="cpu") -> LoadedModel:
     """Rebuild the trained network from a checkpoint; EMA weights when the checkpoint has them."""
     ckpt = read_checkpoint(ckpt_path, map_location)
@@ -301,11 +310,7 @@ def load_model(ckpt_path: str | os.PathLike, map_location="cpu") -> LoadedModel:
         model = build_net(meta["net"], basis, cutoff)
     except Exception as err:  # a foreign config fails in our constructors in many ways; nothing of it is run
         raise CheckpointError(f"{ckpt_path}: cannot rebuild the network it describes ({_one_line(err)})") from None
-    state = ckpt.get("state_dict") or {}
-    prefix = "ema.module." if meta.get("has_ema") else "net."
-    weights = {k[len(prefix) :]: v for k, v in state.items() if k.startswith(prefix)}
-    if not weights:
-        raise CheckpointError(f"{ckpt_path}: checkpoint has no weights under {prefix!r}")
+    weights = network_weights(ckpt, ckpt_path)
     model.to(getattr(torch, meta.get("dtype", "float32")))
     try:
         model.load_state_dict(weights, strict=True)
