@@ -68,20 +68,20 @@ def record_bonds(rec: dict) -> dict[str, tuple[int, float, float]]:
 def bond_table(per_structure) -> dict[str, list]:
     """{pair: [bonds, shortest, longest, structures]} over an iterable of ``first_shell_bonds`` dicts: the
     checkpoint's ``training_bonds`` (plain JSON)."""
-    table: dict[str, list] = {}
-    for bonds in per_structure:
-        for key, (n, lo, hi) in bonds.items():
-            t = table.setdefault(key, [0, np.inf, 0.0, 0])
-            table[key] = [t[0] + n, min(t[1], lo), max(t[2], hi), t[3] + 1]
-    return {k: [int(n), round(lo, 4), round(hi, 4), int(s)] for k, (n, lo, hi, s) in sorted(table.items())}
+    return _tabulate((key, n, lo, hi, 1) for bonds in per_structure for key, (n, lo, hi) in bonds.items())
 
 
 def merge_bond_tables(a: dict, b: dict) -> dict[str, list]:
     """Two ``bond_table`` results as one (a model fine-tuned on ``b`` after training on ``a`` has seen both)."""
-    table = {k: list(v) for k, v in a.items()}
-    for key, (n, lo, hi, s) in b.items():
-        t = table.get(key)
-        table[key] = [n, lo, hi, s] if t is None else [t[0] + n, min(t[1], lo), max(t[2], hi), t[3] + s]
+    return _tabulate((key, *row) for table in (a, b) for key, row in table.items())
+
+
+def _tabulate(rows) -> dict[str, list]:
+    """(pair, bonds, shortest, longest, structures) rows summed per pair into a ``bond_table``."""
+    table: dict[str, list] = {}
+    for key, n, lo, hi, s in rows:
+        t = table.setdefault(key, [0, np.inf, 0.0, 0])
+        table[key] = [t[0] + n, min(t[1], lo), max(t[2], hi), t[3] + s]
     return {k: [int(n), round(float(lo), 4), round(float(hi), 4), int(s)] for k, (n, lo, hi, s) in sorted(table.items())}
 
 
