@@ -247,24 +247,26 @@ class DeepHDataModule(pl.LightningDataModule):
             seen |= elements
         return first + rest
 
-    def atom_onsite_table(self) -> dict[str, list]:
-        """{"Z": isolated-atom on-site H (n_orb x n_orb, eV)} of every element of the basis, for the dataset's DFT
-        recipe (``data_prep.dft.atom_reference``): the reference of ``model.target_gauge=atoms|huckel``."""
+    def atom_onsite_table(self, elements=None) -> dict[str, list]:
+        """{"Z": isolated-atom on-site H (n_orb x n_orb, eV)} of ``elements`` (default: every element of the basis),
+        for the dataset's DFT recipe (``data_prep.dft.atom_reference``): the reference of
+        ``model.target_gauge=atoms|huckel``."""
         from data_prep.dft.atom_reference import onsite_table
 
         recipe = self.metadata.get("dft_recipe")
         if not recipe or not all(k in recipe for k in ("basis", "pseudo", "xc")):
             raise DataConfigError(f"{self.path}: model.target_gauge=atoms|huckel needs the dataset's DFT recipe "
                                   "(metadata.json dft_recipe: basis, pseudo, xc) and this dataset records none")
-        return {str(z): block.tolist() for z, block in onsite_table(recipe, self.basis.elements).items()}
+        elements = self.basis.elements if elements is None else elements
+        return {str(z): block.tolist() for z, block in onsite_table(recipe, elements).items()}
 
     def block_statistics(self, max_structures: int = 2000, target_gauge: str = "raw", decay: bool = True,
-                         atom_onsite: dict | None = None, huckel_k: float = HUCKEL_K) -> dict:
+                         atom_onsite: dict | None = None, huckel_k: float = HUCKEL_K, combine: bool = True) -> dict:
         """Output scale/shift tables of the training split (``models.block_scale.block_statistics``), from at
         most ``max_structures`` structures (a fixed, seeded subset when the split is larger), of the targets
         in ``target_gauge`` (``models.gauge.gauge_targets``: each gauge has its own on-site shifts; ``atoms`` and
         ``huckel`` need ``atom_onsite``, ``atom_onsite_table``); ``decay``: fit the hoppings' fall-off with bond
-        length."""
+        length; ``combine``: fill the pairs the split does not bond by ``combine_unseen_pairs``."""
         from .models.block_scale import block_statistics
         from .models.gauge import ATOM_GAUGES, atom_reference_tensor, gauge_targets
 
@@ -284,7 +286,7 @@ class DeepHDataModule(pl.LightningDataModule):
             gauge_targets(g, self.basis, target_gauge, atoms, huckel_k)
             return g
 
-        return block_statistics((target(k) for k in range(len(graphs))), self.basis, decay=decay)
+        return block_statistics((target(k) for k in range(len(graphs))), self.basis, decay=decay, combine=combine)
 
     def training_bonds(self) -> dict:
         """The train split's nearest-neighbour bonds per element pair (``data_prep.bonds.bond_table``)."""

@@ -2,20 +2,29 @@
 
 The checkpoint defines the model: its network, element table (basis), cutoff, target gauge with its tables
 (isolated atoms, Hückel K) and output statistics. The run's config supplies how to train: loss, optimizer,
-schedule, budget, EMA. The data must fit that model: elements it knows with the same DFT basis, packed at its
+schedule, budget, EMA. The data must fit that model: the same DFT basis for the elements it knows, packed at its
 cutoff. The weights (the EMA ones where the checkpoint has them) start both the network and its EMA copy;
 a fine-tuning run that is resumed (``ckpt_path``) takes them from its own checkpoint instead.
+
+Elements the model does not know are added (``add_elements``) when their orbitals fit the model's union basis
+(its readout has no slots for more shells): the embeddings are indexed by atomic number, so the new element's
+rows exist and start as they are; its isolated-atom reference comes from the data's recipe, and its output
+statistics (and those of its pairs) from the new training split. The model's own tables are kept unchanged, so
+what it predicts for the elements it knew does not move until training moves the weights.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import copy
+from dataclasses import dataclass, replace
 
 import torch
 
 from data_prep.basis import BasisTable, element_symbol
 from data_prep.bonds import merge_bond_tables
+from data_prep.gauge import ATOM_GAUGES, HUCKEL_K
 
+from .models.block_scale import extend_block_stats
 from .models.checkpoint import CheckpointError, network_weights, read_checkpoint
 
 
@@ -28,6 +37,7 @@ class FineTuneStart:
     source: str  # as given: a path or a shipped model's name
     meta: dict  # checkpoint["deeph"]
     weights: dict[str, torch.Tensor]
+    added_elements: tuple[int, ...] = ()  # atomic numbers the data brings in (``add_elements``)
 
     @property
     def basis(self) -> BasisTable:
@@ -65,8 +75,11 @@ class FineTuneStart:
         return merge_bond_tables(old, new) if old is not None else new
 
     def provenance(self) -> dict:
-        return {"source": self.source, "global_step": int(self.meta.get("global_step", 0)),
-                "dft_recipe": self.meta.get("dft_recipe")}
+        out = {"source": self.source, "global_step": int(self.meta.get("global_step", 0)),
+               "dft_recipe": self.meta.get("dft_recipe")}
+        if self.added_elements:
+            out["added_elements"] = [element_symbol(z) for z in self.added_elements]
+        return out
 
 
 def finetune_start(source: str) -> FineTuneStart:
@@ -84,10 +97,12 @@ def data_problems(start: FineTuneStart, data_basis: BasisTable, data_cutoff: flo
     model_basis = start.basis
     problems = []
     unknown = [z for z in data_basis.elements if z not in model_basis]
-    if unknown:
-        problems.append(f"{data_path} has element(s) {', '.join(element_symbol(z) for z in unknown)} that "
-                        f"{start.source} was not trained on (its elements: "
-                        f"{', '.join(element_symbol(z) for z in model_basis.elements)})")
+    too_large = [z for z in unknown if not fits_union_basis(model_basis, data_basis.shells_of(z))]
+    if too_large:
+        problems.append(f"{data_path} has element(s) {', '.join(element_symbol(z) for z in too_large)} whose "
+                        f"orbitals do not fit {start.source}'s readout (shells {data_basis.shells_of(too_large[0])}; "
+                        f"the model has slots for {model_basis.union_shells}): train a model with this basis "
+                        "from scratch")
     other = [z for z in data_basis.elements if z in model_basis and data_basis.shells_of(z) != model_basis.shells_of(z)]
     if other:
         problems.append(f"{data_path} has another DFT basis for {', '.join(element_symbol(z) for z in other)} than "
@@ -97,3 +112,47 @@ def data_problems(start: FineTuneStart, data_basis: BasisTable, data_cutoff: flo
         problems.append(f"{data_path} is packed with cutoff {data_cutoff:g} Å, {start.source} uses {cutoff:g} Å: "
                         f"pack it with `deeph-prep pack ... --cutoff {cutoff:g}`")
     return problems
+
+
+def fits_union_basis(model_basis: BasisTable, shells) -> bool:
+    """An element with ``shells`` fits the model's readout: no more shells of any l than its union basis has."""
+    return all(list(shells).count(l) <= model_basis.union_shells.count(l) for l in set(shells))
+
+
+def add_elements(start: FineTuneStart, datamodule) -> FineTuneStart:
+    """``start`` extended by the elements of the data it does not know (``data_problems`` has passed): element
+    table, isolated-atom table (atoms/huckel gauges, for the data's recipe) and output statistics (from the
+    training split, in the model's gauge; the model's own entries unchanged); ``start`` itself when there are
+    none. The data is padded to the resulting element table."""
+    data_basis = datamodule.records.basis
+    new = tuple(z for z in data_basis.elements if z not in start.basis)
+    if not new:
+        datamodule.use_model_basis(start.basis)
+        return start
+    in_training = set()
+    for i in datamodule.split_indices("train"):
+        in_training.update(datamodule.records.fields(i, ("atomic_numbers",))["atomic_numbers"].tolist())
+    missing = [z for z in new if z not in in_training]
+    if missing:
+        raise FineTuneError(f"{datamodule.path}: element(s) {', '.join(element_symbol(z) for z in missing)} that "
+                            f"{start.source} does not know are in no structure of the training split, so there is "
+                            "nothing to learn them from: repack with them in training (deeph-prep pack --split)")
+    meta = copy.deepcopy(start.meta)
+    basis = start.basis.merge(data_basis)
+    meta["basis"] = basis.to_dict()
+    datamodule.use_model_basis(basis)
+    gauge = meta.get("target_gauge", "raw")
+    atoms = None
+    if gauge in ATOM_GAUGES:
+        try:
+            atoms = {**meta["atom_onsite"], **datamodule.atom_onsite_table(new)}
+        except ValueError as err:  # the recipe cannot describe the new element's free atom
+            raise FineTuneError(f"cannot add {', '.join(element_symbol(z) for z in new)} to {start.source}: {err}") from None
+        meta["atom_onsite"] = atoms
+    stats = meta["net"].get("block_stats")
+    if stats:
+        found = datamodule.block_statistics(target_gauge=gauge, decay="hopping_decay" in stats, atom_onsite=atoms,
+                                            huckel_k=meta.get("huckel_k") or HUCKEL_K, combine=False)
+        meta["net"]["block_stats"] = extend_block_stats(stats, found, basis.elements)
+    return replace(start, meta=meta, added_elements=new)
+

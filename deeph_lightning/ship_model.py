@@ -100,8 +100,7 @@ def card(name: str, summary: str, meta: dict, reports: dict[str, dict], check: d
         + ", ".join(f"{k} {v}" for k, v in net.items() if k != "_target_" and not isinstance(v, (dict, list))) + " |",
         f"| target gauge | {meta.get('target_gauge', 'raw')} |",
         f"| budget | {budget}; trained {meta.get('global_step')} steps |",
-        *([f"| fine-tuned from | {meta['finetuned_from'].get('source')} (trained "
-           f"{meta['finetuned_from'].get('global_step')} steps) |"] if meta.get("finetuned_from") else []),
+        *([f"| fine-tuned from | {fine_tuned_from(meta['finetuned_from'])} |"] if meta.get("finetuned_from") else []),
         "| nearest-neighbour pairs in training | "
         + (f"{len(meta['training_bonds'])} (`checkpoint['deeph']['training_bonds']`; evaluation warns about others) |"
            if meta.get("training_bonds") is not None else "not recorded |"),
@@ -145,3 +144,11 @@ def main(argv=None) -> int:
 
 if __name__ == "__main__":
     sys.exit(main())
+
+
+def fine_tuned_from(provenance: dict) -> str:
+    """The model card's "fine-tuned from" entry: the source, its steps, the elements fine-tuning added."""
+    added = provenance.get("added_elements")
+    return (f"{provenance.get('source')} (trained {provenance.get('global_step')} steps)"
+            + (f", adding {', '.join(added)}" if added else ""))
+

@@ -16,7 +16,7 @@ from deeph_eval.model_io import recipe_differences
 
 from .budget import BudgetError, training_budget
 from .callbacks import CSVLogger, SlurmRequeue
-from .finetune import FineTuneError, FineTuneStart, data_problems, finetune_start
+from .finetune import FineTuneError, FineTuneStart, add_elements, data_problems, finetune_start
 from .module import AUTO_STATS
 from .preflight import SetupError, preflight
 from .resume import resolve_checkpoint, strategy_mismatch
@@ -44,8 +44,8 @@ def atom_reference(datamodule, resume_meta: dict | None, target_gauge: str) -> d
 
 
 def start_from(cfg: DictConfig, datamodule) -> FineTuneStart | None:
-    """``finetune_from``: the trained model the run starts from, checked against the data (``finetune``); the
-    data is then padded to the model's element table."""
+    """``finetune_from``: the trained model the run starts from, checked against the data (``finetune``) and
+    extended by the data's new elements; the data is then padded to the model's element table."""
     source = cfg.get("finetune_from")
     if not source:
         return None
@@ -63,7 +63,14 @@ def start_from(cfg: DictConfig, datamodule) -> FineTuneStart | None:
     if diffs:
         print(f"warning: {datamodule.path} was computed with another DFT recipe than {source}'s training data "
               f"({'; '.join(diffs)}): fine-tuning teaches the model the new recipe", file=sys.stderr, flush=True)
-    datamodule.use_model_basis(start.basis)
+    try:
+        start = add_elements(start, datamodule)
+    except FineTuneError as err:
+        raise SetupError(str(err)) from None
+    if start.added_elements:
+        print(f"note: fine-tuning adds {', '.join(start.provenance()['added_elements'])} to {source}'s elements: their "
+              "embeddings start untrained, their output statistics come from the training split", file=sys.stderr,
+              flush=True)
     return start
 
 

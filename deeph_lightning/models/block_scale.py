@@ -181,10 +181,12 @@ def hopping_decay(graphs, basis: BasisTable, min_edges: int = 8) -> dict[str, li
     return out
 
 
-def block_statistics(graphs, basis: BasisTable, min_scale: float = MIN_SCALE_EV, decay: bool = True) -> dict:
+def block_statistics(graphs, basis: BasisTable, min_scale: float = MIN_SCALE_EV, decay: bool = True,
+                     combine: bool = True) -> dict:
     """``block_stats`` (JSON dict, see module docstring) from an iterable of ``BlockData`` graphs or batches
     with ``h_node`` / ``h_edge`` (union basis, OpenMX order, eV), e.g. the training split; ``decay=False``:
-    no ``hopping_decay`` (one scale per pair at every distance)."""
+    no ``hopping_decay`` (one scale per pair at every distance); ``combine=False``: only the pairs the graphs
+    bond, without ``combine_unseen_pairs``."""
     elements = list(basis.elements)
     S = len(basis.union_shells)
     shells = np.asarray(basis.union_shells)
@@ -262,7 +264,8 @@ def block_statistics(graphs, basis: BasisTable, min_scale: float = MIN_SCALE_EV,
             has_b = torch.from_numpy(basis.orbital_mask_table(max(elements))[b]).double() @ onehot > 0
             rms = (sq / (n * degen[:, None] * degen[None, :])).sqrt().clamp(min=min_scale)
             out["hopping_scale"][f"{a}-{b}"] = torch.where(has_a[:, None] & has_b[None, :], rms, 1.0).tolist()
-    combine_unseen_pairs(out, elements)
+    if combine:
+        combine_unseen_pairs(out, elements)
     return out
 
 
@@ -286,3 +289,16 @@ def combine_unseen_pairs(stats: dict, elements) -> None:
                 beta = 0.5 * (beta_a + beta_b)
                 r0 = (beta_a * r0_a + beta_b * r0_b) / (2 * beta) if beta != 0 else 0.5 * (r0_a + r0_b)
                 decay[key] = [beta, r0]
+
+
+def extend_block_stats(old: dict, new: dict, elements) -> dict:
+    """``old`` tables (a trained model's) with the entries of ``new`` (another training set's) that ``old`` lacks,
+    then ``combine_unseen_pairs`` over ``elements``: what a model's tables become when fine-tuning adds elements.
+    The model's own entries are kept as they are, since its weights were trained against them."""
+    out = {table: dict(entries) for table, entries in old.items()}
+    for table, entries in new.items():
+        if table in out:
+            out[table].update({key: value for key, value in entries.items() if key not in out[table]})
+    combine_unseen_pairs(out, elements)
+    return out
+

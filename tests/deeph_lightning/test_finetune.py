@@ -80,9 +80,64 @@ def test_elements_and_bases_the_model_does_not_have_are_named():
     start = finetune_start("universal-mini")
     model = start.basis
     gold = BasisTable.from_mapping({**{z: model.shells_of(z) for z in (6, 14)}, 79: (0, 0, 1, 2)})
+    big_gold = BasisTable.from_mapping({**{z: model.shells_of(z) for z in (6, 14)}, 79: (0, 0, 0, 1, 2)})
     other_si = BasisTable.from_mapping({6: model.shells_of(6), 14: (0, 0, 1, 2)})
     assert data_problems(start, model, 9.0, "data") == []
-    (problem,) = data_problems(start, gold, 9.0, "mine.lmdb")
-    assert problem.startswith("mine.lmdb has element(s) Au that universal-mini was not trained on (its elements: H, ")
+    assert data_problems(start, gold, 9.0, "mine.lmdb") == []  # a new element whose orbitals fit is added
+    (problem,) = data_problems(start, big_gold, 9.0, "mine.lmdb")
+    assert problem == ("mine.lmdb has element(s) Au whose orbitals do not fit universal-mini's readout (shells "
+                       "(0, 0, 0, 1, 2); the model has slots for (0, 0, 1, 2)): train a model with this basis from "
+                       "scratch")
     (problem,) = data_problems(start, other_si, 9.0, "mine.lmdb")
     assert problem == "mine.lmdb has another DFT basis for Si than universal-mini (shells (0, 0, 1, 2) vs (0, 1))"
+
+
+@pytest.fixture(scope="module")
+def base_model(tmp_path_factory):
+    """A model that knows Al, As, B, P, Co, Sc, Cu, Zn and Ga (two steps on five structures), to add elements to;
+    Co and Sc give it the readout of universal-mini (shells s, s, p, d)."""
+    from data_prep.lmdb_dataset import pack_folders
+
+    tmp = tmp_path_factory.mktemp("base")
+    names = ("AlAs_zincblende_s0_00090", "BP_zincblende_s0_00024", "CoSc_cscl_alloy_s0_00000",
+             "CuZn_cscl_alloy_s0_00187", "GaP_honeycomb_2d_s0_00160")
+    pack = pack_folders([str(dataset_path("universal-mini") / n) for n in names], tmp / "base.lmdb", cutoff=9.0,
+                        split_seed=0, split_fractions=(0.5, 0.5, 0.0), progress=False)
+    return run(compose(overrides(pack), tmp / "run"))["last_checkpoint"]
+
+
+def test_finetuning_adds_the_elements_the_model_lacks_and_keeps_what_it_knew(base_model, user_pack, tmp_path):
+    from deeph_lightning.ship_model import check_mae, fine_tuned_from
+
+    # the user's training split (BeS, CaS) brings Be, S and Ca; LR 0 keeps the weights as they were
+    tuned = run(compose(overrides(user_pack, finetune_from=base_model, **{"model.optimizer.lr": 0}), tmp_path / "t"))
+    old = torch.load(base_model, weights_only=True)["deeph"]
+    meta = torch.load(tuned["last_checkpoint"], weights_only=True)["deeph"]
+    new = {"4", "16", "20"}
+    assert set(meta["basis"]) == set(old["basis"]) | new
+    assert all(meta["basis"][z] == shells for z, shells in old["basis"].items())
+    assert meta["finetuned_from"]["added_elements"] == ["Be", "S", "Ca"]
+    assert fine_tuned_from(meta["finetuned_from"]).endswith("(trained 2 steps), adding Be, S, Ca")
+    # the model's own tables are kept; the new elements get theirs from the training split and the data's recipe
+    assert all(meta["atom_onsite"][z] == v for z, v in old["atom_onsite"].items()) and new <= set(meta["atom_onsite"])
+    stats, old_stats = meta["net"]["block_stats"], old["net"]["block_stats"]
+    for table, entries in old_stats.items():
+        assert all(stats[table][k] == v for k, v in entries.items()), table
+    assert new <= set(stats["onsite_shift"]) and {"4-16", "16-20", "16-16"} <= set(stats["hopping_decay"])
+    # Be with the model's elements: bonded by no data, from the combining rule (Be-Be and the element's own)
+    known = [z for z in map(int, old["basis"]) if f"{z}-{z}" in old_stats["hopping_scale"]]
+    assert known and all(f"4-{z}" in stats["hopping_scale"] for z in known)
+    # what it predicts for a structure of the elements it knew does not move; it now reads the new ones
+    assert check_mae(tuned["last_checkpoint"], "universal-mini", "AlAs_zincblende_s0_00090") == check_mae(
+        base_model, "universal-mini", "AlAs_zincblende_s0_00090")
+    with pytest.raises(RuntimeError, match=r"element\(s\) S, Ca unknown to the model"):
+        check_mae(base_model, "universal-mini", "CaS_rocksalt_s0_00303")
+    assert check_mae(tuned["last_checkpoint"], "universal-mini", "CaS_rocksalt_s0_00303") < 1e4
+
+
+def test_a_new_element_outside_the_training_split_is_refused(base_model, user_pack, tmp_path):
+    # half the training split: BeS or CaS, so Ca or Be is left with nothing to learn it from
+    with pytest.raises(SetupError, match=r"mine.lmdb: element\(s\) (Be|Ca) that .*base.* does not know are in no "
+                                         r"structure of the training split"):
+        run(compose(overrides(user_pack, finetune_from=base_model, **{"data.train_fraction": 0.5}), tmp_path / "a"))
+    assert not (tmp_path / "a" / "checkpoints").exists()
