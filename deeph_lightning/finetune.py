@@ -8,9 +8,11 @@ a fine-tuning run that is resumed (``ckpt_path``) takes them from its own checkp
 
 Elements the model does not know are added (``add_elements``) when their orbitals fit the model's union basis
 (its readout has no slots for more shells): the embeddings are indexed by atomic number, so the new element's
-rows exist and start as they are; its isolated-atom reference comes from the data's recipe, and its output
-statistics (and those of its pairs) from the new training split. The model's own tables are kept unchanged, so
-what it predicts for the elements it knew does not move until training moves the weights.
+rows exist; with ``element_init="group"`` they start as those of the nearest element of its group of the periodic
+table that the model knows (Zr as Ti), with ``"untrained"`` as they are. Its isolated-atom reference comes from
+the data's recipe, and its output statistics (and those of its pairs) from the new training split. The model's
+own tables are kept unchanged, so what it predicts for the elements it knew does not move until training moves
+the weights.
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ from data_prep.bonds import merge_bond_tables
 from data_prep.gauge import ATOM_GAUGES, HUCKEL_K
 
 from .models.block_scale import extend_block_stats
+from .models.common import MAX_Z
 from .models.checkpoint import CheckpointError, network_weights, read_checkpoint
 
 
@@ -38,6 +41,7 @@ class FineTuneStart:
     meta: dict  # checkpoint["deeph"]
     weights: dict[str, torch.Tensor]
     added_elements: tuple[int, ...] = ()  # atomic numbers the data brings in (``add_elements``)
+    element_init: dict[int, int] | None = None  # new element -> the known one whose embedding rows it starts from
 
     @property
     def basis(self) -> BasisTable:
@@ -79,6 +83,7 @@ class FineTuneStart:
                "dft_recipe": self.meta.get("dft_recipe")}
         if self.added_elements:
             out["added_elements"] = [element_symbol(z) for z in self.added_elements]
+            out["element_init"] = {element_symbol(z): element_symbol(d) for z, d in (self.element_init or {}).items()}
         return out
 
 
@@ -119,11 +124,40 @@ def fits_union_basis(model_basis: BasisTable, shells) -> bool:
     return all(list(shells).count(l) <= model_basis.union_shells.count(l) for l in set(shells))
 
 
-def add_elements(start: FineTuneStart, datamodule) -> FineTuneStart:
+ELEMENT_INITS = ("group", "untrained")
+
+
+def group_donor(z: int, known) -> int | None:
+    """The element of ``known`` in the same group of the periodic table as ``z``, nearest in period (the lighter
+    one on a tie); None when the model knows no element of that group."""
+    from pymatgen.core import Element
+
+    group, row = Element.from_Z(z).group, Element.from_Z(z).row
+    same = [k for k in known if Element.from_Z(k).group == group]
+    return min(same, key=lambda k: (abs(Element.from_Z(k).row - row), k)) if same else None
+
+
+def start_new_elements(weights: dict[str, torch.Tensor], donors: dict[int, int]) -> dict[str, torch.Tensor]:
+    """``weights`` with the rows of every parameter indexed by atomic number (embeddings: first dimension
+    MAX_Z + 1) of each new element copied from its donor."""
+    out = dict(weights)
+    for key, value in weights.items():
+        if value.ndim >= 1 and value.shape[0] == MAX_Z + 1:
+            value = value.clone()
+            for z, donor in donors.items():
+                value[z] = value[donor]
+            out[key] = value
+    return out
+
+
+def add_elements(start: FineTuneStart, datamodule, element_init: str = "group") -> FineTuneStart:
     """``start`` extended by the elements of the data it does not know (``data_problems`` has passed): element
     table, isolated-atom table (atoms/huckel gauges, for the data's recipe) and output statistics (from the
-    training split, in the model's gauge; the model's own entries unchanged); ``start`` itself when there are
-    none. The data is padded to the resulting element table."""
+    training split, in the model's gauge; the model's own entries unchanged) and, with ``element_init="group"``,
+    embeddings started from a known element of the same group; ``start`` itself when there are none. The data is
+    padded to the resulting element table."""
+    if element_init not in ELEMENT_INITS:
+        raise FineTuneError(f"finetune_element_init={element_init!r}: expected one of {', '.join(ELEMENT_INITS)}")
     data_basis = datamodule.records.basis
     new = tuple(z for z in data_basis.elements if z not in start.basis)
     if not new:
@@ -154,5 +188,9 @@ def add_elements(start: FineTuneStart, datamodule) -> FineTuneStart:
         found = datamodule.block_statistics(target_gauge=gauge, decay="hopping_decay" in stats, atom_onsite=atoms,
                                             huckel_k=meta.get("huckel_k") or HUCKEL_K, combine=False)
         meta["net"]["block_stats"] = extend_block_stats(stats, found, basis.elements)
-    return replace(start, meta=meta, added_elements=new)
+    donors = {}
+    if element_init == "group":
+        donors = {z: d for z in new if (d := group_donor(z, start.basis.elements)) is not None}
+    return replace(start, meta=meta, added_elements=new, element_init=donors,
+                   weights=start_new_elements(start.weights, donors))
 

@@ -84,12 +84,15 @@ def card(name: str, summary: str, meta: dict, reports: dict[str, dict], check: d
     recipe = meta.get("dft_recipe") or {}
     from data_prep.basis import BasisTable, element_symbol
 
-    elements = [element_symbol(z) for z in BasisTable.from_dict(meta["basis"]).elements]
+    basis = BasisTable.from_dict(meta["basis"])
+    elements = [element_symbol(z) for z in basis.elements]
+    slots = ", ".join("spdf"[l] for l in basis.union_shells)
     lines = [
         f"# Shipped model `{name}`", "", summary, "",
         f"Load it by name: `deeph-eval predict|bands|test --ckpt {name} ...`, `deeph_lightning.load_model({name!r})`.",
         f"Fine-tune it on DFT data of your own, packed with `deeph-prep pack ... --cutoff {meta['cutoff']:g}`: "
-        f"`python train.py ... finetune_from={name}` (docs/training.md, \"Fine-tuning a trained model\").",
+        f"`python train.py ... finetune_from={name}` (docs/training.md, \"Fine-tuning a trained model\"); elements "
+        f"it does not know are added when their orbitals fit its readout (shells {slots}).",
         "",
         "| | |", "|---|---|",
         f"| training data | `{data.get('pack_from') or data.get('path')}`, split set `{data.get('split_set', 'random')}` |",
@@ -148,7 +151,8 @@ if __name__ == "__main__":
 
 def fine_tuned_from(provenance: dict) -> str:
     """The model card's "fine-tuned from" entry: the source, its steps, the elements fine-tuning added."""
-    added = provenance.get("added_elements")
+    added, init = provenance.get("added_elements"), provenance.get("element_init") or {}
+    started = f" ({', '.join(f'{z} as {d}' for z, d in init.items())})" if init else ""
     return (f"{provenance.get('source')} (trained {provenance.get('global_step')} steps)"
-            + (f", adding {', '.join(added)}" if added else ""))
+            + (f", adding {', '.join(added)}{started}" if added else ""))
 

@@ -64,13 +64,15 @@ def start_from(cfg: DictConfig, datamodule) -> FineTuneStart | None:
         print(f"warning: {datamodule.path} was computed with another DFT recipe than {source}'s training data "
               f"({'; '.join(diffs)}): fine-tuning teaches the model the new recipe", file=sys.stderr, flush=True)
     try:
-        start = add_elements(start, datamodule)
+        start = add_elements(start, datamodule, str(cfg.get("finetune_element_init", "group")))
     except FineTuneError as err:
         raise SetupError(str(err)) from None
     if start.added_elements:
-        print(f"note: fine-tuning adds {', '.join(start.provenance()['added_elements'])} to {source}'s elements: their "
-              "embeddings start untrained, their output statistics come from the training split", file=sys.stderr,
-              flush=True)
+        added = start.provenance()
+        init = ", ".join(f"{z} as {d}" for z, d in added["element_init"].items())
+        print(f"note: fine-tuning adds {', '.join(added['added_elements'])} to {source}'s elements: embeddings "
+              f"{'start ' + init if init else 'start untrained'}, output statistics from the training split",
+              file=sys.stderr, flush=True)
     return start
 
 

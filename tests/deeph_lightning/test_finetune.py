@@ -7,9 +7,9 @@ from __future__ import annotations
 import pytest
 import torch
 
-from data_prep.basis import BasisTable
+from data_prep.basis import CHEMICAL_SYMBOLS, BasisTable, element_symbol
 from data_prep.embedded import dataset_path
-from deeph_lightning.finetune import data_problems, finetune_start
+from deeph_lightning.finetune import data_problems, finetune_start, group_donor
 from deeph_lightning.models.checkpoint import read_checkpoint
 from deeph_lightning.preflight import SetupError
 from deeph_lightning.training import run
@@ -94,45 +94,66 @@ def test_elements_and_bases_the_model_does_not_have_are_named():
 
 @pytest.fixture(scope="module")
 def base_model(tmp_path_factory):
-    """A model that knows Al, As, B, P, Co, Sc, Cu, Zn and Ga (two steps on five structures), to add elements to;
-    Co and Sc give it the readout of universal-mini (shells s, s, p, d)."""
+    """A model that knows Al, As, B, P, Be, Co, Cu, Zn and Ga (two steps on five structures), to add elements to;
+    Co gives it the readout of universal-mini (shells s, s, p, d)."""
     from data_prep.lmdb_dataset import pack_folders
 
     tmp = tmp_path_factory.mktemp("base")
-    names = ("AlAs_zincblende_s0_00090", "BP_zincblende_s0_00024", "CoSc_cscl_alloy_s0_00000",
+    names = ("AlAs_zincblende_s0_00090", "BP_zincblende_s0_00024", "BeCo_cscl_alloy_s0_00018",
              "CuZn_cscl_alloy_s0_00187", "GaP_honeycomb_2d_s0_00160")
     pack = pack_folders([str(dataset_path("universal-mini") / n) for n in names], tmp / "base.lmdb", cutoff=9.0,
-                        split_seed=0, split_fractions=(0.5, 0.5, 0.0), progress=False)
+                        split_seed=0, split_fractions=(0.8, 0.2, 0.0), progress=False)
     return run(compose(overrides(pack), tmp / "run"))["last_checkpoint"]
 
 
 def test_finetuning_adds_the_elements_the_model_lacks_and_keeps_what_it_knew(base_model, user_pack, tmp_path):
     from deeph_lightning.ship_model import check_mae, fine_tuned_from
 
-    # the user's training split (BeS, CaS) brings Be, S and Ca; LR 0 keeps the weights as they were
+    # the user's training split (BeS, CaS) brings S and Ca; LR 0 keeps the weights as they were
     tuned = run(compose(overrides(user_pack, finetune_from=base_model, **{"model.optimizer.lr": 0}), tmp_path / "t"))
-    old = torch.load(base_model, weights_only=True)["deeph"]
-    meta = torch.load(tuned["last_checkpoint"], weights_only=True)["deeph"]
-    new = {"4", "16", "20"}
+    base = torch.load(base_model, weights_only=True)
+    saved = torch.load(tuned["last_checkpoint"], weights_only=True)
+    old, meta = base["deeph"], saved["deeph"]
+    new = {"16", "20"}
     assert set(meta["basis"]) == set(old["basis"]) | new
     assert all(meta["basis"][z] == shells for z, shells in old["basis"].items())
-    assert meta["finetuned_from"]["added_elements"] == ["Be", "S", "Ca"]
-    assert fine_tuned_from(meta["finetuned_from"]).endswith("(trained 2 steps), adding Be, S, Ca")
+    assert meta["finetuned_from"]["added_elements"] == ["S", "Ca"]
+    # Ca starts as Be, the element of its group the model knows; the model knows no element of S's group
+    assert meta["finetuned_from"]["element_init"] == {"Ca": "Be"}
+    assert fine_tuned_from(meta["finetuned_from"]).endswith("(trained 2 steps), adding S, Ca (Ca as Be)")
+    for key in ("node_embedding.weight", "edge_embedding.z_src.weight", "edge_embedding.z_dst.weight"):
+        was, now = base["state_dict"]["ema.module." + key], saved["state_dict"]["ema.module." + key]
+        assert torch.equal(now[20], was[4]) and torch.equal(now[16], was[16]), key
+        assert torch.equal(now[:16], was[:16]) and torch.equal(now[21:], was[21:]), key
     # the model's own tables are kept; the new elements get theirs from the training split and the data's recipe
     assert all(meta["atom_onsite"][z] == v for z, v in old["atom_onsite"].items()) and new <= set(meta["atom_onsite"])
     stats, old_stats = meta["net"]["block_stats"], old["net"]["block_stats"]
     for table, entries in old_stats.items():
         assert all(stats[table][k] == v for k, v in entries.items()), table
     assert new <= set(stats["onsite_shift"]) and {"4-16", "16-20", "16-16"} <= set(stats["hopping_decay"])
-    # Be with the model's elements: bonded by no data, from the combining rule (Be-Be and the element's own)
+    # S with the model's elements: bonded by no data, from the combining rule (S-S and the element's own)
     known = [z for z in map(int, old["basis"]) if f"{z}-{z}" in old_stats["hopping_scale"]]
-    assert known and all(f"4-{z}" in stats["hopping_scale"] for z in known)
+    assert known and all(f"{min(z, 16)}-{max(z, 16)}" in stats["hopping_scale"] for z in known)
     # what it predicts for a structure of the elements it knew does not move; it now reads the new ones
     assert check_mae(tuned["last_checkpoint"], "universal-mini", "AlAs_zincblende_s0_00090") == check_mae(
         base_model, "universal-mini", "AlAs_zincblende_s0_00090")
     with pytest.raises(RuntimeError, match=r"element\(s\) S, Ca unknown to the model"):
         check_mae(base_model, "universal-mini", "CaS_rocksalt_s0_00303")
     assert check_mae(tuned["last_checkpoint"], "universal-mini", "CaS_rocksalt_s0_00303") < 1e4
+    # untrained: the new rows stay as they were
+    plain = run(compose(overrides(user_pack, finetune_from=base_model, finetune_element_init="untrained",
+                                  **{"model.optimizer.lr": 0}), tmp_path / "u"))
+    saved = torch.load(plain["last_checkpoint"], weights_only=True)
+    assert saved["deeph"]["finetuned_from"]["element_init"] == {}
+    assert torch.equal(saved["state_dict"]["ema.module.node_embedding.weight"],
+                       base["state_dict"]["ema.module.node_embedding.weight"])
+
+
+def test_the_group_donor_is_the_nearest_known_element_of_the_group():
+    known = finetune_start("universal-mini").basis.elements
+    donors = {sym: group_donor(CHEMICAL_SYMBOLS.index(sym), known) for sym in ("Zr", "Hf", "Mo", "Ag", "Xe")}
+    assert {sym: element_symbol(z) if z else None for sym, z in donors.items()} == {
+        "Zr": "Ti", "Hf": "Ti", "Mo": "Cr", "Ag": "Cu", "Xe": None}
 
 
 def test_a_new_element_outside_the_training_split_is_refused(base_model, user_pack, tmp_path):
