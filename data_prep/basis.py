@@ -149,8 +149,17 @@ class BasisTable:
         except KeyError:
             raise KeyError(
                 f"element {element_symbol(int(z))} (Z={int(z)}) is not in the basis table "
-                f"(elements: {', '.join(element_symbol(e) for e in self.elements)})"
+                f"(elements: {self.symbols})"
             ) from None
+
+    def unknown(self, numbers: Iterable[int]) -> list[int]:
+        """The atomic numbers among ``numbers`` that the table lacks, sorted."""
+        return sorted({int(z) for z in numbers} - set(self.elements))
+
+    @property
+    def symbols(self) -> str:
+        """The table's elements as "H, C, Si"."""
+        return ", ".join(element_symbol(z) for z in self.elements)
 
     def n_orbitals(self, z: int) -> int:
         return sum(2 * l + 1 for l in self.shells_of(z))
@@ -221,9 +230,9 @@ class BasisTable:
 
 
 def check_elements(basis: BasisTable, numbers: Iterable[int], where: str) -> None:
-    missing = sorted({int(z) for z in numbers} - set(basis.elements))
+    missing = basis.unknown(numbers)
     if missing:
         raise ValueError(
             f"{where}: element(s) {', '.join(element_symbol(z) for z in missing)} not in the basis table "
-            f"(known: {', '.join(element_symbol(z) for z in basis.elements)})"
+            f"(known: {basis.symbols})"
         )

@@ -48,11 +48,11 @@ def load_checkpoint(ckpt_path: str | os.PathLike, map_location="cpu", dtype: str
 
 
 def check_known_elements(loaded: LoadedModel, numbers, where: str) -> None:
-    missing = sorted({int(z) for z in numbers} - set(loaded.basis.elements))
+    missing = loaded.basis.unknown(numbers)
     if missing:
         raise ModelInputError(
             f"{where}: element(s) {', '.join(element_symbol(z) for z in missing)} unknown to the model "
-            f"(it was trained on {', '.join(element_symbol(z) for z in loaded.basis.elements)})"
+            f"(it was trained on {loaded.basis.symbols})"
         )
 
 

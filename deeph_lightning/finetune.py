@@ -101,7 +101,7 @@ def data_problems(start: FineTuneStart, data_basis: BasisTable, data_cutoff: flo
     """Why the packed data at ``data_path`` cannot fine-tune the checkpoint's model (empty: it can)."""
     model_basis = start.basis
     problems = []
-    unknown = [z for z in data_basis.elements if z not in model_basis]
+    unknown = model_basis.unknown(data_basis.elements)
     too_large = [z for z in unknown if not fits_union_basis(model_basis, data_basis.shells_of(z))]
     if too_large:
         problems.append(f"{data_path} has element(s) {', '.join(element_symbol(z) for z in too_large)} whose "
@@ -159,7 +159,7 @@ def add_elements(start: FineTuneStart, datamodule, element_init: str = "group") 
     if element_init not in ELEMENT_INITS:
         raise FineTuneError(f"finetune_element_init={element_init!r}: expected one of {', '.join(ELEMENT_INITS)}")
     data_basis = datamodule.records.basis
-    new = tuple(z for z in data_basis.elements if z not in start.basis)
+    new = tuple(start.basis.unknown(data_basis.elements))
     if not new:
         datamodule.use_model_basis(start.basis)
         return start

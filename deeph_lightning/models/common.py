@@ -93,5 +93,5 @@ def check_elements_known(basis: BasisTable, z: torch.Tensor) -> None:
     known = torch.zeros(MAX_Z + 1, dtype=torch.bool, device=z.device)
     known[list(basis.elements)] = True
     if z.numel() and (z.max() > MAX_Z or not bool(known[z].all())):
-        bad = sorted(set(z.tolist()) - set(basis.elements))
+        bad = basis.unknown(z.tolist())
         raise ValueError(f"atomic numbers {bad} are not in the model's basis table {basis.to_dict()}")
