@@ -52,7 +52,8 @@ def check_known_elements(loaded: LoadedModel, numbers, where: str) -> None:
     if missing:
         raise ModelInputError(
             f"{where}: element(s) {', '.join(element_symbol(z) for z in missing)} unknown to the model "
-            f"(it was trained on {loaded.basis.symbols})"
+            f"(it was trained on {loaded.basis.symbols}; fine-tuning on DFT data that has them adds them: "
+            "docs/training.md, \"Fine-tuning a trained model\")"
         )
 
 
