@@ -20,6 +20,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -115,7 +116,7 @@ def main() -> None:
         runs["fine-tuned, Zr untrained"] = [*tune, "finetune_element_init=untrained"]
     ckpts = {"universal-mini as shipped": "universal-mini"} if args.material == "alas" else {}
     for label, extra in runs.items():
-        run_dir = work / label.replace(" ", "-")
+        run_dir = work / slug(label)
         if not (run_dir / "checkpoints" / "last.ckpt").is_file():
             sh([sys.executable, "train.py", "+experiment=universal_mini", f"data.path={pack}", "data.pack_from=null",
                 "data.split_set=random", f"trainer.max_steps={args.steps}", "model.scheduler.warmup_steps=20",
@@ -125,11 +126,16 @@ def main() -> None:
     print(f"| model ({args.steps} steps on {args.material}) | H MAE | on-site | first shell | band MAE, E_F ± 2 eV |")
     print("|---|---|---|---|---|")
     for label, ckpt in ckpts.items():
-        report = work / f"test-{label.replace(' ', '-')}.json"
+        report = work / f"test-{slug(label)}.json"
         sh(["deeph-eval", "test", "--ckpt", ckpt, "--data", str(evaluation), "--bands", "--band-align", "fermi",
             "--out", str(report)], args.threads, work / f"{report.stem}.log")
         r = json.loads(report.read_text())
         print(f"| {label} | {summary(r)} |")
+
+
+def slug(label: str) -> str:
+    """A folder name Hydra's command line takes (no commas, brackets or spaces)."""
+    return re.sub(r"[^A-Za-z0-9]+", "-", label).strip("-")
 
 
 def summary(report: dict) -> str:
