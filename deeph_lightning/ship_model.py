@@ -42,6 +42,14 @@ def check_mae(ckpt: str, dataset: str, structure_id: str) -> float:
     return float(report["mae_meV"])
 
 
+def fine_tuned_from(provenance: dict) -> str:
+    """The model card's "fine-tuned from" entry: the source, its steps, the elements fine-tuning added."""
+    added, init = provenance.get("added_elements"), provenance.get("element_init") or {}
+    started = f" ({', '.join(f'{z} as {d}' for z, d in init.items())})" if init else ""
+    return (f"{provenance.get('source')} (trained {provenance.get('global_step')} steps)"
+            + (f", adding {', '.join(added)}{started}" if added else ""))
+
+
 def _f(x, digits: int = 1) -> str:
     return "–" if x is None else f"{x:.{digits}f}"
 
@@ -147,12 +155,3 @@ def main(argv=None) -> int:
 
 if __name__ == "__main__":
     sys.exit(main())
-
-
-def fine_tuned_from(provenance: dict) -> str:
-    """The model card's "fine-tuned from" entry: the source, its steps, the elements fine-tuning added."""
-    added, init = provenance.get("added_elements"), provenance.get("element_init") or {}
-    started = f" ({', '.join(f'{z} as {d}' for z, d in init.items())})" if init else ""
-    return (f"{provenance.get('source')} (trained {provenance.get('global_step')} steps)"
-            + (f", adding {', '.join(added)}{started}" if added else ""))
-
