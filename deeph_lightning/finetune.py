@@ -127,6 +127,11 @@ def fits_union_basis(model_basis: BasisTable, shells) -> bool:
 ELEMENT_INITS = ("group", "untrained")
 
 
+def started_as(element_init: dict[str, str]) -> str:
+    """``provenance()["element_init"]`` as "Zr as Ti, Ca as Be" (empty when none)."""
+    return ", ".join(f"{z} as {d}" for z, d in element_init.items())
+
+
 def group_donor(z: int, known) -> int | None:
     """The element of ``known`` in the same group of the periodic table as ``z``, nearest in period (the lighter
     one on a tie); None when the model knows no element of that group."""

@@ -44,8 +44,10 @@ def check_mae(ckpt: str, dataset: str, structure_id: str) -> float:
 
 def fine_tuned_from(provenance: dict) -> str:
     """The model card's "fine-tuned from" entry: the source, its steps, the elements fine-tuning added."""
+    from .finetune import started_as
+
     added, init = provenance.get("added_elements"), provenance.get("element_init") or {}
-    started = f" ({', '.join(f'{z} as {d}' for z, d in init.items())})" if init else ""
+    started = f" ({started_as(init)})" if init else ""
     return (f"{provenance.get('source')} (trained {provenance.get('global_step')} steps)"
             + (f", adding {', '.join(added)}{started}" if added else ""))
 

@@ -16,7 +16,7 @@ from deeph_eval.model_io import recipe_differences
 
 from .budget import BudgetError, training_budget
 from .callbacks import CSVLogger, SlurmRequeue
-from .finetune import FineTuneError, FineTuneStart, add_elements, data_problems, finetune_start
+from .finetune import FineTuneError, FineTuneStart, add_elements, data_problems, finetune_start, started_as
 from .module import AUTO_STATS
 from .preflight import SetupError, preflight
 from .resume import resolve_checkpoint, strategy_mismatch
@@ -69,7 +69,7 @@ def start_from(cfg: DictConfig, datamodule) -> FineTuneStart | None:
         raise SetupError(str(err)) from None
     if start.added_elements:
         added = start.provenance()
-        init = ", ".join(f"{z} as {d}" for z, d in added["element_init"].items())
+        init = started_as(added["element_init"])
         print(f"note: fine-tuning adds {', '.join(added['added_elements'])} to {source}'s elements: embeddings "
               f"{'start ' + init if init else 'start untrained'}, output statistics from the training split",
               file=sys.stderr, flush=True)
